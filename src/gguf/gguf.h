@@ -1,0 +1,151 @@
+// GGUF reader: memory-maps a file, validates every count, size, offset and
+// shape against the file before use, and exposes metadata and tensors.
+// Spec: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
+// Versions 2 and 3 are read; version 1 is rejected with a clear message.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/error.h"
+#include "tensor/dtype.h"
+#include "tensor/tensor_view.h"
+
+namespace glassbox::gguf {
+
+// Metadata value type ids as stored in the file.
+enum class ValueType : uint32_t {
+  UINT8 = 0,
+  INT8 = 1,
+  UINT16 = 2,
+  INT16 = 3,
+  UINT32 = 4,
+  INT32 = 5,
+  FLOAT32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  UINT64 = 10,
+  INT64 = 11,
+  FLOAT64 = 12,
+};
+
+std::string_view value_type_name(ValueType t);
+
+struct Value;
+struct Array {
+  ValueType elem_type = ValueType::UINT8;
+  std::vector<Value> items;  // nested arrays allowed (elem_type == ARRAY)
+};
+
+// One metadata value. The variant index equals the GGUF value type id.
+struct Value {
+  std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float, bool, std::string,
+               Array, uint64_t, int64_t, double>
+      v;
+
+  ValueType type() const { return static_cast<ValueType>(v.index()); }
+  // Any integer type (and bool) as int64; nullopt for other types or a
+  // uint64 that does not fit.
+  std::optional<int64_t> as_int() const;
+  // Any integer or float type as double.
+  std::optional<double> as_float() const;
+  std::optional<bool> as_bool() const;
+  const std::string* as_string() const;
+  const Array* as_array() const;
+  // Human-readable rendering (arrays abbreviated after `max_items`).
+  std::string to_string(size_t max_items = 8) const;
+};
+
+struct TensorInfo {
+  std::string name;
+  DType type = DType::F32;
+  int n_dims = 0;
+  int64_t ne[4] = {1, 1, 1, 1};
+  uint64_t offset = 0;      // relative to the start of the tensor data section
+  uint64_t nbytes = 0;      // validated: fits inside the file
+  const uint8_t* data = nullptr;  // points into the mapping
+
+  int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  TensorView view() const;
+};
+
+// Called while the file is mapped and checked: (bytes done, bytes total).
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+class File {
+ public:
+  // Maps and validates `path`. Throws glassbox::Error naming the problem
+  // (with the file path) for any malformed, truncated or unsupported file.
+  static std::unique_ptr<File> open(const std::string& path, const ProgressFn& progress = {});
+  // Same validation over bytes in memory (the caller keeps them alive). Used
+  // by the fuzz target and tests.
+  static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size,
+                                           std::string name = "<memory>");
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  const std::string& path() const { return path_; }
+  uint32_t version() const { return version_; }
+  uint64_t alignment() const { return alignment_; }
+  uint64_t file_size() const { return size_; }
+  uint64_t data_offset() const { return data_offset_; }  // start of tensor data
+
+  const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
+  const Value* find(std::string_view key) const;
+  std::optional<int64_t> get_int(std::string_view key) const;
+  std::optional<double> get_float(std::string_view key) const;
+  std::optional<bool> get_bool(std::string_view key) const;
+  std::optional<std::string> get_string(std::string_view key) const;
+  // Typed arrays; throw Error if the key exists with another type.
+  std::optional<std::vector<std::string>> get_string_array(std::string_view key) const;
+  std::optional<std::vector<float>> get_float_array(std::string_view key) const;
+  std::optional<std::vector<int64_t>> get_int_array(std::string_view key) const;
+
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find_tensor(std::string_view name) const;
+
+ private:
+  File() = default;
+  void parse(const ProgressFn& progress);
+
+  std::string path_;
+  const uint8_t* base_ = nullptr;
+  uint64_t size_ = 0;
+  bool mapped_ = false;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = 32;
+  uint64_t data_offset_ = 0;
+  std::vector<std::pair<std::string, Value>> kv_;
+  std::vector<TensorInfo> tensors_;
+};
+
+// Writer: builds a GGUF v3 file (used by the benchmark-model generator,
+// tests that make bad files, and the quantizer).
+class Writer {
+ public:
+  void set(std::string key, Value value);
+  // Adds a tensor; `data` must hold row_bytes(type, ne[0]) * rows bytes.
+  void add_tensor(std::string name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> data);
+  void write(const std::string& path) const;  // throws Error on I/O failure
+  std::vector<uint8_t> to_bytes() const;
+
+ private:
+  std::vector<std::pair<std::string, Value>> kv_;
+  struct Pending {
+    std::string name;
+    DType type;
+    std::vector<int64_t> ne;
+    std::vector<uint8_t> data;
+  };
+  std::vector<Pending> tensors_;
+};
+
+}  // namespace glassbox::gguf

@@ -1,0 +1,25 @@
+// A typed, non-owning view of a 2-D (or 1-D) weight tensor: the dtype lives
+// with the pointer, never apart from it. ne[0] is the row length (the
+// contiguous dimension, as in ggml), ne[1] the number of rows.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace glassbox {
+
+struct TensorView {
+  DType type = DType::F32;
+  const uint8_t* data = nullptr;
+  int64_t ne[4] = {1, 1, 1, 1};
+  int64_t row_stride = 0;  // bytes between consecutive rows
+
+  int64_t cols() const { return ne[0]; }
+  int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
+  int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
+  const uint8_t* row(int64_t r) const { return data + r * row_stride; }
+  explicit operator bool() const { return data != nullptr; }
+};
+
+}  // namespace glassbox
