@@ -1,0 +1,33 @@
+// Shared helpers of the glassbox command-line subcommands.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace glassbox::cli {
+
+// Loads a model, drawing a progress bar on stderr when it is a terminal.
+std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer = true);
+
+// Only the vocabulary of a GGUF file (works on vocab-only files too).
+struct VocabFile {
+  std::unique_ptr<gguf::File> file;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+VocabFile load_vocab(const std::string& path);
+
+// Parses "1,2,3" into ids; throws Error naming the bad item.
+std::vector<TokenId> parse_id_list(const std::string& text);
+
+// Reads a whole file; throws Error naming the file.
+std::string read_file(const std::string& path);
+
+// JSON-escaped float as llama.cpp prints them (%.9g round-trips a float).
+std::string format_float(float v);
+
+bool stdout_is_terminal();
+
+}  // namespace glassbox::cli

@@ -1,0 +1,26 @@
+// glassbox: run open-weight reasoning models locally and inspect their thinking.
+#include <cstdio>
+#include <exception>
+
+#include "base/error.h"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"glassbox: run reasoning models on your own hardware and inspect their thinking"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "glassbox 0.1.0");
+  glassbox::cli::register_model_commands(app);
+  glassbox::cli::register_generate_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const glassbox::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,86 @@
+// ggml block layouts of the quantized types glassbox computes with, plus the
+// small helpers every kernel variant shares. Blocks are read from byte
+// pointers that may be unaligned (GGUF only aligns whole tensors), so every
+// multi-byte field is read with memcpy.
+//
+// The helpers have internal linkage (static) on purpose: this header is also
+// compiled into the AVX2/AVX-512 files, and an `inline` function emitted
+// there could be picked by the linker for the scalar code too, putting
+// AVX instructions on a path that must run on any x86-64 CPU.
+// load_fp16 must not be used from SIMD files (it calls the shared inline
+// fp16_to_f32); they convert with F16C instead.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "tensor/fp16.h"
+
+namespace glassbox::kernels::layout {
+
+// Q4_0: fp16 d, then 16 bytes; low nibbles are elements 0..15, high nibbles
+// 16..31; value = (q - 8) * d.
+inline constexpr int kQ4_0Elems = 32;
+inline constexpr int kQ4_0Bytes = 2 + 16;
+inline constexpr int kQ4_0Qs = 2;
+
+// Q5_0: fp16 d, 4 bytes qh (bit j = 5th bit of element j), 16 bytes nibbles
+// as in Q4_0; value = ((q | hbit << 4) - 16) * d.
+inline constexpr int kQ5_0Elems = 32;
+inline constexpr int kQ5_0Bytes = 2 + 4 + 16;
+inline constexpr int kQ5_0Qh = 2;
+inline constexpr int kQ5_0Qs = 6;
+
+// Q8_0: fp16 d, 32 int8; value = q * d.
+inline constexpr int kQ8_0Elems = 32;
+inline constexpr int kQ8_0Bytes = 2 + 32;
+inline constexpr int kQ8_0Qs = 2;
+
+// Q4_K: 256 elements in 8 sub-blocks of 32. fp16 d, fp16 dmin, 12 bytes of
+// packed 6-bit (scale, min) pairs, 128 bytes of nibbles. Sub-blocks 2k and
+// 2k+1 share the 32 bytes qs[32k..32k+31] (low, then high nibbles);
+// value = d * scale * q - dmin * min.
+inline constexpr int kQ4_KElems = 256;
+inline constexpr int kQ4_KBytes = 2 + 2 + 12 + 128;
+inline constexpr int kQ4_KDmin = 2;
+inline constexpr int kQ4_KScales = 4;
+inline constexpr int kQ4_KQs = 16;
+
+// Q6_K: 256 elements in 16 sub-blocks of 16. 128 bytes ql (low 4 bits),
+// 64 bytes qh (high 2 bits), 16 int8 scales, fp16 d;
+// value = d * scale * (q - 32).
+inline constexpr int kQ6_KElems = 256;
+inline constexpr int kQ6_KBytes = 128 + 64 + 16 + 2;
+inline constexpr int kQ6_KQh = 128;
+inline constexpr int kQ6_KScales = 192;
+inline constexpr int kQ6_KD = 208;
+
+static inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+static inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+static inline float load_fp16(const uint8_t* p) { return fp16_to_f32(load_u16(p)); }
+
+// Unpacks the 6-bit scale and min of Q4_K sub-block j (0..7) from the 12
+// packed bytes: sub-blocks 0..3 keep theirs in the low 6 bits of bytes j and
+// j+4; sub-blocks 4..7 combine a nibble of byte j+4 with the top 2 bits of
+// bytes j-4 (scale) and j (min).
+static inline void q4_k_scale_min(int j, const uint8_t* packed, uint8_t* scale, uint8_t* min) {
+  if (j < 4) {
+    *scale = packed[j] & 63;
+    *min = packed[j + 4] & 63;
+  } else {
+    *scale = static_cast<uint8_t>((packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4));
+    *min = static_cast<uint8_t>((packed[j + 4] >> 4) | ((packed[j] >> 6) << 4));
+  }
+}
+
+}  // namespace glassbox::kernels::layout

@@ -1,0 +1,99 @@
+// A loaded model (mapped weights + config + tokenizer) and an inference
+// context (KV cache + activations) with one straight-line forward pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "gguf/gguf.h"
+#include "model/config.h"
+#include "tensor/tensor_view.h"
+#include "tokenizer/tokenizer.h"
+
+namespace glassbox {
+
+struct LayerWeights {
+  // Matrices stay in the mapped file (any supported dtype).
+  TensorView wq, wk, wv, wo, w_gate, w_up, w_down;
+  // Small vectors are dequantized to float at load time.
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, bq, bk, bv;
+};
+
+struct Weights {
+  TensorView token_embd, output;  // output == token_embd when tied
+  std::vector<float> output_norm;
+  std::vector<float> rope_freq_factors;  // Llama 3 rope_freqs.weight, empty if absent
+  std::vector<LayerWeights> layers;
+};
+
+struct LoadOptions {
+  gguf::ProgressFn progress;  // called while mapping and checking the file
+  bool load_tokenizer = true;
+};
+
+class Model {
+ public:
+  // Throws glassbox::Error naming the problem (missing tensor, wrong shape,
+  // unsupported type, bad metadata).
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  const gguf::File& file() const { return *file_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+
+ private:
+  std::unique_ptr<gguf::File> file_;
+  ModelConfig config_;
+  Weights weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+struct ContextOptions {
+  int n_ctx = 0;      // 0: min(model's training context, 4096)
+  int n_batch = 256;  // tokens per forward chunk during prefill
+  int n_threads = 0;  // 0: hardware threads
+};
+
+// KV cache + scratch activations for one sequence. All buffers are sized at
+// construction: eval() does not allocate.
+class Context {
+ public:
+  Context(const Model& model, const ContextOptions& options = {});
+  ~Context();
+
+  // Evaluates `tokens` at positions n_past() .. n_past()+size-1 and appends
+  // them to the cache. With all_logits, logits for every input position are
+  // kept (row i = position n_past_before + i); otherwise only the last one.
+  void eval(std::span<const TokenId> tokens, bool all_logits = false);
+
+  const float* logits(int row = -1) const;  // -1: last evaluated position
+  int n_logit_rows() const { return n_logit_rows_; }
+  int n_vocab() const { return model_.config().n_vocab; }
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
+  // Forgets cached positions >= n (rewind / fork from an earlier point).
+  void truncate(int n);
+  const Model& model() const { return model_; }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  void forward_chunk(const TokenId* tokens, int n_tokens, bool all_logits, int logit_row0);
+
+  const Model& model_;
+  int n_ctx_ = 0;
+  int n_batch_ = 0;
+  int n_past_ = 0;
+  ThreadPool pool_;
+  struct Buffers;
+  std::unique_ptr<Buffers> buf_;
+  std::vector<float> logits_;  // [rows][n_vocab]
+  int n_logit_rows_ = 0;
+};
+
+}  // namespace glassbox
