@@ -75,7 +75,7 @@ def random_expression(rng):
 
 
 def render_normal(toks):
-    """Canonical form: single spaces around binary operators, '*' for products, negative numbers
+    """Canonical form: no spaces, '*' for products, negative numbers
     after an operator or '(' written as (-5)."""
     out = []
     prev = None
@@ -85,8 +85,6 @@ def render_normal(toks):
             if t < 0 and prev is not None and prev != "(":
                 s = "(" + s + ")"
             out.append(s)
-        elif t in "+-*":
-            out.append(" " + t + " ")
         else:
             out.append(t)
         prev = t
@@ -138,7 +136,7 @@ def add_unsigned(a, b):
     """Text for a + b (a, b >= 0) and result."""
     r = a + b
     if a < 100 and b < 100:
-        return "%d + %d = %d" % (a, b, r), r
+        return "%d+%d=%d" % (a, b, r), r
     da, db = digits_lsb(a), digits_lsb(b)
     cols, carry = [], 0
     for k in range(max(len(da), len(db))):
@@ -157,7 +155,7 @@ def add_unsigned(a, b):
         carry = s // 10
     if carry:
         cols.append("%d" % carry)
-    return "%d + %d: %s, so %d + %d = %d" % (a, b, ", ".join(cols), a, b, r), r
+    return "%d+%d: %s so %d" % (a, b, ",".join(cols), r), r
 
 
 def sub_unsigned(a, b):
@@ -165,7 +163,7 @@ def sub_unsigned(a, b):
     assert a >= b >= 0
     r = a - b
     if a < 100 and b < 100:
-        return "%d - %d = %d" % (a, b, r), r
+        return "%d-%d=%d" % (a, b, r), r
     da, db = digits_lsb(a), digits_lsb(b)
     cols, borrow = [], 0
     for k in range(len(da)):
@@ -184,7 +182,7 @@ def sub_unsigned(a, b):
             expr += "-1"
         cols.append("%s=%d" % (expr, top - need))
         borrow = new_borrow
-    return "%d - %d: %s, so %d - %d = %d" % (a, b, ", ".join(cols), a, b, r), r
+    return "%d-%d: %s so %d" % (a, b, ",".join(cols), r), r
 
 
 def mul_text(a, b):
@@ -195,15 +193,15 @@ def mul_text(a, b):
     else:
         big, small = a, b
     if big < 10 or big % 10 == 0 or small <= 1:
-        return "%d * %d = %d" % (a, b, r), r
+        return "%d*%d=%d" % (a, b, r), r
     tens, units = big - big % 10, big % 10
     p1, p2 = tens * small, units * small
-    text = "%d * %d = %d*%d + %d*%d = %d + %d" % (a, b, tens, small, units, small, p1, p2)
+    text = "%d*%d=%d*%d+%d*%d=%d+%d" % (a, b, tens, small, units, small, p1, p2)
     # the sum of the partial products is written directly when both are < 100,
     # otherwise as its own column addition on the next line
     add_text, _ = add_unsigned(p1, p2)
-    if p1 < 100 and p2 < 100:
-        return text + " = %d" % r, r
+    if p2 < 100:
+        return text + "=%d" % r, r
     return text + "\n" + add_text, r
 
 
@@ -214,19 +212,19 @@ def signed_addsub(a, op, b):
     if op == "-" and a >= b >= 0:
         return sub_unsigned(a, b)
     x, y = a, (b if op == "+" else -b)
-    shown = "%s %s %s" % (fmt_signed(a, first=True), op, fmt_signed(b))
+    shown = "%s%s%s" % (fmt_signed(a, first=True), op, fmt_signed(b))
     if x >= 0 and y >= 0:
         t, r = add_unsigned(x, y)
-        return "%s = %d + %d\n%s" % (shown, x, y, t), r
+        return "%s=%d+%d\n%s" % (shown, x, y, t), r
     if x < 0 and y < 0:
         t, r = add_unsigned(-x, -y)
-        return "%s = -(%d + %d)\n%s" % (shown, -x, -y, t), -r
+        return "%s=-(%d+%d)\n%s" % (shown, -x, -y, t), -r
     pos, neg = (x, -y) if x >= 0 else (y, -x)
     if pos >= neg:
         t, r = sub_unsigned(pos, neg)
-        return "%s = %d - %d\n%s" % (shown, pos, neg, t), r
+        return "%s=%d-%d\n%s" % (shown, pos, neg, t), r
     t, r = sub_unsigned(neg, pos)
-    return "%s = -(%d - %d)\n%s" % (shown, neg, pos, t), -r
+    return "%s=-(%d-%d)\n%s" % (shown, neg, pos, t), -r
 
 
 def fmt_signed(v, first=False):
@@ -286,10 +284,10 @@ def solve(toks, rng=None, check_prob=0.0):
             if min(a, b) > SMALL_FACTOR_MAX or max(a, b) > BIG_FACTOR_MAX:
                 raise Reject("factor sizes")
             text, r = mul_text(a, b)
-            simple = "%d * %d = %d" % (a, b, r)
+            simple = "%d*%d=%d" % (a, b, r)
         else:
             text, r = signed_addsub(a, op, b)
-            simple = "%s %s %s = %d" % (fmt_signed(a, first=True), op, fmt_signed(b), r)
+            simple = "%s%s%s=%d" % (fmt_signed(a, first=True), op, fmt_signed(b), r)
         if abs(r) > MAX_ABS:
             raise Reject("range")
         lines.append(text)
@@ -307,7 +305,7 @@ def python_value(toks):
 
 
 # ---------------------------------------------------------------- samples
-def sample(rng, check_prob=0.25):
+def sample(rng, check_prob=0.2):
     """One problem: dict(question, thinking, answer_text, value, toks)."""
     while True:
         toks = random_expression(rng)

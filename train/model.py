@@ -67,7 +67,7 @@ class Block(nn.Module):
         self.ffn_up = nn.Linear(c.n_embd, c.n_ff, bias=False)
         self.ffn_down = nn.Linear(c.n_ff, c.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, cache=None):
+    def forward(self, x, cos, sin, cache=None, seg=None):
         c = self.c
         B, T, _ = x.shape
         h = self.attn_norm(x)
@@ -92,6 +92,10 @@ class Block(nn.Module):
         att = (q @ k.transpose(-1, -2)) / math.sqrt(c.head_dim)
         # causal mask: query t (absolute pos S-T+t) sees keys <= its position
         mask = torch.ones(T, S, dtype=torch.bool).tril(diagonal=S - T)
+        if seg is not None:
+            # packed training rows: attend only within the same example (block-diagonal causal)
+            mask = mask[None] & (seg[:, :, None] == seg[:, None, :])
+            mask = mask[:, None]
         att = att.masked_fill(~mask, float("-inf"))
         y = torch.softmax(att, dim=-1) @ v
         y = y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim)
@@ -112,13 +116,13 @@ class Qwen3(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
-    def forward(self, idx, caches=None, start_pos=0):
+    def forward(self, idx, caches=None, start_pos=0, seg=None):
         T = idx.shape[1]
         cos = self.rope_cos[start_pos:start_pos + T]
         sin = self.rope_sin[start_pos:start_pos + T]
         x = self.token_embd(idx)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, None if caches is None else caches[i])
+            x = blk(x, cos, sin, None if caches is None else caches[i], seg)
         x = self.output_norm(x)
         return x @ self.token_embd.weight.t()
 

@@ -12,6 +12,7 @@
 // seed gives the same tokens on every platform and compiler.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -39,6 +40,8 @@ void validate(const SamplingParams& params);
 
 class Sampler {
  public:
+  static constexpr int kMassBuckets = 1024;  // top-p histogram resolution
+
   // n_vocab sizes the candidate buffers so that sample() does not allocate;
   // a later call with a larger vocabulary grows them once.
   Sampler(const SamplingParams& params, int n_vocab);
@@ -71,6 +74,8 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<float> work_logits_;       // penalised copy of the row, by id
   std::vector<Candidate> candidates_;    // surviving candidates
+  std::vector<float> weights_;           // unnormalised draw weights of the candidates
+  std::array<double, kMassBuckets> mass_by_bucket_{};  // top-p: probability mass per logit band
   std::vector<int32_t> occurrences_;     // per id counts inside the penalty window
   size_t candidate_count_ = 0;
   size_t sorted_count_ = 0;              // leading candidates known to be in final order

@@ -104,7 +104,12 @@ class File {
   std::optional<double> get_float(std::string_view key) const;
   std::optional<bool> get_bool(std::string_view key) const;
   std::optional<std::string> get_string(std::string_view key) const;
-  // Typed arrays; throw Error if the key exists with another type.
+  // Scalars: nullopt when the key is absent; throw Error when it exists with
+  // an incompatible type (get_int rejects bool, floats and a uint64 above
+  // INT64_MAX; get_float accepts any integer or float; get_bool wants BOOL).
+  // Typed arrays; throw Error if the key exists with another type
+  // (get_float_array accepts integer elements, get_int_array does not accept
+  // floats or bools).
   std::optional<std::vector<std::string>> get_string_array(std::string_view key) const;
   std::optional<std::vector<float>> get_float_array(std::string_view key) const;
   std::optional<std::vector<int64_t>> get_int_array(std::string_view key) const;
@@ -131,8 +136,12 @@ class File {
 // tests that make bad files, and the quantizer).
 class Writer {
  public:
+  // Sets a metadata value; a key set twice keeps its first position and the
+  // last value. "general.alignment" (a power of two) sets the data alignment.
   void set(std::string key, Value value);
   // Adds a tensor; `data` must hold row_bytes(type, ne[0]) * rows bytes.
+  // Throws Error for a bad shape (1..4 dims, ne >= 0, ne[0] a multiple of the
+  // block size), a size mismatch or a duplicate name.
   void add_tensor(std::string name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> data);
   void write(const std::string& path) const;  // throws Error on I/O failure
   std::vector<uint8_t> to_bytes() const;

@@ -493,9 +493,9 @@ void File::parse(const ProgressFn& progress) {
     if (add_overflows(data_offset_, t.offset, &start) || add_overflows(start, t.nbytes, &end) ||
         end > size_) {
       std::ostringstream msg;
-      msg << "truncated: tensor " << quoted(t.name) << " data (offset " << t.offset << ", "
-          << t.nbytes << " bytes, starting at file offset " << data_offset_
-          << " + offset) runs past the end of the file (" << size_ << " bytes)";
+      msg << "truncated: tensor " << quoted(t.name) << " data at file offset " << data_offset_
+          << " + " << t.offset << " (" << t.nbytes << " bytes) runs past the end of the file ("
+          << size_ << " bytes)";
       in.fail(msg.str());
     }
     t.data = base_ + start;

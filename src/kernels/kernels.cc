@@ -119,7 +119,12 @@ void matmul(const TensorView& W, const float* X, int64_t n_tokens, float* Y, Thr
     float* Y;
     int64_t n, rows, n_tokens, tile_rows;
   };
-  const Job job{&active(), &W, X, Y, n, rows, n_tokens, n_tokens == 1 ? 1 : tile_rows_for(n)};
+  // Tiles no larger than an even share of the rows, so every thread of the
+  // pool gets work even for small matrices.
+  const int64_t threads = pool != nullptr ? pool->size() : 1;
+  const int64_t share = ((rows + threads - 1) / threads + 3) / 4 * 4;
+  const int64_t tile_rows = std::min(tile_rows_for(n), share);
+  const Job job{&active(), &W, X, Y, n, rows, n_tokens, tile_rows};
   const Job* j = &job;
   auto run = [pool](int64_t count, const std::function<void(int64_t, int64_t, int)>& fn) {
     if (pool != nullptr) {

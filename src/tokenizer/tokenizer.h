@@ -8,9 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace glassbox::gguf {
@@ -18,6 +20,8 @@ class File;
 }
 
 namespace glassbox {
+
+struct VocabMetadata;  // tokenizer/vocab.h: validated tokenizer.ggml.* values
 
 using TokenId = int32_t;
 
@@ -64,13 +68,47 @@ class Tokenizer {
   const std::string& model_name() const { return model_; }  // "llama" / "gpt2"
   const std::string& pre_name() const { return pre_; }
 
+  // True when decode() drops the single leading space that encode() put in
+  // front of the text (SentencePiece with add_space_prefix). StreamDecoder
+  // applies the same rule to the first non-empty piece.
+  virtual bool decode_strips_leading_space() const { return false; }
+  TokenId unk() const { return unk_; }  // -1 when absent
+  TokenId pad() const { return pad_; }  // -1 when absent
+
  protected:
+  // A piece of the input after special-token matching: either a special
+  // token's id or raw text to tokenize normally.
+  struct Fragment {
+    TokenId special = -1;   // >= 0: this fragment is that token
+    std::string_view text;  // raw text when special < 0
+  };
+  // Fills the members above from validated metadata (shared by subclasses).
+  void init_vocab(const VocabMetadata& meta);
+  // Splits `text` at control / user-defined / unknown-type tokens written in
+  // it (leftmost match, longest token first, as Hugging Face's added-token
+  // matcher does). Without parse_special the whole text is one fragment.
+  std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
+
   std::vector<std::string> tokens_;
   std::vector<TokenAttr> attrs_;
   std::vector<TokenId> end_ids_;
   TokenId bos_ = -1, eos_ = -1, eot_ = -1;
   bool add_bos_ = false;
   std::string model_, pre_;
+  TokenId unk_ = -1, pad_ = -1;
+  // Hash that also accepts string_view, so lookups need no std::string.
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+  // Token text -> id; on duplicate texts the first id wins.
+  std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> token_to_id_;
+  // Byte trie over the texts of the tokens split_special matches.
+  struct TrieNode {
+    std::vector<std::pair<unsigned char, int32_t>> children;  // sorted by byte
+    TokenId token = -1;                                       // token ending here
+  };
+  std::vector<TrieNode> special_trie_;
 };
 
 // Streaming detokeniser: returns only complete UTF-8 sequences, holding back

@@ -1,0 +1,143 @@
+// Kernel micro-benchmarks: dot (one row after another, one thread) and
+// matmul (1 and 16 tokens, one thread and a 2-thread pool) for every
+// computable type and every ISA this CPU runs, on random weights shaped
+// 1024x1024 and 1024x3072 (rows x cols).
+//
+//   kernels_bench --benchmark_filter='Dot/Q4_K'   (one family)
+//   kernels_bench --benchmark_min_time=0.05       (a quick pass)
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/kernels.h"
+#include "tensor/fp16.h"
+
+namespace {
+
+using glassbox::DType;
+namespace kernels = glassbox::kernels;
+
+struct Shape {
+  int64_t rows, cols;
+};
+
+// Random weights: random bytes with finite fp16 scales (and finite values for
+// the float types), as in kernels_test.
+std::vector<uint8_t> random_weights(DType type, Shape shape, std::mt19937& rng) {
+  const int64_t row_bytes = glassbox::row_bytes(type, shape.cols);
+  std::vector<uint8_t> bytes(static_cast<size_t>(row_bytes * shape.rows));
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  auto put16 = [&](size_t at, uint16_t v) { std::memcpy(&bytes[at], &v, 2); };
+  const auto tr = glassbox::traits(type);
+  for (size_t at = 0; at < bytes.size(); at += static_cast<size_t>(tr.block_bytes)) {
+    switch (type) {
+      case DType::F32: {
+        const float f = value(rng);
+        std::memcpy(&bytes[at], &f, 4);
+        break;
+      }
+      case DType::F16: put16(at, glassbox::f32_to_fp16(value(rng))); break;
+      case DType::BF16: put16(at, glassbox::f32_to_bf16(value(rng))); break;
+      case DType::Q4_0:
+      case DType::Q5_0:
+      case DType::Q8_0: put16(at, glassbox::f32_to_fp16(0.01f * value(rng))); break;
+      case DType::Q4_K:
+        put16(at, glassbox::f32_to_fp16(0.01f * value(rng)));
+        put16(at + 2, glassbox::f32_to_fp16(0.01f * value(rng)));
+        break;
+      case DType::Q6_K: put16(at + 208, glassbox::f32_to_fp16(0.01f * value(rng))); break;
+      default: break;
+    }
+  }
+  return bytes;
+}
+
+struct Case {
+  DType type;
+  Shape shape;
+  std::string isa;
+};
+
+void set_counters(benchmark::State& state, const Case& c, int64_t weight_bytes, int64_t n_tokens) {
+  state.SetBytesProcessed(state.iterations() * weight_bytes);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(c.shape.rows * c.shape.cols * n_tokens) *
+                                                     static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+void bench_dot(benchmark::State& state, Case c) {
+  if (!kernels::force_isa(c.isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  std::mt19937 rng(42);
+  const auto weights = random_weights(c.type, c.shape, rng);
+  std::vector<float> x(static_cast<size_t>(c.shape.cols), 0.5f);
+  const int64_t row_bytes = glassbox::row_bytes(c.type, c.shape.cols);
+  for (auto _ : state) {
+    float sum = 0;
+    for (int64_t r = 0; r < c.shape.rows; ++r) sum += kernels::dot(c.type, &weights[r * row_bytes], x.data(), c.shape.cols);
+    benchmark::DoNotOptimize(sum);
+  }
+  set_counters(state, c, static_cast<int64_t>(weights.size()), 1);
+}
+
+void bench_matmul(benchmark::State& state, Case c) {
+  if (!kernels::force_isa(c.isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  const int64_t n_tokens = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  std::mt19937 rng(42);
+  const auto weights = random_weights(c.type, c.shape, rng);
+  glassbox::TensorView W;
+  W.type = c.type;
+  W.data = weights.data();
+  W.ne[0] = c.shape.cols;
+  W.ne[1] = c.shape.rows;
+  W.row_stride = glassbox::row_bytes(c.type, c.shape.cols);
+  std::vector<float> X(static_cast<size_t>(n_tokens * c.shape.cols), 0.25f);
+  std::vector<float> Y(static_cast<size_t>(n_tokens * c.shape.rows));
+  glassbox::ThreadPool pool(threads);
+  for (auto _ : state) {
+    kernels::matmul(W, X.data(), n_tokens, Y.data(), threads > 1 ? &pool : nullptr);
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, c, static_cast<int64_t>(weights.size()), n_tokens);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0,
+                         DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
+  const Shape shapes[] = {{1024, 1024}, {1024, 3072}};
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!kernels::force_isa(isa)) continue;  // only what this CPU runs
+    for (DType type : types) {
+      for (Shape shape : shapes) {
+        const Case c{type, shape, isa};
+        const std::string suffix = std::string(glassbox::dtype_name(type)) + "/" + isa + "/" +
+                                   std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
+        benchmark::RegisterBenchmark(("Dot/" + suffix).c_str(), bench_dot, c)->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("Matmul/" + suffix).c_str(), bench_matmul, c)
+            ->ArgsProduct({{1, 16}, {1, 2}})
+            ->ArgNames({"tokens", "threads"})
+            ->Unit(benchmark::kMicrosecond);
+      }
+    }
+  }
+  kernels::force_isa("auto");
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

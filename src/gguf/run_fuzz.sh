@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Fuzz the GGUF reader with libFuzzer (+ASan/UBSan).
+#   src/gguf/run_fuzz.sh BUILD_DIR SECONDS
+# Configures a clang build in BUILD_DIR with GLASSBOX_FUZZ=ON, builds gguf_fuzz,
+# seeds a corpus from the small reference GGUFs (plus truncated and trimmed
+# copies, so short inputs reach every section quickly) and runs for SECONDS.
+# Exits non-zero when libFuzzer reports a finding (crash-*/leak-*/timeout-*
+# files land in BUILD_DIR/fuzz-artifacts/).
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 BUILD_DIR SECONDS" >&2
+  exit 2
+fi
+BUILD_DIR=$(realpath -m "$1")
+SECONDS_TO_RUN=$2
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CXX_BIN=${CXX:-clang++-14}
+if ! command -v "$CXX_BIN" >/dev/null; then
+  echo "error: $CXX_BIN not found (libFuzzer needs clang; set CXX)" >&2
+  exit 2
+fi
+
+# Only the gguf target is built, so the rest of the tree need not compile here.
+# GLASSBOX_CMAKE_SOURCE may name another top-level CMake project that adds
+# src/gguf (useful while unrelated layers of the tree do not configure).
+cmake -S "${GLASSBOX_CMAKE_SOURCE:-$ROOT}" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER="$CXX_BIN" -DGLASSBOX_FUZZ=ON -DGLASSBOX_TESTS=OFF >/dev/null
+cmake --build "$BUILD_DIR" --target gguf_fuzz -j2
+
+CORPUS="$BUILD_DIR/fuzz-corpus"
+ARTIFACTS="$BUILD_DIR/fuzz-artifacts"
+mkdir -p "$CORPUS" "$ARTIFACTS"
+MAX_LEN=65536
+for f in "$ROOT"/tests/data/reference/models/*.gguf; do
+  size=$(stat -c %s "$f")
+  (( size < 2000000 )) || continue
+  name=$(basename "$f" .gguf)
+  # A whole small file would exceed -max_len; keep prefixes that end inside
+  # the header, the metadata and the tensor infos, plus the first 64 KiB.
+  for len in 24 100 1000 4096 16384 $MAX_LEN; do
+    head -c "$len" "$f" > "$CORPUS/$name.head$len"
+  done
+done
+# Complete, valid seeds under -max_len: each reference file's metadata plus a
+# few of its smallest tensors (every section present, offsets rewritten).
+python3 "$ROOT/src/gguf/make_fuzz_seeds.py" "$CORPUS" $MAX_LEN "$ROOT"/tests/data/reference/models/*.gguf
+
+echo "fuzzing gguf_fuzz for ${SECONDS_TO_RUN}s (corpus: $(ls "$CORPUS" | wc -l) files)"
+FUZZER=$(find "$BUILD_DIR" -name gguf_fuzz -type f -perm -u+x | head -n 1)
+cd "$ARTIFACTS"
+set +e
+"$FUZZER" -max_total_time="$SECONDS_TO_RUN" -max_len=$MAX_LEN \
+  -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$ARTIFACTS/" -print_final_stats=1 \
+  "$CORPUS"
+status=$?
+set -e
+if ls "$ARTIFACTS"/crash-* "$ARTIFACTS"/leak-* "$ARTIFACTS"/timeout-* "$ARTIFACTS"/oom-* >/dev/null 2>&1; then
+  echo "fuzzing found problems: see $ARTIFACTS" >&2
+  exit 1
+fi
+exit $status

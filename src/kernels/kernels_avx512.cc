@@ -1,0 +1,361 @@
+// AVX-512 (F, BW, VL, DQ) kernels, 16 floats per vector. Compiled with the
+// matching -m flags (see CMakeLists.txt) and run only after the dispatcher
+// has checked the CPU. Everything has internal linkage so no AVX-512 code can
+// leak into other paths through a shared inline function.
+//
+// Same contract as the AVX2 file: dequantization is bit-identical to the
+// scalar reference (no contraction, -ffp-contract=off); dot products rebuild
+// weights in registers and accumulate with FMA in several lanes.
+// GCC 12's AVX-512 headers initialise "undefined" vectors from themselves
+// (`__m512 __Y = __Y;`), which trips -Wuninitialized once inlined (GCC bug
+// 105593). The warning points into the header, so silencing it for the
+// include leaves this file's own code checked.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstring>
+
+#include "kernels/block_layouts.h"
+#include "kernels/kernels_internal.h"
+
+namespace glassbox::kernels {
+namespace {
+
+using namespace layout;
+
+float half_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+__m128i load_16_bytes(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+__m256i load_32_bytes(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+__m512 s8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)); }
+__m512 u8_to_ps(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+
+__m512 f16x16(__m256i halves) { return _mm512_cvtph_ps(halves); }
+__m512 bf16x16(__m256i halves) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16)); }
+
+// Mask of the first `count` (< 16) lanes, for masked tail loads (which do not
+// touch memory in the masked-off lanes).
+__mmask16 first_lanes(int64_t count) { return static_cast<__mmask16>((1u << count) - 1); }
+
+void split_nibbles(__m128i v, __m128i* low, __m128i* high) {
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  *low = _mm_and_si128(v, m4);
+  *high = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+}
+
+// The 32 integer values of a block as two vectors of 16 floats
+// (elements 0..15 and 16..31).
+void q4_0_values(const uint8_t* block, __m512 out[2]) {
+  __m128i low, high;
+  split_nibbles(load_16_bytes(block + kQ4_0Qs), &low, &high);
+  const __m128i eight = _mm_set1_epi8(8);
+  out[0] = s8_to_ps(_mm_sub_epi8(low, eight));
+  out[1] = s8_to_ps(_mm_sub_epi8(high, eight));
+}
+
+// Q5_0: bit j of qh is the fifth bit of element j; the 16-bit halves of qh
+// serve directly as lane masks.
+void q5_0_values(const uint8_t* block, __m512 out[2]) {
+  const uint32_t qh = load_u32(block + kQ5_0Qh);
+  __m128i low, high;
+  split_nibbles(load_16_bytes(block + kQ5_0Qs), &low, &high);
+  const __m512i sixteen = _mm512_set1_epi32(16);
+  const __m512i q_low = _mm512_cvtepu8_epi32(low);
+  const __m512i q_high = _mm512_cvtepu8_epi32(high);
+  const __m512i with_bit_low = _mm512_mask_or_epi32(q_low, static_cast<__mmask16>(qh & 0xFFFF), q_low, sixteen);
+  const __m512i with_bit_high = _mm512_mask_or_epi32(q_high, static_cast<__mmask16>(qh >> 16), q_high, sixteen);
+  out[0] = _mm512_cvtepi32_ps(_mm512_sub_epi32(with_bit_low, sixteen));
+  out[1] = _mm512_cvtepi32_ps(_mm512_sub_epi32(with_bit_high, sixteen));
+}
+
+void q8_0_values(const uint8_t* block, __m512 out[2]) {
+  out[0] = s8_to_ps(load_16_bytes(block + kQ8_0Qs));
+  out[1] = s8_to_ps(load_16_bytes(block + kQ8_0Qs + 16));
+}
+
+// One Q6_K half (128 elements) as four vectors of 32 signed bytes (q - 32);
+// vector k holds elements 32k..32k+31, i.e. sub-blocks 2k and 2k+1.
+void q6_k_half_values(const uint8_t* ql, const uint8_t* qh, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m2 = _mm256_set1_epi8(3);
+  const __m256i ql0 = load_32_bytes(ql);
+  const __m256i ql1 = load_32_bytes(ql + 32);
+  const __m256i high = load_32_bytes(qh);
+  // 16-bit shifts are safe: each byte is masked after shifting and the bits
+  // kept come from the same byte.
+  const __m256i low_bits[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                               _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                               _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+  const __m256i high_bits[4] = {_mm256_and_si256(high, m2), _mm256_and_si256(_mm256_srli_epi16(high, 2), m2),
+                                _mm256_and_si256(_mm256_srli_epi16(high, 4), m2),
+                                _mm256_and_si256(_mm256_srli_epi16(high, 6), m2)};
+  const __m256i bias = _mm256_set1_epi8(32);
+  for (int k = 0; k < 4; ++k) {
+    q[k] = _mm256_sub_epi8(_mm256_or_si256(low_bits[k], _mm256_slli_epi16(high_bits[k], 4)), bias);
+  }
+}
+
+// ---------------------------------------------------------------- dequantize
+
+void dequantize_row_avx512(DType type, const uint8_t* src, float* dst, int64_t n) {
+  switch (type) {
+    case DType::F32:
+      if (n > 0) std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      return;
+    case DType::F16:
+    case DType::BF16: {
+      const bool is_f16 = type == DType::F16;
+      for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
+        const __m256i halves = _mm256_maskz_loadu_epi16(mask, src + 2 * i);
+        _mm512_mask_storeu_ps(dst + i, mask, is_f16 ? f16x16(halves) : bf16x16(halves));
+      }
+      return;
+    }
+    case DType::Q4_0:
+    case DType::Q5_0:
+    case DType::Q8_0: {
+      const int64_t block_bytes = type == DType::Q4_0 ? kQ4_0Bytes : type == DType::Q5_0 ? kQ5_0Bytes : kQ8_0Bytes;
+      for (int64_t b = 0; b < n / 32; ++b, src += block_bytes, dst += 32) {
+        __m512 q[2];
+        if (type == DType::Q4_0) {
+          q4_0_values(src, q);
+        } else if (type == DType::Q5_0) {
+          q5_0_values(src, q);
+        } else {
+          q8_0_values(src, q);
+        }
+        const __m512 d = _mm512_set1_ps(half_at(src));
+        _mm512_storeu_ps(dst, _mm512_mul_ps(q[0], d));
+        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(q[1], d));
+      }
+      return;
+    }
+    case DType::Q4_K: {
+      const __m256i m4 = _mm256_set1_epi8(0x0F);
+      for (int64_t b = 0; b < n / kQ4_KElems; ++b, src += kQ4_KBytes, dst += kQ4_KElems) {
+        const float d = half_at(src);
+        const float dmin = half_at(src + kQ4_KDmin);
+        for (int pair = 0; pair < 4; ++pair) {
+          const __m256i v = load_32_bytes(src + kQ4_KQs + 32 * pair);
+          const __m256i nibbles[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
+          for (int h = 0; h < 2; ++h) {
+            uint8_t sc, m;
+            q4_k_scale_min(2 * pair + h, src + kQ4_KScales, &sc, &m);
+            const __m512 scale = _mm512_set1_ps(d * sc);
+            const __m512 min = _mm512_set1_ps(dmin * m);
+            float* out = dst + 64 * pair + 32 * h;
+            const __m512 q0 = u8_to_ps(_mm256_castsi256_si128(nibbles[h]));
+            const __m512 q1 = u8_to_ps(_mm256_extracti128_si256(nibbles[h], 1));
+            _mm512_storeu_ps(out, _mm512_sub_ps(_mm512_mul_ps(scale, q0), min));
+            _mm512_storeu_ps(out + 16, _mm512_sub_ps(_mm512_mul_ps(scale, q1), min));
+          }
+        }
+      }
+      return;
+    }
+    case DType::Q6_K: {
+      for (int64_t b = 0; b < n / kQ6_KElems; ++b, src += kQ6_KBytes, dst += kQ6_KElems) {
+        const float d = half_at(src + kQ6_KD);
+        for (int half = 0; half < 2; ++half) {
+          __m256i q[4];
+          q6_k_half_values(src + 64 * half, src + kQ6_KQh + 32 * half, q);
+          const int8_t* scales = reinterpret_cast<const int8_t*>(src + kQ6_KScales + 8 * half);
+          for (int k = 0; k < 4; ++k) {
+            float* out = dst + 128 * half + 32 * k;
+            const __m512 scale_lo = _mm512_set1_ps(d * static_cast<float>(scales[2 * k]));
+            const __m512 scale_hi = _mm512_set1_ps(d * static_cast<float>(scales[2 * k + 1]));
+            _mm512_storeu_ps(out, _mm512_mul_ps(scale_lo, s8_to_ps(_mm256_castsi256_si128(q[k]))));
+            _mm512_storeu_ps(out + 16, _mm512_mul_ps(scale_hi, s8_to_ps(_mm256_extracti128_si256(q[k], 1))));
+          }
+        }
+      }
+      return;
+    }
+    default: return;
+  }
+}
+
+// ----------------------------------------------------------------------- dot
+
+float dot_f32(const uint8_t* row, const float* x, int64_t n) {
+  const float* w = reinterpret_cast<const float*>(row);  // read only through unaligned loads
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    for (int u = 0; u < 4; ++u) {
+      acc[u] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16 * u), _mm512_loadu_ps(x + i + 16 * u), acc[u]);
+    }
+  }
+  for (; i + 16 <= n; i += 16) acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc[0]);
+  if (i < n) {
+    const __mmask16 mask = first_lanes(n - i);
+    acc[1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, w + i), _mm512_maskz_loadu_ps(mask, x + i), acc[1]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+template <__m512 (*Convert)(__m256i)>
+float dot_16bit(const uint8_t* row, const float* x, int64_t n) {
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    for (int u = 0; u < 4; ++u) {
+      const __m512 w = Convert(load_32_bytes(row + 2 * (i + 16 * u)));
+      acc[u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + i + 16 * u), acc[u]);
+    }
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
+    const __m512 w = Convert(_mm256_maskz_loadu_epi16(mask, row + 2 * i));
+    acc[0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x + i), acc[0]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+// Q4_0, Q5_0, Q8_0: one scale per 32 elements, applied once per block.
+template <void (*Values)(const uint8_t*, __m512*), int64_t kBlockBytes>
+float dot_32_block(const uint8_t* row, const float* x, int64_t n) {
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int64_t n_blocks = n / 32;
+  for (int64_t b = 0; b < n_blocks; ++b, row += kBlockBytes, x += 32) {
+    __m512 q[2];
+    Values(row, q);
+    const __m512 sum = _mm512_fmadd_ps(q[1], _mm512_loadu_ps(x + 16), _mm512_mul_ps(q[0], _mm512_loadu_ps(x)));
+    acc[b & 1] = _mm512_fmadd_ps(_mm512_set1_ps(half_at(row)), sum, acc[b & 1]);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+}
+
+float dot_q4_k(const uint8_t* row, const float* x, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < n / kQ4_KElems; ++b, row += kQ4_KBytes, x += kQ4_KElems) {
+    const float d = half_at(row);
+    const float dmin = half_at(row + kQ4_KDmin);
+    for (int pair = 0; pair < 4; ++pair) {
+      const __m256i v = load_32_bytes(row + kQ4_KQs + 32 * pair);
+      const __m256i nibbles[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
+      for (int h = 0; h < 2; ++h) {
+        uint8_t sc, m;
+        q4_k_scale_min(2 * pair + h, row + kQ4_KScales, &sc, &m);
+        const __m512 scale = _mm512_set1_ps(d * sc);
+        const __m512 min = _mm512_set1_ps(dmin * m);
+        const float* xs = x + 64 * pair + 32 * h;
+        const __m512 w0 = _mm512_fmsub_ps(scale, u8_to_ps(_mm256_castsi256_si128(nibbles[h])), min);
+        const __m512 w1 = _mm512_fmsub_ps(scale, u8_to_ps(_mm256_extracti128_si256(nibbles[h], 1)), min);
+        acc[0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc[0]);
+        acc[1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs + 16), acc[1]);
+      }
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+}
+
+// Q6_K: each 16-lane vector is exactly one sub-block, so its integer values
+// are dotted with x and scaled once.
+float dot_q6_k(const uint8_t* row, const float* x, int64_t n) {
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < n / kQ6_KElems; ++b, row += kQ6_KBytes, x += kQ6_KElems) {
+    const float d = half_at(row + kQ6_KD);
+    for (int half = 0; half < 2; ++half) {
+      __m256i q[4];
+      q6_k_half_values(row + 64 * half, row + kQ6_KQh + 32 * half, q);
+      const int8_t* scales = reinterpret_cast<const int8_t*>(row + kQ6_KScales + 8 * half);
+      for (int k = 0; k < 4; ++k) {
+        const float* xs = x + 128 * half + 32 * k;
+        const __m512 p0 = _mm512_mul_ps(s8_to_ps(_mm256_castsi256_si128(q[k])), _mm512_loadu_ps(xs));
+        const __m512 p1 = _mm512_mul_ps(s8_to_ps(_mm256_extracti128_si256(q[k], 1)), _mm512_loadu_ps(xs + 16));
+        acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(d * static_cast<float>(scales[2 * k])), p0, acc[0]);
+        acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(d * static_cast<float>(scales[2 * k + 1])), p1, acc[1]);
+      }
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+}
+
+float dot_avx512(DType type, const uint8_t* row, const float* x, int64_t n) {
+  switch (type) {
+    case DType::F32: return dot_f32(row, x, n);
+    case DType::F16: return dot_16bit<f16x16>(row, x, n);
+    case DType::BF16: return dot_16bit<bf16x16>(row, x, n);
+    case DType::Q4_0: return dot_32_block<q4_0_values, kQ4_0Bytes>(row, x, n);
+    case DType::Q5_0: return dot_32_block<q5_0_values, kQ5_0Bytes>(row, x, n);
+    case DType::Q8_0: return dot_32_block<q8_0_values, kQ8_0Bytes>(row, x, n);
+    case DType::Q4_K: return dot_q4_k(row, x, n);
+    case DType::Q6_K: return dot_q6_k(row, x, n);
+    default: return 0.0f;
+  }
+}
+
+// ---------------------------------------------------------------------- gemm
+
+// Register-blocked tile: kRows weight rows times kTokens tokens, one
+// accumulator per pair, so each load feeds several FMAs.
+template <int kRows, int kTokens>
+void gemm_block(const float* W, int64_t ldw, const float* X, int64_t ldx, int64_t n, float* Y, int64_t ldy) {
+  __m512 acc[kRows][kTokens];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) {
+#pragma GCC unroll 8
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 mask = n - k >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - k);
+    __m512 xv[kTokens];
+#pragma GCC unroll 8
+    for (int t = 0; t < kTokens; ++t) xv[t] = _mm512_maskz_loadu_ps(mask, X + t * ldx + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 w = _mm512_maskz_loadu_ps(mask, W + r * ldw + k);
+#pragma GCC unroll 8
+      for (int t = 0; t < kTokens; ++t) acc[r][t] = _mm512_fmadd_ps(w, xv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    for (int t = 0; t < kTokens; ++t) Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+}
+
+constexpr int kGemmRows = 4;
+constexpr int kGemmTokens = 6;
+
+template <int kTokens>
+void gemm_rows(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n, float* Y,
+               int64_t ldy) {
+  int64_t r = 0;
+  for (; r + kGemmRows <= n_rows; r += kGemmRows) {
+    gemm_block<kGemmRows, kTokens>(W + r * ldw, ldw, X, ldx, n, Y + r, ldy);
+  }
+  for (; r < n_rows; ++r) gemm_block<1, kTokens>(W + r * ldw, ldw, X, ldx, n, Y + r, ldy);
+}
+
+void gemm_f32_avx512(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy) {
+  int64_t t = 0;
+  for (; t + kGemmTokens <= n_tokens; t += kGemmTokens) {
+    gemm_rows<kGemmTokens>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy);
+  }
+  const float* Xt = X + t * ldx;
+  float* Yt = Y + t * ldy;
+  switch (n_tokens - t) {
+    case 5: gemm_rows<5>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
+    case 4: gemm_rows<4>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
+    case 3: gemm_rows<3>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
+    case 2: gemm_rows<2>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
+    case 1: gemm_rows<1>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+namespace detail {
+constexpr IsaKernels kAvx512Kernels = {"avx512", dequantize_row_avx512, dot_avx512, gemm_f32_avx512};
+}  // namespace detail
+
+}  // namespace glassbox::kernels

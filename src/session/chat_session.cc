@@ -1,0 +1,180 @@
+#include "session/chat_session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/error.h"
+#include "chat/chat_template.h"
+#include "generate/stop_strings.h"
+
+namespace glassbox {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+ChatSession::ChatSession(const Model& model, ContextOptions context_options)
+    : model_(model), ctx_(std::make_unique<Context>(model, context_options)) {
+  if (!model.has_tokenizer()) throw Error("the model has no tokenizer");
+  template_source_ = model.file().get_string("tokenizer.chat_template").value_or("");
+}
+
+ChatSession::~ChatSession() = default;
+
+std::string ChatSession::render_prompt(const nlohmann::ordered_json& messages, const ChatOptions& options,
+                                       bool add_generation_prompt) const {
+  const std::string& source = options.template_override.empty() ? template_source_ : options.template_override;
+  if (source.empty())
+    throw Error("the model has no chat template (tokenizer.chat_template); pass one with --template");
+  chat::ChatRequest req;
+  req.messages = messages;
+  req.add_generation_prompt = add_generation_prompt;
+  req.kwargs = options.template_kwargs;
+  if (options.no_think && !req.kwargs.contains("enable_thinking") &&
+      source.find("enable_thinking") != std::string::npos)
+    req.kwargs["enable_thinking"] = false;
+  const Tokenizer& tok = model_.tokenizer();
+  req.bos_token = tok.bos() >= 0 ? tok.token_text(tok.bos()) : "";
+  req.eos_token = tok.eos() >= 0 ? tok.token_text(tok.eos()) : "";
+  return chat::render_chat(source, req);
+}
+
+ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const ChatOptions& options,
+                                 const StreamCallbacks& callbacks) {
+  validate(options.sampling);
+  if (options.max_tokens < 1) throw Error("max_tokens must be at least 1");
+  if (options.think_budget < -1) throw Error("the thinking budget must be >= 0 (or -1 for none)");
+  if (options.min_think < 0) throw Error("the minimum thinking must be >= 0");
+  const Tokenizer& tok = model_.tokenizer();
+  Context& ctx = *ctx_;
+  const int n_vocab = ctx.n_vocab();
+  ChatResult r;
+  const auto t0 = Clock::now();
+
+  r.prompt = render_prompt(messages, options);
+  r.prompt_tokens = tok.encode(r.prompt, /*parse_special=*/true, /*add_bos=*/false);
+  if (r.prompt_tokens.empty()) throw Error("the rendered prompt is empty");
+  if (static_cast<int>(r.prompt_tokens.size()) >= ctx.n_ctx())
+    throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens) does not fit the context of " +
+                std::to_string(ctx.n_ctx()) + " tokens");
+
+  // Reuse the cached prefix (multi-turn chat); at least the last prompt token
+  // is evaluated again so that its logits are fresh.
+  size_t common = 0;
+  while (common < cached_.size() && common < r.prompt_tokens.size() && cached_[common] == r.prompt_tokens[common])
+    ++common;
+  common = std::min(common, r.prompt_tokens.size() - 1);
+  ctx.truncate(static_cast<int>(common));
+  cached_.resize(common);
+  ctx.eval(std::span<const TokenId>(r.prompt_tokens.data() + common, r.prompt_tokens.size() - common));
+  cached_ = r.prompt_tokens;
+  r.prompt_ms = ms_since(t0);
+  const auto t_gen = Clock::now();
+
+  const std::string& source = options.template_override.empty() ? template_source_ : options.template_override;
+  const chat::ReasoningMarkers markers = chat::detect_markers(
+      source, r.prompt, [&](std::string_view text) { return tok.find_token(text) >= 0; });
+
+  ThinkingBudgetConfig bc;
+  bc.max_thinking_tokens = options.think_budget;
+  bc.min_thinking_tokens = options.min_think;
+  bc.no_think = options.no_think && !markers.prompt_closes_block;
+  bc.starts_in_thinking = markers.prompt_opens_block;
+  bc.open_marker_text = markers.open;
+  bc.close_marker_text = markers.close;
+  bc.open_marker_tokens = tok.encode(markers.open, true, false);
+  bc.close_marker_tokens = tok.encode(markers.close, true, false);
+  bc.after_close_tokens = tok.encode("\n\n", false, false);
+  if (options.budget_message) bc.budget_message_tokens = tok.encode(options.budget_message_text, false, false);
+  bc.continuation_tokens = tok.encode(options.continuation_text, false, false);
+  for (TokenId id = 0; id < tok.vocab_size(); ++id)
+    if (tok.is_end_of_generation(id)) bc.end_of_generation_tokens.push_back(id);
+  ThinkingBudget budget(bc);
+
+  chat::ReasoningParser parser(markers);
+  StopStringMatcher stops(options.stop);
+  StreamDecoder decoder(tok, /*render_special=*/true);
+  Sampler sampler(options.sampling, n_vocab);
+  std::vector<TokenId> history = r.prompt_tokens;
+
+  auto deliver = [&](const std::vector<chat::ReasoningSegment>& segments) {
+    for (const auto& s : segments) {
+      if (s.kind == chat::ReasoningSegment::Kind::Reasoning) {
+        r.reasoning += s.text;
+        if (callbacks.on_reasoning) callbacks.on_reasoning(s.text);
+      } else {
+        r.content += s.text;
+        if (callbacks.on_content) callbacks.on_content(s.text);
+      }
+    }
+  };
+
+  int generated = 0;
+  bool done = false;
+  // Feeds one planned token: records its trace entry from the logits that
+  // predicted it, streams its text, and evaluates it for the next logits.
+  auto feed = [&](const PlannedToken& p) {
+    TraceToken t;
+    t.id = p.id;
+    t.phase = p.phase;
+    t.origin = p.origin;
+    TokenStats stats = compute_token_stats(ctx.logits(), n_vocab, p.id, options.trace_top_k);
+    t.logprob = stats.chosen_logprob;
+    t.entropy = stats.entropy;
+    t.confidence = stats.confidence;
+    t.top = std::move(stats.top);
+    t.text = tok.token_bytes(p.id, true);
+    t.time_ms = ms_since(t_gen);
+    r.trace.push_back(std::move(t));
+    ++generated;
+    if (tok.is_end_of_generation(p.id)) {
+      r.finish_reason = "stop";
+      done = true;
+      return;
+    }
+    if (p.phase == TokenPhase::Thinking) ++r.reasoning_tokens;
+    if (p.phase == TokenPhase::Answer || p.phase == TokenPhase::BeforeThinking) ++r.content_tokens;
+    history.push_back(p.id);
+    const StopStringMatcher::Result sr = stops.push(decoder.push(p.id));
+    deliver(parser.push(sr.text));
+    if (sr.stopped) {
+      r.finish_reason = "stop";
+      done = true;
+      return;
+    }
+    if (generated >= options.max_tokens || ctx.n_past() + 1 > ctx.n_ctx()) {
+      r.finish_reason = "length";
+      done = true;
+      return;
+    }
+    ctx.eval(std::span<const TokenId>(&p.id, 1));
+    cached_.push_back(p.id);
+  };
+
+  for (const PlannedToken& p : budget.start()) {
+    if (done) break;
+    feed(p);
+  }
+  while (!done) {
+    const TokenId id = sampler.sample(ctx.logits(), n_vocab, history);
+    const Decision d = budget.step(id, tok.token_bytes(id, true));
+    for (const PlannedToken& p : d.tokens) {
+      if (done) break;
+      feed(p);
+    }
+  }
+  if (!stops.stopped()) deliver(parser.push(stops.flush()));
+  deliver(parser.push(decoder.flush()));
+  deliver(parser.finish());
+  r.thinking_forced_closed = budget.closed_by_force();
+  r.thinking_unclosed = parser.unclosed();
+  r.generate_ms = ms_since(t_gen);
+  return r;
+}
+
+}  // namespace glassbox

@@ -1,0 +1,201 @@
+"""Train the glassbox tiny reasoner (CPU, resumable, time-budgeted cosine schedule).
+
+python3 train/train.py --out train/runs/main --minutes 85
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import infer  # noqa: E402
+from model import Config, Qwen3  # noqa: E402
+from tokenizer import Tokenizer, train_bpe  # noqa: E402
+
+TOKENIZER_SEED = 12345      # problems used to learn the BPE merges
+QUICK_EVAL_SEED = 777       # held-out problems for the periodic quick accuracy
+NO_THINK_FRACTION = 0.10
+
+
+def build_tokenizer(path):
+    if os.path.exists(path):
+        return Tokenizer.load(path)
+    ps = data.problems(TOKENIZER_SEED, 3000)
+    texts = [data.prompt_text(p["question"]) + data.completion_text(p["thinking"], p["answer_text"]) for p in ps]
+    texts += [data.prompt_text(p["question"], False) for p in ps[:300]]
+    tok = Tokenizer(train_bpe(texts, 120))
+    tok.save(path)
+    return tok
+
+
+def encode_example(tok, p, no_think):
+    """(ids, loss_mask): the exact chat-template text; loss only on what the model must generate."""
+    if no_think:
+        prompt = data.prompt_text(p["question"], enable_thinking=False)
+        completion = p["answer_text"] + "<|im_end|>"
+    else:
+        prompt = data.prompt_text(p["question"], enable_thinking=True)
+        completion = data.completion_text(p["thinking"], p["answer_text"])
+    a, b = tok.encode(prompt), tok.encode(completion)
+    # the boundary is a special token / newline, so encoding the parts separately equals encoding the whole
+    return a + b, [0] * len(a) + [1] * len(b)
+
+
+def make_batches(tok, seed, step, tokens_per_batch, pad_id, row_len=384):
+    """Deterministic batch for a given step: examples packed first-fit into rows of row_len tokens.
+    seg holds the example index per position so attention stays inside each example (exactly
+    equivalent to separate sequences: RoPE only sees relative positions)."""
+    rng = random.Random(seed * 1000003 + step)
+    n_rows = max(1, tokens_per_batch // row_len)
+    rows = [[] for _ in range(n_rows)]
+    fill = [0] * n_rows
+    misses = 0
+    while misses < 8:
+        p = data.sample(rng)
+        ex = encode_example(tok, p, rng.random() < NO_THINK_FRACTION)
+        L = len(ex[0])
+        for r in range(n_rows):
+            if fill[r] + L <= row_len:
+                rows[r].append(ex)
+                fill[r] += L
+                break
+        else:
+            misses += 1
+    x = torch.full((n_rows, row_len), pad_id, dtype=torch.long)
+    y = torch.full((n_rows, row_len), -100, dtype=torch.long)
+    seg = torch.full((n_rows, row_len), -1, dtype=torch.long)
+    for r, exs in enumerate(rows):
+        pos = 0
+        for k, (ids, mask) in enumerate(exs):
+            n = len(ids)
+            x[r, pos:pos + n] = torch.tensor(ids)
+            y[r, pos:pos + n] = torch.tensor([t if m else -100 for t, m in zip(ids[1:], mask[1:])] + [-100])
+            seg[r, pos:pos + n] = k
+            pos += n
+    return x, y, seg, sum(fill)
+
+
+def quick_eval(model, tok, n=50):
+    ps = data.problems(QUICK_EVAL_SEED, n)
+    ok = 0
+    for p in ps:
+        out = infer.greedy(model, tok, tok.encode(data.prompt_text(p["question"])), max_new=300)
+        ok += infer.extract_answer(tok.decode(out)) == p["value"]
+    model.train()
+    return ok / n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--minutes", type=float, default=85.0, help="training wall-time budget (schedule is time based)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--n_embd", type=int, default=128)
+    ap.add_argument("--n_layer", type=int, default=5)
+    ap.add_argument("--n_head", type=int, default=4)
+    ap.add_argument("--n_head_kv", type=int, default=2)
+    ap.add_argument("--head_dim", type=int, default=32)
+    ap.add_argument("--n_ff", type=int, default=384)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--min_lr", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=int, default=150)
+    ap.add_argument("--tokens_per_batch", type=int, default=3072)
+    ap.add_argument("--ckpt_every_s", type=float, default=180)
+    ap.add_argument("--eval_every_s", type=float, default=600)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.out, exist_ok=True)
+    tok = build_tokenizer(os.path.join(args.out, "tokenizer.json"))
+    ckpt_path = os.path.join(args.out, "ckpt.pt")
+    log = open(os.path.join(args.out, "log.jsonl"), "a")
+
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path)
+        cfg = Config(**ck["config"])
+        model = Qwen3(cfg)
+        model.load_state_dict(ck["model"])
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+        opt.load_state_dict(ck["opt"])
+        step, elapsed, tokens_seen = ck["step"], ck["elapsed"], ck["tokens_seen"]
+        print("resumed at step %d, %.1f min" % (step, elapsed / 60), flush=True)
+    else:
+        cfg = Config(vocab_size=tok.vocab_size, n_embd=args.n_embd, n_layer=args.n_layer, n_head=args.n_head,
+                     n_head_kv=args.n_head_kv, head_dim=args.head_dim, n_ff=args.n_ff, rope_base=10000.0,
+                     eps=1e-6, context_length=512)
+        model = Qwen3(cfg)
+        model.init_weights(args.seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
+        step, elapsed, tokens_seen = 0, 0.0, 0
+    n_params = sum(p.numel() for p in model.parameters())
+    print("params %d, vocab %d, config %s" % (n_params, tok.vocab_size, cfg.to_dict()), flush=True)
+    budget = args.minutes * 60
+
+    def save():
+        tmp = ckpt_path + ".tmp"
+        torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": elapsed, "tokens_seen": tokens_seen, "args": vars(args)}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    model.train()
+    last_ckpt = last_eval = time.time()
+    t_prev = time.time()
+    loss_acc, n_acc = 0.0, 0
+    while elapsed < budget:
+        progress = elapsed / budget
+        if step < args.warmup:
+            lr = args.lr * (step + 1) / args.warmup
+        else:
+            lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y, seg, ntok = make_batches(tok, args.seed, step, args.tokens_per_batch, tok.eot)
+        logits = model(x, seg=seg)
+        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        tokens_seen += ntok
+        loss_acc += loss.item()
+        n_acc += 1
+        now = time.time()
+        elapsed += now - t_prev
+        t_prev = now
+        if step % 25 == 0:
+            rec = {"step": step, "min": round(elapsed / 60, 2), "loss": round(loss_acc / n_acc, 4), "lr": lr,
+                   "tokens": tokens_seen}
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            loss_acc, n_acc = 0.0, 0
+        if now - last_ckpt > args.ckpt_every_s:
+            save()
+            last_ckpt = time.time()
+            t_prev = time.time()  # do not charge checkpoint time to the schedule
+        if now - last_eval > args.eval_every_s:
+            acc = quick_eval(model, tok)
+            rec = {"step": step, "min": round(elapsed / 60, 2), "quick_acc50": acc}
+            print(json.dumps(rec), flush=True)
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            last_eval = time.time()
+            t_prev = time.time()  # eval time is not training time
+    save()
+    acc = quick_eval(model, tok)
+    rec = {"step": step, "min": round(elapsed / 60, 2), "quick_acc50": acc, "final": True, "params": n_params}
+    print(json.dumps(rec), flush=True)
+    log.write(json.dumps(rec) + "\n")
+    open(os.path.join(args.out, "DONE"), "w").write(json.dumps(rec) + "\n")
+
+
+if __name__ == "__main__":
+    main()
