@@ -67,7 +67,7 @@ class Block(nn.Module):
         self.ffn_up = nn.Linear(c.n_embd, c.n_ff, bias=False)
         self.ffn_down = nn.Linear(c.n_ff, c.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, cache=None, seg=None):
+    def forward(self, x, cos, sin, cache=None, seg=None, key_valid=None):
         c = self.c
         B, T, _ = x.shape
         h = self.attn_norm(x)
@@ -96,6 +96,13 @@ class Block(nn.Module):
             # packed training rows: attend only within the same example (block-diagonal causal)
             mask = mask[None] & (seg[:, :, None] == seg[:, None, :])
             mask = mask[:, None]
+        if key_valid is not None:
+            # batched decoding with left padding: pad keys are invisible; a query always sees itself
+            # (so pad rows never produce NaN)
+            mask = mask[None] & key_valid[:, None, :]
+            diag = torch.zeros(T, S, dtype=torch.bool)
+            diag[torch.arange(T), torch.arange(S - T, S)] = True
+            mask = (mask | diag[None])[:, None]
         att = att.masked_fill(~mask, float("-inf"))
         y = torch.softmax(att, dim=-1) @ v
         y = y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim)
@@ -116,13 +123,13 @@ class Qwen3(nn.Module):
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
-    def forward(self, idx, caches=None, start_pos=0, seg=None):
+    def forward(self, idx, caches=None, start_pos=0, seg=None, key_valid=None):
         T = idx.shape[1]
         cos = self.rope_cos[start_pos:start_pos + T]
         sin = self.rope_sin[start_pos:start_pos + T]
         x = self.token_embd(idx)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, None if caches is None else caches[i], seg)
+            x = blk(x, cos, sin, None if caches is None else caches[i], seg, key_valid)
         x = self.output_norm(x)
         return x @ self.token_embd.weight.t()
 

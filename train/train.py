@@ -48,46 +48,39 @@ def encode_example(tok, p, no_think):
     return a + b, [0] * len(a) + [1] * len(b)
 
 
-def make_batches(tok, seed, step, tokens_per_batch, pad_id, row_len=384):
-    """Deterministic batch for a given step: examples packed first-fit into rows of row_len tokens.
-    seg holds the example index per position so attention stays inside each example (exactly
-    equivalent to separate sequences: RoPE only sees relative positions)."""
+def make_batches(tok, seed, step, tokens_per_batch, pad_id, n_micro=6):
+    """Deterministic batch for a given step: examples are drawn until ~tokens_per_batch tokens, sorted by
+    length and split into n_micro padded micro-batches (short rows: attention cost stays ~ length^2 of
+    each example instead of a long packed row). Returns [(x, y)], n_tokens, n_targets."""
     rng = random.Random(seed * 1000003 + step)
-    n_rows = max(1, tokens_per_batch // row_len)
-    rows = [[] for _ in range(n_rows)]
-    fill = [0] * n_rows
-    misses = 0
-    while misses < 8:
+    exs, total = [], 0
+    while total < tokens_per_batch:
         p = data.sample(rng)
         ex = encode_example(tok, p, rng.random() < NO_THINK_FRACTION)
-        L = len(ex[0])
-        for r in range(n_rows):
-            if fill[r] + L <= row_len:
-                rows[r].append(ex)
-                fill[r] += L
-                break
-        else:
-            misses += 1
-    x = torch.full((n_rows, row_len), pad_id, dtype=torch.long)
-    y = torch.full((n_rows, row_len), -100, dtype=torch.long)
-    seg = torch.full((n_rows, row_len), -1, dtype=torch.long)
-    for r, exs in enumerate(rows):
-        pos = 0
-        for k, (ids, mask) in enumerate(exs):
+        exs.append(ex)
+        total += len(ex[0])
+    exs.sort(key=lambda e: len(e[0]))
+    micro = []
+    per = (len(exs) + n_micro - 1) // n_micro
+    n_targets = 0
+    for s in range(0, len(exs), per):
+        group = exs[s:s + per]
+        T = max(len(e[0]) for e in group)
+        x = torch.full((len(group), T), pad_id, dtype=torch.long)
+        y = torch.full((len(group), T), -100, dtype=torch.long)
+        for r, (ids, mask) in enumerate(group):
             n = len(ids)
-            x[r, pos:pos + n] = torch.tensor(ids)
-            y[r, pos:pos + n] = torch.tensor([t if m else -100 for t, m in zip(ids[1:], mask[1:])] + [-100])
-            seg[r, pos:pos + n] = k
-            pos += n
-    return x, y, seg, sum(fill)
+            x[r, :n] = torch.tensor(ids)
+            y[r, :n] = torch.tensor([t if m else -100 for t, m in zip(ids[1:], mask[1:])] + [-100])
+        n_targets += int((y != -100).sum())
+        micro.append((x, y))
+    return micro, total, n_targets
 
 
 def quick_eval(model, tok, n=50):
     ps = data.problems(QUICK_EVAL_SEED, n)
-    ok = 0
-    for p in ps:
-        out = infer.greedy(model, tok, tok.encode(data.prompt_text(p["question"])), max_new=300)
-        ok += infer.extract_answer(tok.decode(out)) == p["value"]
+    outs = infer.greedy_batch(model, tok, [tok.encode(data.prompt_text(p["question"])) for p in ps], max_new=300)
+    ok = sum(infer.extract_answer(tok.decode(o)) == p["value"] for p, o in zip(ps, outs))
     model.train()
     return ok / n
 
@@ -156,16 +149,20 @@ def main():
             lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, seg, ntok = make_batches(tok, args.seed, step, args.tokens_per_batch, tok.eot)
-        logits = model(x, seg=seg)
-        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100)
+        micro, ntok, n_targets = make_batches(tok, args.seed, step, args.tokens_per_batch, tok.eot)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss = 0.0
+        for x, y in micro:
+            logits = model(x)
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100,
+                                   reduction="sum") / n_targets
+            loss.backward()
+            step_loss += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         tokens_seen += ntok
-        loss_acc += loss.item()
+        loss_acc += step_loss
         n_acc += 1
         now = time.time()
         elapsed += now - t_prev

@@ -97,6 +97,7 @@ ReasoningParser::ReasoningParser(ReasoningMarkers markers) : markers_(std::move(
     phase_ = ReasoningPhase::Reasoning;
     block_opened_ = true;
     at_reasoning_start_ = true;
+    swallow_open_ = true;
   } else if (markers_.prompt_closes_block) {
     phase_ = ReasoningPhase::Content;
     at_content_start_ = true;
@@ -147,6 +148,16 @@ void ReasoningParser::run(std::vector<ReasoningSegment>& out) {
         if (at_reasoning_start_) {
           pending_.erase(0, leading_newlines(pending_));
           if (pending_.empty()) return;
+          if (swallow_open_) {
+            // The prompt opened the block, yet some models write the open
+            // marker again: it is not reasoning text.
+            if (pending_.size() < open.size() && open.starts_with(pending_)) return;
+            swallow_open_ = false;
+            if (std::string_view(pending_).starts_with(open)) {
+              pending_.erase(0, open.size());
+              continue;
+            }
+          }
           at_reasoning_start_ = false;
         }
         const size_t close_at = pending_.find(close);
@@ -201,6 +212,7 @@ std::vector<ReasoningSegment> ReasoningParser::force_close() {
     closed_by_force_ = true;
     swallow_close_ = true;
     at_reasoning_start_ = false;
+    swallow_open_ = false;
     phase_ = ReasoningPhase::Content;
     at_content_start_ = true;
   } else if (phase_ == ReasoningPhase::AwaitingBlock) {

@@ -12,6 +12,8 @@
 //   - spaces and tabs are kept everywhere: only line breaks are layout.
 //   - whitespace before a leading open marker is dropped; when the model
 //     emits no open marker its output is content, verbatim.
+// When the prompt opened the block, an open marker the model writes anyway at
+// the very start is dropped too.
 // Only one block is recognised, at the start of the output: once the block has
 // closed (or content has started), marker text is ordinary content; inside
 // the block, a second open marker is ordinary reasoning text.
@@ -100,6 +102,7 @@ class ReasoningParser {
   bool at_reasoning_start_ = false;     // leading newlines of the reasoning are still dropped
   bool at_content_start_ = false;       // leading newlines after the block are still dropped
   bool swallow_close_ = false;          // after force_close: a close marker may still arrive
+  bool swallow_open_ = false;           // prompt opened the block: a repeated open marker is dropped
   bool block_opened_ = false;
   bool block_closed_ = false;
   bool closed_by_force_ = false;

@@ -79,6 +79,13 @@ TEST(ReasoningParser, PromptOpenedBlock) {
                          {"Reasoning here.", "The answer.", false});
 }
 
+TEST(ReasoningParser, RepeatedOpenMarkerAfterPromptOpenedIsDropped) {
+  expect_split_invariant(think_markers(true), "<think>\nabc\n</think>\n\nx", {"abc", "x", false});
+  expect_split_invariant(think_markers(true), "\n<think>\n\nabc</think>x", {"abc", "x", false});
+  expect_split_invariant(think_markers(true), "<thinking is fun</think>x", {"<thinking is fun", "x", false});
+  expect_split_invariant(think_markers(true), "a <think> b</think>x", {"a <think> b", "x", false});
+}
+
 TEST(ReasoningParser, NeverClosedBlockIsAllReasoning) {
   expect_split_invariant(think_markers(), "<think>\nstill thinking\nabout it\n",
                          {"still thinking\nabout it", "", true});

@@ -13,6 +13,7 @@ namespace glassbox::cli {
 
 void register_model_commands(CLI::App& app);  // inspect, logits, tokenize, detokenize
 void register_generate_command(CLI::App& app);
+void register_chat_commands(CLI::App& app);  // run, template, eval
 
 // Adds --temp/--top-k/... bound to `params` (shared by generate, run, eval).
 void add_sampling_options(CLI::App* cmd, SamplingParams& params);

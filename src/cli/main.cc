@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "glassbox 0.1.0");
   glassbox::cli::register_model_commands(app);
   glassbox::cli::register_generate_command(app);
+  glassbox::cli::register_chat_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

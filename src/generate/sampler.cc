@@ -13,8 +13,7 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // top-p histogram: logits within kBucketSpan of the maximum fall into
-// kMassBuckets equal bands; the last band also takes everything lower.
-constexpr int kMassBuckets = Sampler::kMassBuckets;
+// Sampler::kMassBuckets equal bands; the last band also takes everything lower.
 constexpr float kBucketSpan = 32.0f;
 
 // Rejects NaN and +inf: they come from a broken model or file, and would make
@@ -95,12 +94,18 @@ void Sampler::apply_penalties(float* logits, int n_vocab, std::span<const TokenI
     if (count == 0) continue;
     occurrences_[id] = 0;
     float& logit = logits[id];
-    if (logit <= 0.0f) {
-      logit *= params_.repeat_penalty;
+    if (logit == -std::numeric_limits<float>::infinity()) continue;  // masked stays masked
+    // In double and clamped: extreme (but valid) penalties must not turn a
+    // logit into +-inf or NaN, which the later stages cannot rank.
+    double value = logit;
+    if (value <= 0.0) {
+      value *= params_.repeat_penalty;
     } else {
-      logit /= params_.repeat_penalty;
+      value /= params_.repeat_penalty;
     }
-    logit -= static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
+    value -= double(count) * params_.frequency_penalty + params_.presence_penalty;
+    constexpr double kFloatMax = std::numeric_limits<float>::max();
+    logit = static_cast<float>(std::clamp(value, -kFloatMax, kFloatMax));
   }
 }
 
@@ -150,7 +155,8 @@ TokenId Sampler::sample(const float* logits, int n_vocab, std::span<const TokenI
   }
   apply_penalties(work, n_vocab, history);
 
-  if (params_.temperature <= 0.0f) {
+  // A positive temperature so small that 1/T overflows is greedy in effect.
+  if (params_.temperature <= 0.0f || !std::isfinite(1.0f / params_.temperature)) {
     int best = 0;
     for (int id = 1; id < n_vocab; ++id) {
       if (work[id] > work[best]) best = id;  // strict: ties stay with the lowest id
@@ -223,12 +229,15 @@ TokenId Sampler::sample(const float* logits, int n_vocab, std::span<const TokenI
       }
       // min-p survivors are a prefix of the sorted order too, so the final
       // set is the shorter prefix: apply its bound here as well.
+      // The rest is dropped; the filter keeps id order (std::partition's
+      // order is up to the library, and the draw walks in this order).
       const float min_p_floor = params_.min_p > 0.0f ? max_logit + std::log(params_.min_p) : kNegInf;
-      const auto split = std::partition(
-          begin, begin + static_cast<std::ptrdiff_t>(candidate_count_), [&](const Candidate& c) {
-            return c.logit >= min_p_floor && bucket_of(c.logit) <= last_band;
-          });
-      candidate_count_ = static_cast<size_t>(split - begin);
+      size_t kept = 0;
+      for (size_t i = 0; i < candidate_count_; ++i) {
+        const Candidate c = candidates_[i];
+        if (c.logit >= min_p_floor && bucket_of(c.logit) <= last_band) candidates_[kept++] = c;
+      }
+      candidate_count_ = kept;
     }
     double cumulative = 0.0;
     for (size_t i = 0; i < candidate_count_; ++i) {

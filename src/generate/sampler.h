@@ -6,10 +6,18 @@
 // only shapes the final draw, as in llama.cpp. temperature == 0 means greedy:
 // the argmax of the penalised logits, ties going to the lowest id.
 //
+// Cost per call is linear in the vocabulary plus a sort of the survivors only:
+// top-k selects with a bounded heap, top-p finds the logit band where the
+// nucleus ends from a histogram of probability mass, min-p is a threshold.
+// Ties are broken towards the lower id everywhere and the draw walks the
+// survivors in a canonical order (by id, or fully sorted), so results never
+// depend on the standard library's sort or partition algorithms.
+//
 // The draw uses std::mt19937_64 (whose output sequence the C++ standard fixes)
 // and a uniform double made from its top 53 bits by hand, not
 // std::uniform_real_distribution (whose algorithm is up to the library), so a
-// seed gives the same tokens on every platform and compiler.
+// seed gives the same tokens run after run, and across standard libraries
+// (up to last-bit differences of exp() in the C maths library).
 #pragma once
 
 #include <array>

@@ -151,6 +151,14 @@ Decision ThinkingBudget::step(TokenId sampled, std::string_view token_text) {
     }
 
     case State::Thinking: {
+      if (thinking_count_ == 0 && !seen_thinking_output_ && config_.starts_in_thinking &&
+          config_.open_marker_tokens.size() == 1 && sampled == config_.open_marker_tokens[0]) {
+        // The prompt opened the block and the model writes the marker anyway.
+        seen_thinking_output_ = true;
+        append(sampled, TokenPhase::OpenMarker, TokenOrigin::Sampled);
+        break;
+      }
+      seen_thinking_output_ = true;
       const bool close_by_id =
           config_.close_marker_tokens.size() == 1 && sampled == config_.close_marker_tokens[0];
       const bool close_by_text = completes_marker(config_.close_marker_text, token_text);

@@ -36,6 +36,9 @@
 // forced continuation tokens (they are reasoning the model then builds on).
 // Forced continuations are cut short if they would overrun max_thinking_tokens.
 //
+// When the prompt opened the block and the model still samples the
+// (single-token) open marker first, it is accepted as OpenMarker, not counted.
+//
 // Close-marker detection: the sampled id equals the single-token close marker
 // (close_marker_tokens.size() == 1), or the sampled token's text completes
 // close_marker_text in the stream of thinking text. For a marker spelled over
@@ -141,6 +144,7 @@ class ThinkingBudget {
   int continuations_forced_ = 0;
   bool closed_by_force_ = false;
   bool started_ = false;
+  bool seen_thinking_output_ = false;  // a token was sampled inside the block
   std::string recent_text_;   // last bytes of the current phase's text, for marker spotting
   std::string before_text_;   // output before any block: whitespace and a partial open marker
   std::vector<PlannedToken> planned_;

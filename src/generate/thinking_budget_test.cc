@@ -164,6 +164,17 @@ TEST(ThinkingBudget, BudgetNotReachedChangesNothing) {
   EXPECT_EQ(budget.phase(), TokenPhase::Answer);
 }
 
+TEST(ThinkingBudget, RepeatedOpenMarkerAfterPromptOpenedIsNotCounted) {
+  ThinkingBudgetConfig config = base_config();
+  config.starts_in_thinking = true;
+  config.max_thinking_tokens = 2;
+  ThinkingBudget budget(config);
+  const Fed fed = run_loop(budget, concat({{kOpen}, words(4), {kEos}}));
+  EXPECT_EQ(fed.ids(), concat({{kOpen}, words(2), {kMsg1, kMsg2, kClose, kNewlines}, words(2, kWord + 2), {kEos}}));
+  EXPECT_EQ(fed.tokens[0].phase, TokenPhase::OpenMarker);
+  EXPECT_EQ(budget.thinking_tokens(), 2);
+}
+
 TEST(ThinkingBudget, ModelOpensTheBlockItself) {
   ThinkingBudgetConfig config = base_config();
   config.max_thinking_tokens = 2;

@@ -157,4 +157,52 @@ class Writer {
   std::vector<Pending> tensors_;
 };
 
+// A tensor declared to StreamWriter before its data exists.
+struct TensorSpec {
+  std::string name;
+  DType type = DType::F32;
+  std::vector<int64_t> ne;
+};
+
+// Streaming GGUF v3 writer for files too large to assemble in memory (the
+// benchmark-model generator, the quantizer): the header (metadata and tensor
+// table) is written on construction, then the tensors' data is appended in
+// table order, each in as many pieces as the caller likes. The bytes are
+// identical to Writer's for the same content.
+class StreamWriter {
+ public:
+  // Checks the tensors as Writer::add_tensor does and the metadata (no key
+  // twice; general.alignment a power of two), creates `path` and writes the
+  // header. Throws Error naming the problem.
+  StreamWriter(const std::string& path, std::vector<std::pair<std::string, Value>> metadata,
+               std::vector<TensorSpec> tensors);
+  // A file that was not finish()ed is incomplete: it is removed.
+  ~StreamWriter();
+  StreamWriter(const StreamWriter&) = delete;
+  StreamWriter& operator=(const StreamWriter&) = delete;
+
+  // Appends the next `n` bytes of data. Throws Error if they run past the end
+  // of the last tensor; a piece may span several tensors.
+  void append(const void* data, size_t n);
+  // Index of the tensor the next byte belongs to (== tensor count when all
+  // data is in) and how many bytes of it are still missing.
+  size_t current_tensor() const { return current_; }
+  uint64_t remaining_in_current() const;
+  // Checks that every tensor is complete, flushes and closes. Throws Error
+  // on a missing byte or an I/O failure.
+  void finish();
+
+ private:
+  void close_current_tensor();
+
+  std::string path_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<uint64_t> sizes_;  // data bytes of each tensor
+  uint64_t alignment_ = 32;
+  size_t current_ = 0;
+  uint64_t written_in_current_ = 0;
+  bool finished_ = false;
+};
+
 }  // namespace glassbox::gguf

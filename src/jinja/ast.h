@@ -64,6 +64,10 @@ struct Expr {
   // Resolved at parse time for filters and tests, so that evaluation does
   // not look names up again.
   int builtin_id = -1;
+  // An unknown filter/test inside an if statement or an inline if is only
+  // an error when evaluated (Jinja2's "soft frame" rule); elsewhere it is a
+  // parse error.
+  bool soft = false;
 };
 
 struct Stmt;

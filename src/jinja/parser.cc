@@ -532,6 +532,11 @@ class Parser {
   Body parse() {
     Body body = subparse({});
     if (cur().type != Tok::kEof) fail(cur(), "unexpected " + describe(cur()));
+    for (const auto& [e, message] : unknown_names_) {
+      if (!e->soft) {
+        throw TemplateError(options_.name, e->pos.line, e->pos.column, message);
+      }
+    }
     return body;
   }
 
@@ -718,6 +723,7 @@ class Parser {
 
   StmtPtr parse_if() {
     auto s = make_stmt(StmtKind::kIf, advance());
+    SoftScope soft(*this, true);
     while (true) {
       IfBranch branch;
       branch.test = parse_tuple(false, {}, false);
@@ -736,6 +742,7 @@ class Parser {
     s->target = parse_assign_target(true, {"in"});
     expect_name("in");
     s->expr = parse_tuple(false, {"recursive"}, false);
+    SoftScope inner(*this, false);
     if (skip_name("if")) s->loop_filter = parse_expression(true);
     s->recursive = skip_name("recursive");
     ++loop_depth_;
@@ -774,6 +781,7 @@ class Parser {
       return s;
     }
     s->kind = StmtKind::kSetBlock;
+    SoftScope inner(*this, false);
     if (is_op(cur(), "|")) s->expr = parse_filter(nullptr, false);
     s->body = parse_statements({"endset"}, true);
     return s;
@@ -833,6 +841,7 @@ class Parser {
   StmtPtr parse_macro() {
     auto s = make_stmt(StmtKind::kMacro, advance());
     s->name = expect_name().value;
+    SoftScope inner(*this, false);
     parse_signature(*s);
     const int saved = loop_depth_;
     loop_depth_ = 0;  // a loop outside the macro does not make break valid inside it
@@ -848,6 +857,7 @@ class Parser {
     const Token& call_tok = cur();
     s->expr = parse_expression(true);
     if (s->expr->kind != ExprKind::kCall) fail(call_tok, "expected call");
+    SoftScope inner(*this, false);
     const int saved = loop_depth_;
     loop_depth_ = 0;
     s->body = parse_statements({"endcall"}, true);
@@ -860,6 +870,7 @@ class Parser {
   StmtPtr parse_filter_block() {
     auto s = make_stmt(StmtKind::kFilterBlock, advance());
     s->expr = parse_filter(nullptr, true);
+    SoftScope inner(*this, false);
     s->body = parse_statements({"endfilter"}, true);
     return s;
   }
@@ -872,6 +883,7 @@ class Parser {
       expect_op("=");
       s->values.push_back(parse_expression(true));
     }
+    SoftScope inner(*this, false);
     s->body = parse_statements({"endwith"}, true);
     return s;
   }
@@ -1006,10 +1018,30 @@ class Parser {
       c->children.push_back(std::move(expr2));
       c->children.push_back(std::move(expr1));
       c->children.push_back(std::move(expr3));
+      mark_soft(c.get());
       expr1 = std::move(c);
     }
     return expr1;
   }
+
+  static void mark_soft(Expr* e) {
+    if (!e) return;
+    e->soft = true;
+    for (auto& c : e->children) mark_soft(c.get());
+    for (auto& c : e->args.positional) mark_soft(c.get());
+    for (auto& [k, c] : e->args.keyword) mark_soft(c.get());
+    mark_soft(e->args.dyn_args.get());
+    mark_soft(e->args.dyn_kwargs.get());
+  }
+
+  // Frames: if statements share a soft frame; loops, macros and blocks get
+  // inner (not soft) frames.
+  struct SoftScope {
+    SoftScope(Parser& p, bool soft) : parser(p), saved(p.soft_) { p.soft_ = soft; }
+    ~SoftScope() { parser.soft_ = saved; }
+    Parser& parser;
+    bool saved;
+  };
 
   ExprPtr parse_or() {
     const Token& start = cur();
@@ -1357,8 +1389,8 @@ class Parser {
   }
 
   ExprPtr parse_call(ExprPtr node) {
-    const Token& t = cur();
-    auto e = make(ExprKind::kCall, t);
+    // Errors of a call are reported at the start of the callee.
+    auto e = make_at(ExprKind::kCall, node->pos);
     e->args = parse_call_args();
     e->children.push_back(std::move(node));
     return e;
@@ -1380,9 +1412,12 @@ class Parser {
       const Token& name_tok = cur();
       std::string name = parse_dotted_name();
       const int id = lookup_filter(name);
-      if (id == kUnknown) fail(name_tok, "No filter named '" + name + "'.");
-      if (id == kUnsupported) fail(name_tok, "filter '" + name + "' is not supported by this renderer");
       auto e = make(ExprKind::kFilter, name_tok);
+      if (id < 0) {
+        e->soft = soft_;
+        unknown_names_.emplace_back(e.get(), id == kUnknown ? "No filter named '" + name + "'."
+                                                            : "filter '" + name + "' is not supported by this renderer");
+      }
       e->name = std::move(name);
       e->builtin_id = id;
       if (is_op(cur(), "(")) e->args = parse_call_args();
@@ -1398,9 +1433,11 @@ class Parser {
     const Token& name_tok = cur();
     std::string name = parse_dotted_name();
     const int id = lookup_test(name);
-    if (id == kUnknown) fail(name_tok, "No test named '" + name + "'.");
-    if (id == kUnsupported) fail(name_tok, "test '" + name + "' is not supported by this renderer");
     auto e = make(ExprKind::kTest, name_tok);
+    if (id < 0) {
+      e->soft = soft_;
+      unknown_names_.emplace_back(e.get(), "No test named '" + name + "'.");
+    }
     e->name = std::move(name);
     e->builtin_id = id;
     const Token& t = cur();
@@ -1426,6 +1463,8 @@ class Parser {
   size_t index_ = 0;
   int loop_depth_ = 0;
   int depth_ = 0;
+  bool soft_ = false;  // inside an if statement (Jinja2's soft frame)
+  std::vector<std::pair<Expr*, std::string>> unknown_names_;
 };
 
 }  // namespace

@@ -232,6 +232,13 @@ std::vector<std::optional<Value>> bind_args(const Args& args, const std::vector<
 
 // ---------------------------------------------------------------- Objects
 
+std::string Object::repr() const {
+  std::string out = "<";
+  out += type_name();
+  out += " object>";
+  return out;
+}
+
 std::optional<Value> Object::get_attr(const std::string&) const { return std::nullopt; }
 
 Value Object::call(Args&) { throw Failure("'" + type_name() + "' object is not callable"); }

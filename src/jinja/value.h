@@ -156,7 +156,7 @@ class Object {
  public:
   virtual ~Object() = default;
   virtual std::string type_name() const = 0;
-  virtual std::string repr() const { return "<" + type_name() + " object>"; }
+  virtual std::string repr() const;
   // Attribute lookup; nullopt when the object has no such attribute.
   virtual std::optional<Value> get_attr(const std::string& name) const;
   virtual bool is_callable() const { return false; }

@@ -83,4 +83,20 @@ static inline void q4_k_scale_min(int j, const uint8_t* packed, uint8_t* scale, 
   }
 }
 
+// All eight (scale, min) pairs of a Q4_K block at once, with 32-bit word
+// operations instead of eight calls of q4_k_scale_min (same results; the
+// tests compare both). Words: w0 = bytes 0..3, w1 = bytes 4..7, w2 = 8..11
+// (little-endian, as on every CPU the SIMD files run on).
+static inline void q4_k_scales_mins(const uint8_t* packed, uint8_t scales[8], uint8_t mins[8]) {
+  const uint32_t w0 = load_u32(packed), w1 = load_u32(packed + 4), w2 = load_u32(packed + 8);
+  const uint32_t scales_0_3 = w0 & 0x3f3f3f3fu;
+  const uint32_t mins_0_3 = w1 & 0x3f3f3f3fu;
+  const uint32_t scales_4_7 = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+  const uint32_t mins_4_7 = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+  std::memcpy(scales, &scales_0_3, 4);
+  std::memcpy(scales + 4, &scales_4_7, 4);
+  std::memcpy(mins, &mins_0_3, 4);
+  std::memcpy(mins + 4, &mins_4_7, 4);
+}
+
 }  // namespace glassbox::kernels::layout

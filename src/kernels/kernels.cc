@@ -2,6 +2,8 @@
 // threaded matrix product.
 #include "kernels/kernels.h"
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <atomic>
 #include <functional>
@@ -17,10 +19,17 @@ namespace {
 
 using detail::IsaKernels;
 
+// F16C is read from CPUID directly: clang's __builtin_cpu_supports does not
+// know it. (Its usability follows from AVX's, which the builtin checks.)
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ecx & bit_F16C) != 0;
+}
+
 bool cpu_has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 }
 
 // libgcc / compiler-rt only report AVX-512 features when the OS saves the

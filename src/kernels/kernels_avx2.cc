@@ -120,6 +120,27 @@ void q6_k_half_values(const uint8_t* ql, const uint8_t* qh, __m256i q[4]) {
   }
 }
 
+// d * scale and dmin * min of the eight Q4_K sub-blocks, computed as the
+// reference computes them (one float multiplication each).
+void q4_k_block_scales(const uint8_t* block, float scale[8], float min[8]) {
+  uint8_t sc[8], mn[8];
+  q4_k_scales_mins(block + kQ4_KScales, sc, mn);
+  const __m256 d = _mm256_set1_ps(half_at(block));
+  const __m256 dmin = _mm256_set1_ps(half_at(block + kQ4_KDmin));
+  const __m128i sc_bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc));
+  const __m128i mn_bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc_bytes))));
+  _mm256_storeu_ps(min, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn_bytes))));
+}
+
+// d * scale of the sixteen Q6_K sub-blocks, as the reference computes them.
+void q6_k_block_scales(const uint8_t* block, float scale[16]) {
+  const __m256 d = _mm256_set1_ps(half_at(block + kQ6_KD));
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ6_KScales));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes))));
+  _mm256_storeu_ps(scale + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)))));
+}
+
 // ---------------------------------------------------------------- dequantize
 
 void dequantize_row_avx2(DType type, const uint8_t* src, float* dst, int64_t n) {
@@ -160,16 +181,14 @@ void dequantize_row_avx2(DType type, const uint8_t* src, float* dst, int64_t n) 
     case DType::Q4_K: {
       const __m256i m4 = _mm256_set1_epi8(0x0F);
       for (int64_t b = 0; b < n / kQ4_KElems; ++b, src += kQ4_KBytes, dst += kQ4_KElems) {
-        const float d = half_at(src);
-        const float dmin = half_at(src + kQ4_KDmin);
+        float scales[8], mins[8];
+        q4_k_block_scales(src, scales, mins);
         for (int pair = 0; pair < 4; ++pair) {
           const __m256i v = load_32_bytes(src + kQ4_KQs + 32 * pair);
           const __m256i nibbles[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
           for (int h = 0; h < 2; ++h) {
-            uint8_t sc, m;
-            q4_k_scale_min(2 * pair + h, src + kQ4_KScales, &sc, &m);
-            const __m256 scale = _mm256_set1_ps(d * sc);
-            const __m256 min = _mm256_set1_ps(dmin * m);
+            const __m256 scale = _mm256_set1_ps(scales[2 * pair + h]);
+            const __m256 min = _mm256_set1_ps(mins[2 * pair + h]);
             const __m128i lo = _mm256_castsi256_si128(nibbles[h]);
             const __m128i hi = _mm256_extracti128_si256(nibbles[h], 1);
             const __m128i groups[4] = {lo, high_8_bytes(lo), hi, high_8_bytes(hi)};
@@ -184,16 +203,17 @@ void dequantize_row_avx2(DType type, const uint8_t* src, float* dst, int64_t n) 
     }
     case DType::Q6_K: {
       for (int64_t b = 0; b < n / kQ6_KElems; ++b, src += kQ6_KBytes, dst += kQ6_KElems) {
-        const float d = half_at(src + kQ6_KD);
+        float scales[16];
+        q6_k_block_scales(src, scales);
         for (int half = 0; half < 2; ++half) {
           __m256i q[4];
           q6_k_half_values(src + 64 * half, src + kQ6_KQh + 32 * half, q);
-          const int8_t* scales = reinterpret_cast<const int8_t*>(src + kQ6_KScales + 8 * half);
+          const float* half_scales = scales + 8 * half;
           for (int k = 0; k < 4; ++k) {
             const __m128i lo = _mm256_castsi256_si128(q[k]);
             const __m128i hi = _mm256_extracti128_si256(q[k], 1);
-            const __m256 scale_lo = _mm256_set1_ps(d * static_cast<float>(scales[2 * k]));
-            const __m256 scale_hi = _mm256_set1_ps(d * static_cast<float>(scales[2 * k + 1]));
+            const __m256 scale_lo = _mm256_set1_ps(half_scales[2 * k]);
+            const __m256 scale_hi = _mm256_set1_ps(half_scales[2 * k + 1]);
             float* out = dst + 128 * half + 32 * k;
             _mm256_storeu_ps(out + 0, _mm256_mul_ps(scale_lo, s8_to_ps(lo)));
             _mm256_storeu_ps(out + 8, _mm256_mul_ps(scale_lo, s8_to_ps(high_8_bytes(lo))));
@@ -265,54 +285,54 @@ float dot_32_block(const uint8_t* row, const float* x, int64_t n) {
 // subtraction of the min happens before the products, as in the reference.
 float dot_q4_k(const uint8_t* row, const float* x, int64_t n) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  // Four independent accumulators keep the FMA latency chains short.
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < n / kQ4_KElems; ++b, row += kQ4_KBytes, x += kQ4_KElems) {
-    const float d = half_at(row);
-    const float dmin = half_at(row + kQ4_KDmin);
+    float scales[8], mins[8];
+    q4_k_block_scales(row, scales, mins);
     for (int pair = 0; pair < 4; ++pair) {
       const __m256i v = load_32_bytes(row + kQ4_KQs + 32 * pair);
       const __m256i nibbles[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
       for (int h = 0; h < 2; ++h) {
-        uint8_t sc, m;
-        q4_k_scale_min(2 * pair + h, row + kQ4_KScales, &sc, &m);
-        const __m256 scale = _mm256_set1_ps(d * sc);
-        const __m256 min = _mm256_set1_ps(dmin * m);
+        const __m256 scale = _mm256_set1_ps(scales[2 * pair + h]);
+        const __m256 min = _mm256_set1_ps(mins[2 * pair + h]);
         const __m128i lo = _mm256_castsi256_si128(nibbles[h]);
         const __m128i hi = _mm256_extracti128_si256(nibbles[h], 1);
         const __m128i groups[4] = {lo, high_8_bytes(lo), hi, high_8_bytes(hi)};
         const float* xs = x + 64 * pair + 32 * h;
         for (int g = 0; g < 4; ++g) {
           const __m256 w = _mm256_fmsub_ps(scale, u8_to_ps(groups[g]), min);
-          acc[g & 1] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs + 8 * g), acc[g & 1]);
+          acc[g] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xs + 8 * g), acc[g]);
         }
       }
     }
   }
-  return hsum(_mm256_add_ps(acc[0], acc[1]));
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
 // Q6_K: one scale per 16 elements; integer values are dotted with x first.
 float dot_q6_k(const uint8_t* row, const float* x, int64_t n) {
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t b = 0; b < n / kQ6_KElems; ++b, row += kQ6_KBytes, x += kQ6_KElems) {
-    const float d = half_at(row + kQ6_KD);
+    float scales[16];
+    q6_k_block_scales(row, scales);
     for (int half = 0; half < 2; ++half) {
       __m256i q[4];
       q6_k_half_values(row + 64 * half, row + kQ6_KQh + 32 * half, q);
-      const int8_t* scales = reinterpret_cast<const int8_t*>(row + kQ6_KScales + 8 * half);
+      const float* half_scales = scales + 8 * half;
       for (int k = 0; k < 4; ++k) {
         const float* xs = x + 128 * half + 32 * k;
         const __m128i parts[2] = {_mm256_castsi256_si128(q[k]), _mm256_extracti128_si256(q[k], 1)};
         for (int p = 0; p < 2; ++p) {
           __m256 sum = _mm256_mul_ps(s8_to_ps(parts[p]), _mm256_loadu_ps(xs + 16 * p));
           sum = _mm256_fmadd_ps(s8_to_ps(high_8_bytes(parts[p])), _mm256_loadu_ps(xs + 16 * p + 8), sum);
-          const __m256 scale = _mm256_set1_ps(d * static_cast<float>(scales[2 * k + p]));
-          acc[p] = _mm256_fmadd_ps(scale, sum, acc[p]);
+          const __m256 scale = _mm256_set1_ps(half_scales[2 * k + p]);
+          acc[2 * (k & 1) + p] = _mm256_fmadd_ps(scale, sum, acc[2 * (k & 1) + p]);
         }
       }
     }
   }
-  return hsum(_mm256_add_ps(acc[0], acc[1]));
+  return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
 float dot_avx2(DType type, const uint8_t* row, const float* x, int64_t n) {

@@ -10,11 +10,15 @@
 // (`__m512 __Y = __Y;`), which trips -Wuninitialized once inlined (GCC bug
 // 105593). The warning points into the header, so silencing it for the
 // include leaves this file's own code checked.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include <cstring>
 
@@ -99,6 +103,27 @@ void q6_k_half_values(const uint8_t* ql, const uint8_t* qh, __m256i q[4]) {
   }
 }
 
+// d * scale and dmin * min of the eight Q4_K sub-blocks, computed as the
+// reference computes them (one float multiplication each).
+void q4_k_block_scales(const uint8_t* block, float scale[8], float min[8]) {
+  uint8_t sc[8], mn[8];
+  q4_k_scales_mins(block + kQ4_KScales, sc, mn);
+  const __m256 d = _mm256_set1_ps(half_at(block));
+  const __m256 dmin = _mm256_set1_ps(half_at(block + kQ4_KDmin));
+  const __m128i sc_bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc));
+  const __m128i mn_bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sc_bytes))));
+  _mm256_storeu_ps(min, _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mn_bytes))));
+}
+
+// d * scale of the sixteen Q6_K sub-blocks, as the reference computes them.
+void q6_k_block_scales(const uint8_t* block, float scale[16]) {
+  const __m256 d = _mm256_set1_ps(half_at(block + kQ6_KD));
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kQ6_KScales));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes))));
+  _mm256_storeu_ps(scale + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(bytes, 8)))));
+}
+
 // ---------------------------------------------------------------- dequantize
 
 void dequantize_row_avx512(DType type, const uint8_t* src, float* dst, int64_t n) {
@@ -138,16 +163,14 @@ void dequantize_row_avx512(DType type, const uint8_t* src, float* dst, int64_t n
     case DType::Q4_K: {
       const __m256i m4 = _mm256_set1_epi8(0x0F);
       for (int64_t b = 0; b < n / kQ4_KElems; ++b, src += kQ4_KBytes, dst += kQ4_KElems) {
-        const float d = half_at(src);
-        const float dmin = half_at(src + kQ4_KDmin);
+        float scales[8], mins[8];
+        q4_k_block_scales(src, scales, mins);
         for (int pair = 0; pair < 4; ++pair) {
           const __m256i v = load_32_bytes(src + kQ4_KQs + 32 * pair);
           const __m256i nibbles[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
           for (int h = 0; h < 2; ++h) {
-            uint8_t sc, m;
-            q4_k_scale_min(2 * pair + h, src + kQ4_KScales, &sc, &m);
-            const __m512 scale = _mm512_set1_ps(d * sc);
-            const __m512 min = _mm512_set1_ps(dmin * m);
+            const __m512 scale = _mm512_set1_ps(scales[2 * pair + h]);
+            const __m512 min = _mm512_set1_ps(mins[2 * pair + h]);
             float* out = dst + 64 * pair + 32 * h;
             const __m512 q0 = u8_to_ps(_mm256_castsi256_si128(nibbles[h]));
             const __m512 q1 = u8_to_ps(_mm256_extracti128_si256(nibbles[h], 1));
@@ -160,15 +183,16 @@ void dequantize_row_avx512(DType type, const uint8_t* src, float* dst, int64_t n
     }
     case DType::Q6_K: {
       for (int64_t b = 0; b < n / kQ6_KElems; ++b, src += kQ6_KBytes, dst += kQ6_KElems) {
-        const float d = half_at(src + kQ6_KD);
+        float scales[16];
+        q6_k_block_scales(src, scales);
         for (int half = 0; half < 2; ++half) {
           __m256i q[4];
           q6_k_half_values(src + 64 * half, src + kQ6_KQh + 32 * half, q);
-          const int8_t* scales = reinterpret_cast<const int8_t*>(src + kQ6_KScales + 8 * half);
+          const float* half_scales = scales + 8 * half;
           for (int k = 0; k < 4; ++k) {
             float* out = dst + 128 * half + 32 * k;
-            const __m512 scale_lo = _mm512_set1_ps(d * static_cast<float>(scales[2 * k]));
-            const __m512 scale_hi = _mm512_set1_ps(d * static_cast<float>(scales[2 * k + 1]));
+            const __m512 scale_lo = _mm512_set1_ps(half_scales[2 * k]);
+            const __m512 scale_hi = _mm512_set1_ps(half_scales[2 * k + 1]);
             _mm512_storeu_ps(out, _mm512_mul_ps(scale_lo, s8_to_ps(_mm256_castsi256_si128(q[k]))));
             _mm512_storeu_ps(out + 16, _mm512_mul_ps(scale_hi, s8_to_ps(_mm256_extracti128_si256(q[k], 1))));
           }
@@ -233,49 +257,51 @@ float dot_32_block(const uint8_t* row, const float* x, int64_t n) {
 
 float dot_q4_k(const uint8_t* row, const float* x, int64_t n) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  // Four independent accumulators keep the FMA latency chains short.
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t b = 0; b < n / kQ4_KElems; ++b, row += kQ4_KBytes, x += kQ4_KElems) {
-    const float d = half_at(row);
-    const float dmin = half_at(row + kQ4_KDmin);
+    float scales[8], mins[8];
+    q4_k_block_scales(row, scales, mins);
     for (int pair = 0; pair < 4; ++pair) {
       const __m256i v = load_32_bytes(row + kQ4_KQs + 32 * pair);
       const __m256i nibbles[2] = {_mm256_and_si256(v, m4), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
       for (int h = 0; h < 2; ++h) {
-        uint8_t sc, m;
-        q4_k_scale_min(2 * pair + h, row + kQ4_KScales, &sc, &m);
-        const __m512 scale = _mm512_set1_ps(d * sc);
-        const __m512 min = _mm512_set1_ps(dmin * m);
+        const __m512 scale = _mm512_set1_ps(scales[2 * pair + h]);
+        const __m512 min = _mm512_set1_ps(mins[2 * pair + h]);
         const float* xs = x + 64 * pair + 32 * h;
         const __m512 w0 = _mm512_fmsub_ps(scale, u8_to_ps(_mm256_castsi256_si128(nibbles[h])), min);
         const __m512 w1 = _mm512_fmsub_ps(scale, u8_to_ps(_mm256_extracti128_si256(nibbles[h], 1)), min);
-        acc[0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc[0]);
-        acc[1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs + 16), acc[1]);
+        acc[2 * h] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc[2 * h]);
+        acc[2 * h + 1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs + 16), acc[2 * h + 1]);
       }
     }
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
 // Q6_K: each 16-lane vector is exactly one sub-block, so its integer values
 // are dotted with x and scaled once.
 float dot_q6_k(const uint8_t* row, const float* x, int64_t n) {
-  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t b = 0; b < n / kQ6_KElems; ++b, row += kQ6_KBytes, x += kQ6_KElems) {
-    const float d = half_at(row + kQ6_KD);
+    float scales[16];
+    q6_k_block_scales(row, scales);
     for (int half = 0; half < 2; ++half) {
       __m256i q[4];
       q6_k_half_values(row + 64 * half, row + kQ6_KQh + 32 * half, q);
-      const int8_t* scales = reinterpret_cast<const int8_t*>(row + kQ6_KScales + 8 * half);
+      const float* half_scales = scales + 8 * half;
       for (int k = 0; k < 4; ++k) {
         const float* xs = x + 128 * half + 32 * k;
         const __m512 p0 = _mm512_mul_ps(s8_to_ps(_mm256_castsi256_si128(q[k])), _mm512_loadu_ps(xs));
         const __m512 p1 = _mm512_mul_ps(s8_to_ps(_mm256_extracti128_si256(q[k], 1)), _mm512_loadu_ps(xs + 16));
-        acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(d * static_cast<float>(scales[2 * k])), p0, acc[0]);
-        acc[1] = _mm512_fmadd_ps(_mm512_set1_ps(d * static_cast<float>(scales[2 * k + 1])), p1, acc[1]);
+        __m512& acc0 = acc[2 * (k & 1)];
+        __m512& acc1 = acc[2 * (k & 1) + 1];
+        acc0 = _mm512_fmadd_ps(_mm512_set1_ps(half_scales[2 * k]), p0, acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_set1_ps(half_scales[2 * k + 1]), p1, acc1);
       }
     }
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
 float dot_avx512(DType type, const uint8_t* row, const float* x, int64_t n) {

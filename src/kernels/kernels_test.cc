@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
+#include "kernels/block_layouts.h"
 #include "tensor/fp16.h"
 
 namespace glassbox::kernels {
@@ -223,6 +224,24 @@ TEST(KernelsHandMade, HalfAndBFloat) {
   EXPECT_EQ(b[0], 1.0f);
   EXPECT_EQ(b[1], -3.0f);
   EXPECT_EQ(b[2], 3.140625f);
+}
+
+// The word-parallel Q4_K scale unpacking used by the SIMD files must agree
+// with the per-sub-block reference for any packed bytes.
+TEST(KernelsHandMade, Q4_KScaleUnpackingAgrees) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 2000; ++trial) {
+    uint8_t packed[12];
+    for (auto& b : packed) b = static_cast<uint8_t>(rng());
+    uint8_t scales[8], mins[8];
+    layout::q4_k_scales_mins(packed, scales, mins);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      layout::q4_k_scale_min(j, packed, &sc, &m);
+      ASSERT_EQ(scales[j], sc) << "sub-block " << j;
+      ASSERT_EQ(mins[j], m) << "sub-block " << j;
+    }
+  }
 }
 
 // ------------------------------------------------------ random rows, all ISAs

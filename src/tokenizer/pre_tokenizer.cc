@@ -16,11 +16,38 @@ namespace {
 // Letter-like classes that DeepSeek LLM's tokenizer.json spells out by hand
 // (Latin, Greek, Cyrillic, Armenian, Georgian, Cherokee, ... and the
 // fullwidth forms) instead of \p{L}.
+// The classes are written with \x{...} escapes: several of these code points
+// (U+1FD3, U+212A, ...) have canonical decompositions, and a literal copy
+// would be silently changed by any tool that NFC-normalises source text.
+//
+// Cased letters of many scripts that DeepSeek LLM's tokenizer.json spells
+// out by hand (Latin, Greek, Cyrillic, Armenian, Georgian, Cherokee, ...,
+// fullwidth Latin) instead of \p{L}.
 constexpr const char* kDeepseekLlmLetters =
-    R"re(\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+)re";
+    R"re(\s?[A-Za-z\x{B5}\x{C0}-\x{D6}\x{D8}-\x{F6}\x{F8}-\x{1BA}\x{1BC}-\x{1BF}\x{1C4}-\x{293}\x{295}-\x{2AF})re"
+    R"re(\x{370}-\x{373}\x{376}\x{377}\x{37B}-\x{37D}\x{37F}\x{386}\x{388}-\x{38A}\x{38C}\x{38E}-\x{3A1})re"
+    R"re(\x{3A3}-\x{3F5}\x{3F7}-\x{481}\x{48A}-\x{52F}\x{531}-\x{556}\x{10A0}-\x{10C5}\x{13A0}-\x{13F5})re"
+    R"re(\x{13F8}-\x{13FD}\x{1C90}-\x{1CBA}\x{1CBD}-\x{1CBF}\x{1D00}-\x{1D2B}\x{1D6B}-\x{1D77}\x{1D79}-\x{1D9A})re"
+    R"re(\x{1E00}-\x{1F15}\x{1F18}-\x{1F1D}\x{1F20}-\x{1F45}\x{1F48}-\x{1F4D}\x{1F50}-\x{1F57}\x{1F59}\x{1F5B})re"
+    R"re(\x{1F5D}\x{1F5F}-\x{1F7D}\x{1F80}-\x{1FB4}\x{1FB6}-\x{1FBC}\x{1FBE}\x{1FC2}-\x{1FC4}\x{1FC6}-\x{1FCC})re"
+    R"re(\x{1FD0}-\x{1FD3}\x{1FD6}-\x{1FDB}\x{1FE0}-\x{1FEC}\x{1FF2}-\x{1FF4}\x{1FF6}-\x{1FFC}\x{2102}\x{2107})re"
+    R"re(\x{210A}-\x{2113}\x{2115}\x{2119}-\x{211D}\x{2124}\x{2126}\x{2128}\x{212A}-\x{212D}\x{212F}-\x{2134})re"
+    R"re(\x{2139}\x{213C}-\x{213F}\x{2145}-\x{2149}\x{214E}\x{2183}\x{2184}\x{2C00}-\x{2C7B}\x{2C7E}-\x{2CE4})re"
+    R"re(\x{2CEB}-\x{2CEE}\x{2CF2}\x{2CF3}\x{A640}-\x{A66D}\x{A680}-\x{A69B}\x{A722}-\x{A76F}\x{A771}-\x{A787})re"
+    R"re(\x{A78B}-\x{A78E}\x{AB70}-\x{ABBF}\x{FB00}-\x{FB06}\x{FB13}-\x{FB17}\x{FF21}-\x{FF3A}\x{FF41}-\x{FF5A})re"
+    R"re(\x{10400}-\x{1044F}\x{104B0}-\x{104D3}\x{104D8}-\x{104FB}\x{10C80}-\x{10CB2}\x{10CC0}-\x{10CF2})re"
+    R"re(\x{118A0}-\x{118DF}\x{1E900}-\x{1E943}]+)re";
+
+// ASCII punctuation and its fullwidth forms, curly quotes, CJK space and
+// punctuation U+3000..U+3002.
+constexpr const char* kDeepseekLlmPunctuation =
+    R"re(\s?[!-/:-~\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF5E}\x{2018}-\x{201F}\x{3000}-\x{3002}]+)re";
 
 // CJK ideographs, the block U+0800..U+4E00 (Samaritan to CJK), and Hangul.
-constexpr const char* kDeepseekCjk = R"re([一-龥ࠀ-一가-퟿]+)re";
+constexpr const char* kDeepseekCjk = R"re([\x{4E00}-\x{9FA5}\x{800}-\x{4E00}\x{AC00}-\x{D7FF}]+)re";
+
+// CJK ideographs, Hiragana and Katakana (DeepSeek V3).
+constexpr const char* kDeepseekV3CjkKana = R"re([\x{4E00}-\x{9FA5}\x{3040}-\x{309F}\x{30A0}-\x{30FF}]+)re";
 
 struct Family {
   std::string name;
@@ -50,7 +77,7 @@ const std::vector<Family>& families() {
       // punctuation runs, trailing whitespace, CJK runs, digit runs.
       {"deepseek-llm",
        {"deepseek-llm"},
-       {R"re([\r\n])re", kDeepseekLlmLetters, R"re(\s?[!-/:-~！-／：-～‘-‟　-。]+)re", R"re(\s+$)re",
+       {R"re([\r\n])re", kDeepseekLlmLetters, kDeepseekLlmPunctuation, R"re(\s+$)re",
         kDeepseekCjk, R"re(\p{N}+)re"},
        false,
        false},
@@ -65,7 +92,7 @@ const std::vector<Family>& families() {
       // GPT-4-like split where punctuation may lead a Latin word.
       {"deepseek-v3",
        {"deepseek-v3"},
-       {R"re(\p{N}{1,3})re", R"re([一-龥぀-ゟ゠-ヿ]+)re",
+       {R"re(\p{N}{1,3})re", kDeepseekV3CjkKana,
         R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re"},
        false,
        false},
@@ -169,7 +196,10 @@ PreTokenizer::PreTokenizer(std::string_view pre_name) {
     return;
   }
   std::string known;
-  for (const std::string& name : known_names()) known += (known.empty() ? "" : ", ") + name;
+  for (const std::string& name : known_names()) {
+    if (!known.empty()) known += ", ";
+    known += name;
+  }
   throw Error("tokenizer.ggml.pre: unknown pre-tokenizer '" + std::string(pre_name) + "' (supported: " + known +
               ")");
 }

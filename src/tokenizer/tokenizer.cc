@@ -62,7 +62,9 @@ constexpr std::string_view kEndOfTurnTexts[] = {"<|eot_id|>", "<|im_end|>", "<|e
 // end-of-generation set).
 constexpr std::string_view kEndOfGenerationTexts[] = {
     "<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|end_of_text|>", "<|eom_id|>", "<EOT>",  "<｜end▁of▁sentence｜>"};
+    "<|end_of_text|>", "<|eom_id|>", "<EOT>",
+    // DeepSeek's <｜end▁of▁sentence｜> (fullwidth bars, U+2581 spaces)
+    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence" "\xEF\xBD\x9C>"};
 
 // Length of the longest prefix of `bytes` that does not end inside an
 // unfinished UTF-8 sequence.

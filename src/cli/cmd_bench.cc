@@ -1,0 +1,385 @@
+// bench: llama-bench-like speed table plus weight bytes per token against
+// the measured read bandwidth. quantize: convert a GGUF model to another file
+// type. synth-model: write a random-weight benchmark model.
+#include "cli/cmd_bench.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "cli/common.h"
+#include "kernels/kernels.h"
+#include "quantize/bench.h"
+#include "quantize/model_files.h"
+#include "quantize/quantize.h"
+
+namespace glassbox::cli {
+namespace {
+
+bool stderr_is_terminal() { return isatty(STDERR_FILENO) != 0; }
+
+std::string format(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
+// llama-bench prints sizes in GiB from 1 GiB on, MiB below.
+std::string format_size(uint64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  return b >= 1024.0 * 1024 * 1024 ? format("%.2f GiB", b / (1024.0 * 1024 * 1024))
+                                   : format("%.2f MiB", b / (1024.0 * 1024));
+}
+
+std::string format_params(uint64_t n) {
+  const double v = static_cast<double>(n);
+  return v >= 1e9 ? format("%.2f B", v / 1e9) : format("%.2f M", v / 1e6);
+}
+
+// "qwen3 0.6B Q4_K - Medium": architecture, size class from the parameter
+// count, file type.
+std::string model_label(const Model& model, uint64_t n_params) {
+  const double p = static_cast<double>(n_params);
+  const std::string size = p >= 1e9 ? format("%.1fB", p / 1e9) : format("%.0fM", p / 1e6);
+  const auto ftype = model.file().get_int("general.file_type");
+  const std::string type = ftype ? std::string(quantize::file_type_description(static_cast<uint32_t>(*ftype)))
+                                 : "unknown type";
+  return model.config().arch + " " + size + " " + type;
+}
+
+// Writes a progress line on stderr when it is a terminal; clear() erases it.
+class ProgressLine {
+ public:
+  ProgressLine() : enabled_(stderr_is_terminal()) {}
+  void show(const std::string& text) {
+    if (!enabled_) return;
+    std::fprintf(stderr, "\r\033[K%s", text.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void clear() {
+    if (enabled_ && shown_) std::fprintf(stderr, "\r\033[K");
+    shown_ = false;
+  }
+  // A (done, total) byte-progress callback that shows "<label> NN%".
+  quantize::WriteProgressFn bytes(const std::string& label) {
+    if (!enabled_) return {};
+    return [this, label, last = -1](uint64_t done, uint64_t total) mutable {
+      const int pct = total ? static_cast<int>(done * 100 / total) : 100;
+      if (pct == last) return;
+      last = pct;
+      show(label + " " + std::to_string(pct) + "%");
+    };
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+};
+
+// ------------------------------------------------------------ bench
+
+struct BenchArgs {
+  std::string model;
+  std::vector<int> n_prompt{512};
+  std::vector<int> n_gen{128};
+  std::vector<int> threads{0};
+  int repetitions = 3;
+  bool json = false;
+  int bandwidth_mib = 1024;
+  int bandwidth_runs = 5;
+  uint64_t seed = 42;
+};
+
+struct ThreadResults {
+  int threads = 0;
+  bench::Bandwidth bandwidth;
+  std::vector<bench::TestResult> tests;
+};
+
+double gbps(double bytes_per_second) { return bytes_per_second / 1e9; }
+
+void print_table(const Model& model, const bench::WeightFootprint& fp,
+                 const std::vector<ThreadResults>& results) {
+  const std::string label = model_label(model, fp.n_params);
+  const std::string backend = "CPU " + std::string(kernels::active_isa());
+  struct Row {
+    std::string cells[7];
+  };
+  std::vector<Row> rows;
+  rows.push_back({{"model", "size", "params", "backend", "threads", "test", "t/s"}});
+  for (const ThreadResults& tr : results) {
+    for (const bench::TestResult& t : tr.tests) {
+      rows.push_back({{label, format_size(fp.file_tensor_bytes), format_params(fp.n_params), backend,
+                       std::to_string(tr.threads), t.name,
+                       format("%.2f", t.tps.mean) + " ± " + format("%.2f", t.tps.sd)}});
+    }
+  }
+  // Widths in characters, not bytes: "±" is two bytes of UTF-8.
+  auto display_width = [](const std::string& s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xc0) != 0x80;
+    return n;
+  };
+  size_t width[7] = {};
+  for (const Row& r : rows) {
+    for (int c = 0; c < 7; ++c) width[c] = std::max(width[c], display_width(r.cells[c]));
+  }
+  const bool right_aligned[7] = {false, true, true, false, true, true, true};
+  auto print_row = [&](const Row& r) {
+    std::printf("|");
+    for (int c = 0; c < 7; ++c) {
+      const std::string pad(width[c] - display_width(r.cells[c]), ' ');
+      if (right_aligned[c]) {
+        std::printf(" %s%s |", pad.c_str(), r.cells[c].c_str());
+      } else {
+        std::printf(" %s%s |", r.cells[c].c_str(), pad.c_str());
+      }
+    }
+    std::printf("\n");
+  };
+  print_row(rows[0]);
+  std::printf("|");
+  for (int c = 0; c < 7; ++c) {
+    const std::string dashes(width[c] > 0 ? width[c] - (right_aligned[c] ? 1 : 0) : 0, '-');
+    std::printf(" %s%s |", dashes.c_str(), right_aligned[c] ? ":" : "");
+  }
+  std::printf("\n");
+  for (size_t i = 1; i < rows.size(); ++i) print_row(rows[i]);
+
+  std::printf("\nweights read per generated token: %s (%.1f MB: every layer matrix, the output matrix, one "
+              "embedding row)\n",
+              format_size(fp.bytes_per_token).c_str(), static_cast<double>(fp.bytes_per_token) / 1e6);
+  for (const ThreadResults& tr : results) {
+    std::printf("measured read bandwidth, %d thread%s: %.2f GB/s (best of %d reads of a %s buffer)\n", tr.threads,
+                tr.threads == 1 ? "" : "s", gbps(tr.bandwidth.bytes_per_second), tr.bandwidth.runs,
+                format_size(tr.bandwidth.buffer_bytes).c_str());
+    for (const bench::TestResult& t : tr.tests) {
+      if (t.n_gen == 0) continue;
+      const double used = t.tps.mean * static_cast<double>(fp.bytes_per_token);
+      std::printf("  %s: %.2f t/s x %.1f MB = %.2f GB/s of weights = %.1f%% of measured bandwidth\n",
+                  t.name.c_str(), t.tps.mean, static_cast<double>(fp.bytes_per_token) / 1e6, gbps(used),
+                  tr.bandwidth.bytes_per_second > 0 ? 100.0 * used / tr.bandwidth.bytes_per_second : 0.0);
+    }
+  }
+}
+
+void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootprint& fp,
+                const std::vector<ThreadResults>& results) {
+  using nlohmann::json;
+  json out;
+  out["model_filename"] = a.model;
+  out["model_type"] = model_label(model, fp.n_params);
+  out["model_size"] = fp.file_tensor_bytes;
+  out["model_n_params"] = fp.n_params;
+  out["backend"] = "CPU";
+  out["isa"] = std::string(kernels::active_isa());
+  out["repetitions"] = a.repetitions;
+  out["weight_bytes_per_token"] = fp.bytes_per_token;
+  json bandwidth = json::array();
+  json tests = json::array();
+  for (const ThreadResults& tr : results) {
+    bandwidth.push_back({{"n_threads", tr.threads},
+                         {"read_bytes_per_second", tr.bandwidth.bytes_per_second},
+                         {"buffer_bytes", tr.bandwidth.buffer_bytes},
+                         {"runs", tr.bandwidth.runs}});
+    for (const bench::TestResult& t : tr.tests) {
+      json j;
+      j["test"] = t.name;
+      j["n_threads"] = tr.threads;
+      j["n_prompt"] = t.n_prompt;
+      j["n_gen"] = t.n_gen;
+      std::vector<double> ns;
+      for (double s : t.seconds) ns.push_back(s * 1e9);
+      const bench::MeanSd ns_stats = bench::mean_sd(ns);
+      j["avg_ns"] = ns_stats.mean;
+      j["stddev_ns"] = ns_stats.sd;
+      j["avg_ts"] = t.tps.mean;
+      j["stddev_ts"] = t.tps.sd;
+      j["samples_ns"] = ns;
+      j["samples_ts"] = t.tokens_per_sec;
+      if (t.n_gen > 0) {
+        const double used = t.tps.mean * static_cast<double>(fp.bytes_per_token);
+        j["weight_read_bytes_per_second"] = used;
+        j["fraction_of_read_bandwidth"] =
+            tr.bandwidth.bytes_per_second > 0 ? used / tr.bandwidth.bytes_per_second : 0.0;
+      }
+      tests.push_back(std::move(j));
+    }
+  }
+  out["read_bandwidth"] = std::move(bandwidth);
+  out["tests"] = std::move(tests);
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+void run_bench(const BenchArgs& a) {
+  auto positive = [](const std::vector<int>& v, const char* what, int min) {
+    for (int x : v) {
+      if (x < min) throw Error(std::string("bench: ") + what + " must be >= " + std::to_string(min));
+    }
+  };
+  positive(a.n_prompt, "-p", 0);
+  positive(a.n_gen, "-n", 0);
+  positive(a.threads, "-t", 0);
+  if (a.repetitions < 1) throw Error("bench: -r must be >= 1");
+  if (a.bandwidth_mib < 1) throw Error("bench: --bandwidth-mib must be >= 1");
+  const int max_prompt = *std::max_element(a.n_prompt.begin(), a.n_prompt.end());
+  const int max_gen = *std::max_element(a.n_gen.begin(), a.n_gen.end());
+
+  const std::unique_ptr<Model> model = load_model(a.model, /*load_tokenizer=*/false);
+  const bench::WeightFootprint fp = bench::weight_footprint(*model);
+  ProgressLine line;
+  std::vector<ThreadResults> results;
+  for (int threads : a.threads) {
+    ContextOptions co;
+    co.n_ctx = std::max({max_prompt, max_gen, 1});
+    co.n_batch = std::max(max_prompt, 1);  // a pp test is one batch
+    co.n_threads = threads;
+    Context ctx(*model, co);
+    ThreadResults tr;
+    tr.threads = ctx.pool().size();
+    line.show("bench: measuring read bandwidth with " + std::to_string(tr.threads) + " threads");
+    tr.bandwidth = bench::measure_read_bandwidth(ctx.pool(), uint64_t(a.bandwidth_mib) << 20, a.bandwidth_runs);
+    bench::SpeedOptions so;
+    so.repetitions = a.repetitions;
+    so.seed = a.seed;
+    so.progress = [&](std::string_view test, int rep, int reps) {
+      line.show("bench: " + std::string(test) + (rep == 0 ? " warm-up done" : " " + std::to_string(rep) + "/" +
+                                                                             std::to_string(reps)));
+    };
+    for (int p : a.n_prompt) {
+      if (p > 0) tr.tests.push_back(bench::bench_prompt(ctx, p, so));
+    }
+    for (int n : a.n_gen) {
+      if (n > 0) tr.tests.push_back(bench::bench_generation(ctx, n, so));
+    }
+    results.push_back(std::move(tr));
+  }
+  line.clear();
+  if (a.json) {
+    print_json(a, *model, fp, results);
+  } else {
+    print_table(*model, fp, results);
+  }
+}
+
+// ------------------------------------------------------------ quantize / synth-model
+
+quantize::FileType file_type_arg(const std::string& name) {
+  const auto t = quantize::parse_file_type(name);
+  if (!t) throw Error("unknown type '" + name + "' (use F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K_M or Q6_K)");
+  return *t;
+}
+
+void print_plan_summary(const std::string& path, const std::vector<quantize::TensorPlan>& plan) {
+  std::map<std::string, int> counts;
+  uint64_t bytes = 0, params = 0;
+  for (const auto& p : plan) {
+    counts[std::string(dtype_name(p.to))]++;
+    bytes += p.bytes_to;
+    uint64_t e = 1;
+    for (int64_t d : p.ne) e *= static_cast<uint64_t>(d);
+    params += e;
+  }
+  std::printf("wrote %s: %zu tensors, %s parameters, %s of tensor data; types:", path.c_str(), plan.size(),
+              format_params(params).c_str(), format_size(bytes).c_str());
+  for (const auto& [name, n] : counts) std::printf(" %s x%d", name.c_str(), n);
+  std::printf("\n");
+}
+
+}  // namespace
+
+void register_bench_commands(CLI::App& app) {
+  {
+    auto* cmd = app.add_subcommand(
+        "bench", "Measure prompt-processing and generation speed (like llama-bench) and memory-bandwidth use");
+    auto a = std::make_shared<BenchArgs>();
+    cmd->add_option("-m,--model", a->model, "GGUF model file")->required();
+    cmd->add_option("-p,--n-prompt", a->n_prompt, "prompt tokens per pp test, comma-separated (0: none)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("-n,--n-gen", a->n_gen, "generated tokens per tg test, comma-separated (0: none)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("-t,--threads", a->threads, "threads, comma-separated (0: all hardware threads)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("-r,--repetitions", a->repetitions, "timed repetitions of each test (after a warm-up)")
+        ->capture_default_str();
+    cmd->add_flag("--json", a->json, "print the results as JSON");
+    cmd->add_option("--bandwidth-mib", a->bandwidth_mib, "buffer size of the read-bandwidth probe in MiB")
+        ->capture_default_str();
+    cmd->add_option("--bandwidth-runs", a->bandwidth_runs, "reads of the probe buffer (the best counts)")
+        ->capture_default_str();
+    cmd->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
+    cmd->callback([a] { run_bench(*a); });
+  }
+  {
+    auto* cmd = app.add_subcommand("quantize", "Convert a GGUF model to another type (llama-quantize's type mix)");
+    struct Opts {
+      std::string in, out, type;
+      bool pure = false;
+      int threads = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    cmd->add_option("-m,--model", o->in, "input GGUF model")->required();
+    cmd->add_option("-o,--output", o->out, "output GGUF file")->required();
+    cmd->add_option("--type", o->type, "F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K_M or Q6_K")->required();
+    cmd->add_flag("--pure", o->pure, "every matrix in the default type (no Q6_K output / attn_v / ffn_down rules)");
+    cmd->add_option("-t,--threads", o->threads, "threads (default: all hardware threads)");
+    cmd->callback([o] {
+      quantize::QuantizeOptions q;
+      q.file_type = file_type_arg(o->type);
+      q.pure = o->pure;
+      q.n_threads = o->threads;
+      ProgressLine line;
+      q.progress = line.bytes("quantize: " + o->out);
+      const auto plan = quantize::quantize_model_file(o->in, o->out, q);
+      line.clear();
+      print_plan_summary(o->out, plan);
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand(
+        "synth-model", "Write a random-weight model with the exact shapes and metadata of a real one (benchmarks)");
+    struct Opts {
+      std::string preset, type, vocab, out;
+      uint64_t seed = 1;
+      int threads = 0;
+    };
+    auto o = std::make_shared<Opts>();
+    std::string presets;
+    for (const auto& p : quantize::synth_presets()) presets += (presets.empty() ? "" : ", ") + std::string(p.name);
+    cmd->add_option("--preset", o->preset, "model to imitate: " + presets)->required();
+    cmd->add_option("--type", o->type, "F16, BF16, Q8_0, Q4_0, Q4_K_M, Q6_K or F32")->required();
+    cmd->add_option("--vocab", o->vocab, "GGUF whose tokenizer is copied (e.g. qwen3.vocab.gguf)")->required();
+    cmd->add_option("-o,--output", o->out, "output GGUF file")->required();
+    cmd->add_option("--seed", o->seed, "random seed")->capture_default_str();
+    cmd->add_option("-t,--threads", o->threads, "threads (default: all hardware threads)");
+    cmd->callback([o, presets] {
+      quantize::SynthOptions s;
+      s.preset = quantize::find_synth_preset(o->preset);
+      if (!s.preset) throw Error("unknown preset '" + o->preset + "' (use " + presets + ")");
+      s.file_type = file_type_arg(o->type);
+      s.vocab_path = o->vocab;
+      s.out_path = o->out;
+      s.seed = o->seed;
+      s.n_threads = o->threads;
+      ProgressLine line;
+      s.progress = line.bytes("synth-model: " + o->out);
+      const auto plan = quantize::write_synth_model(s);
+      line.clear();
+      print_plan_summary(o->out, plan);
+    });
+  }
+}
+
+}  // namespace glassbox::cli

@@ -1,0 +1,158 @@
+#include "quantize/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <new>
+#include <random>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+
+namespace glassbox::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+uint64_t matrix_bytes(const TensorView& w) {
+  return w ? static_cast<uint64_t>(row_bytes(w.type, w.cols())) * static_cast<uint64_t>(w.rows()) : 0;
+}
+
+std::vector<TokenId> random_tokens(std::mt19937_64& rng, int n, int n_vocab) {
+  std::uniform_int_distribution<TokenId> pick(0, n_vocab - 1);
+  std::vector<TokenId> tokens(static_cast<size_t>(n));
+  for (TokenId& t : tokens) t = pick(rng);
+  return tokens;
+}
+
+void report(const SpeedOptions& options, std::string_view test, int rep, int reps) {
+  if (options.progress) options.progress(test, rep, reps);
+}
+
+void finish(TestResult& r, int n_tokens) {
+  for (double s : r.seconds) r.tokens_per_sec.push_back(s > 0 ? n_tokens / s : 0.0);
+  r.tps = mean_sd(r.tokens_per_sec);
+}
+
+}  // namespace
+
+MeanSd mean_sd(const std::vector<double>& values) {
+  MeanSd r;
+  if (values.empty()) return r;
+  double sum = 0;
+  for (double v : values) sum += v;
+  r.mean = sum / static_cast<double>(values.size());
+  if (values.size() > 1) {
+    double sq = 0;
+    for (double v : values) sq += (v - r.mean) * (v - r.mean);
+    r.sd = std::sqrt(sq / static_cast<double>(values.size() - 1));
+  }
+  return r;
+}
+
+WeightFootprint weight_footprint(const Model& model) {
+  WeightFootprint f;
+  for (const gguf::TensorInfo& t : model.file().tensors()) {
+    f.file_tensor_bytes += t.nbytes;
+    f.n_params += static_cast<uint64_t>(t.elements());
+  }
+  const Weights& w = model.weights();
+  for (const LayerWeights& l : w.layers) {
+    for (const TensorView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      f.bytes_per_token += matrix_bytes(*m);
+    }
+  }
+  f.bytes_per_token += matrix_bytes(w.output);
+  f.bytes_per_token += static_cast<uint64_t>(row_bytes(w.token_embd.type, w.token_embd.cols()));
+  return f;
+}
+
+TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options) {
+  TestResult r;
+  r.name = "pp" + std::to_string(n_prompt);
+  r.n_prompt = n_prompt;
+  std::mt19937_64 rng(options.seed);
+  const int n_vocab = ctx.n_vocab();
+  for (int rep = 0; rep <= options.repetitions; ++rep) {  // rep 0: warm-up
+    const std::vector<TokenId> tokens = random_tokens(rng, n_prompt, n_vocab);
+    ctx.truncate(0);
+    const auto start = Clock::now();
+    ctx.eval(tokens);
+    const double s = seconds_since(start);
+    if (rep > 0) r.seconds.push_back(s);
+    report(options, r.name, rep, options.repetitions);
+  }
+  finish(r, n_prompt);
+  return r;
+}
+
+TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options) {
+  TestResult r;
+  r.name = "tg" + std::to_string(n_gen);
+  r.n_gen = n_gen;
+  std::mt19937_64 rng(options.seed + 1);
+  const int n_vocab = ctx.n_vocab();
+  // Warm-up: a few tokens bring every weight page in and start the threads.
+  ctx.truncate(0);
+  for (TokenId t : random_tokens(rng, std::min(n_gen, 4), n_vocab)) ctx.eval(std::span(&t, 1));
+  report(options, r.name, 0, options.repetitions);
+  for (int rep = 1; rep <= options.repetitions; ++rep) {
+    const std::vector<TokenId> tokens = random_tokens(rng, n_gen, n_vocab);
+    ctx.truncate(0);
+    const auto start = Clock::now();
+    for (const TokenId& t : tokens) ctx.eval(std::span(&t, 1));
+    r.seconds.push_back(seconds_since(start));
+    report(options, r.name, rep, options.repetitions);
+  }
+  finish(r, n_gen);
+  return r;
+}
+
+Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs) {
+  Bandwidth b;
+  b.threads = pool.size();
+  b.runs = std::max(1, runs);
+  const uint64_t n_words = std::max<uint64_t>(buffer_bytes / sizeof(uint64_t), 1);
+  b.buffer_bytes = n_words * sizeof(uint64_t);
+  std::unique_ptr<uint64_t[]> buffer(new (std::nothrow) uint64_t[n_words]);
+  if (!buffer) throw Error("bench: cannot allocate " + std::to_string(b.buffer_bytes) + " bytes for the bandwidth probe");
+  uint64_t* words = buffer.get();
+  const int64_t n = static_cast<int64_t>(n_words);
+  // First touch by the threads that will read: pages land on their node.
+  pool.ParallelFor(n, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) words[i] = static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull;
+  });
+  std::vector<uint64_t> sums(static_cast<size_t>(pool.size()), 0);
+  double best = 0;
+  for (int run = 0; run < b.runs; ++run) {
+    const auto start = Clock::now();
+    pool.ParallelFor(n, [&](int64_t begin, int64_t end, int thread) {
+      // Eight independent sums keep enough loads in flight that the loop is
+      // limited by memory, not by the add chain.
+      uint64_t acc[8] = {};
+      int64_t i = begin;
+      for (; i + 8 <= end; i += 8) {
+        for (int k = 0; k < 8; ++k) acc[k] += words[i + k];
+      }
+      for (; i < end; ++i) acc[0] += words[i];
+      uint64_t total = 0;
+      for (uint64_t a : acc) total += a;
+      sums[static_cast<size_t>(thread)] += total;
+    });
+    const double s = seconds_since(start);
+    if (s > 0) best = std::max(best, static_cast<double>(b.buffer_bytes) / s);
+  }
+  // Publish the sums so the reads cannot be optimised away.
+  volatile uint64_t sink = 0;
+  for (uint64_t s : sums) sink = sink + s;
+  b.bytes_per_second = best;
+  return b;
+}
+
+}  // namespace glassbox::bench

@@ -1,0 +1,74 @@
+// Measurements behind `glassbox bench`: prompt-processing and generation
+// speed (llama-bench's pp and tg tests), the weight bytes a generated token
+// reads, and the machine's read bandwidth, measured rather than assumed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/model.h"
+
+namespace glassbox {
+class ThreadPool;
+}
+
+namespace glassbox::bench {
+
+struct MeanSd {
+  double mean = 0;
+  double sd = 0;  // sample standard deviation (n - 1); 0 for one sample
+};
+MeanSd mean_sd(const std::vector<double>& values);
+
+// Sizes of a model's weights.
+struct WeightFootprint {
+  uint64_t file_tensor_bytes = 0;  // every tensor in the file
+  uint64_t n_params = 0;           // elements of every tensor
+  // Weight bytes one generated token reads: every layer matrix, the output
+  // matrix and one row of the token embedding (norms and biases, a few KiB,
+  // are left out). With tied embeddings the output matrix is token_embd.
+  uint64_t bytes_per_token = 0;
+};
+WeightFootprint weight_footprint(const Model& model);
+
+struct TestResult {
+  std::string name;  // "pp512", "tg128"
+  int n_prompt = 0;
+  int n_gen = 0;
+  std::vector<double> seconds;          // one per repetition
+  std::vector<double> tokens_per_sec;   // one per repetition
+  MeanSd tps;
+};
+
+// (test name, repetition done, repetitions); repetition 0 is the warm-up.
+using BenchProgressFn = std::function<void(std::string_view test, int rep, int reps)>;
+
+struct SpeedOptions {
+  int repetitions = 3;
+  uint64_t seed = 42;  // random token ids
+  BenchProgressFn progress;
+};
+
+// pp: `n_prompt` random tokens evaluated as one batch in an empty context,
+// timed per repetition after one untimed warm-up run. The context must hold
+// n_prompt positions and its n_batch must be >= n_prompt for one batch.
+TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options);
+// tg: `n_gen` random tokens evaluated one at a time from an empty context
+// (as llama-bench's tg test), after a short untimed warm-up.
+TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options);
+
+struct Bandwidth {
+  double bytes_per_second = 0;  // best run
+  uint64_t buffer_bytes = 0;
+  int runs = 0;
+  int threads = 0;
+};
+// Reads a `buffer_bytes` buffer (first touched by the pool's threads, so its
+// pages sit near them) with every thread of `pool`, `runs` times, and reports
+// the best rate. Throws Error when the buffer cannot be allocated.
+Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs);
+
+}  // namespace glassbox::bench

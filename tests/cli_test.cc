@@ -1,0 +1,187 @@
+// Runs the glassbox executable as a user would and checks exit codes, error
+// messages (on stderr, naming the problem, no sanitizer report) and outputs
+// against the reference data.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "gguf/gguf.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kRef = fs::path(GLASSBOX_TEST_DATA) / "reference";
+const fs::path kBin = fs::path(GLASSBOX_BINARY_DIR) / "glassbox";
+
+struct RunResult {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path temp_dir() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("glassbox-cli-test-" + std::to_string(getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+// Runs `glassbox ARGS` through the shell; ARGS must be shell-quoted already.
+RunResult run(const std::string& args) {
+  const fs::path err = temp_dir() / "stderr.txt";
+  const std::string cmd = "'" + kBin.string() + "' " + args + " 2>'" + err.string() + "'";
+  RunResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 65536> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.err = slurp(err);
+  return r;
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+void expect_clean_failure(const RunResult& r, const std::string& needle) {
+  EXPECT_NE(r.status, 0);
+  EXPECT_LT(r.status, 128) << "killed by a signal";
+  EXPECT_NE(r.err.find("error:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  EXPECT_EQ(r.err.find("Sanitizer"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("runtime error"), std::string::npos) << r.err;
+}
+
+// A copy of a reference model with some tensors dropped, renamed or retyped,
+// written with our GGUF writer.
+fs::path doctored_model(const std::string& name, const std::string& drop, const std::string& reshape = "",
+                        uint32_t retype = 0) {
+  using namespace glassbox;
+  auto src = gguf::File::open((kRef / "models" / "rand-qwen3.f32.gguf").string());
+  gguf::Writer w;
+  for (const auto& [k, v] : src->metadata())
+    if (k != "general.alignment") w.set(k, v);
+  for (const auto& t : src->tensors()) {
+    if (t.name == drop) continue;
+    std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
+    std::vector<uint8_t> data(t.data, t.data + t.nbytes);
+    DType type = t.type;
+    if (t.name == reshape) std::swap(ne[0], ne[1]);
+    if (t.name == reshape && retype) {
+      type = static_cast<DType>(retype);
+      data.resize(static_cast<size_t>(row_bytes(type, ne[0]) * ne[1]));
+    }
+    w.add_tensor(t.name, type, ne, data);
+  }
+  const fs::path out = temp_dir() / name;
+  w.write(out.string());
+  return out;
+}
+
+TEST(Cli, InspectDescribesAModel) {
+  const RunResult r = run("inspect -m " + q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("architecture:    qwen3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("head dim:        k 64, v 64"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Q4_K   12"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Q6_K   3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tied"), std::string::npos) << r.out;
+}
+
+TEST(Cli, LogitsMatchReferenceBatchedAndSequential) {
+  for (const std::string model : {"rand-llama.q4_0", "rand-qwen2.bf16", "rand-qwen3-kq.q6_k"}) {
+    const auto ref = nlohmann::json::parse(slurp(kRef / "logits" / (model + ".dequant-f32.logits.json")));
+    std::string ids;
+    for (const auto& t : ref["tokens"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+    for (const std::string mode : {"", " --sequential"}) {
+      const RunResult r = run("logits -m " + q(kRef / "models" / (model + ".gguf")) + " --tokens " + ids + mode);
+      ASSERT_EQ(r.status, 0) << r.err;
+      const auto got = nlohmann::json::parse(r.out);
+      ASSERT_EQ(got["n_vocab"], ref["n_vocab"]);
+      ASSERT_EQ(got["logits"].size(), ref["logits"].size());
+      double worst = 0;
+      for (size_t p = 0; p < got["logits"].size(); ++p)
+        for (size_t i = 0; i < got["logits"][p].size(); ++i)
+          worst = std::max(worst, std::abs(got["logits"][p][i].get<double>() - ref["logits"][p][i].get<double>()));
+      EXPECT_LE(worst, 1e-4) << model << mode;
+    }
+  }
+}
+
+TEST(Cli, BadFilesFailCleanly) {
+  expect_clean_failure(run("inspect -m " + q(kRef / "models" / "stories260K.v1-legacy.gguf")), "version 1");
+  expect_clean_failure(run("inspect -m " + q(temp_dir() / "does-not-exist.gguf")), "does-not-exist.gguf");
+
+  const std::string good = slurp(kRef / "models" / "rand-qwen3.q8_0.gguf");
+  const fs::path bad_magic = temp_dir() / "bad-magic.gguf";
+  std::ofstream(bad_magic, std::ios::binary) << "GGUX" << good.substr(4);
+  expect_clean_failure(run("inspect -m " + q(bad_magic)), "magic");
+
+  const fs::path truncated = temp_dir() / "truncated.gguf";
+  std::ofstream(truncated, std::ios::binary) << good.substr(0, good.size() / 2);
+  expect_clean_failure(run("logits -m " + q(truncated) + " --tokens 1,2"), "truncated.gguf");
+
+  expect_clean_failure(run("inspect -m " + q(doctored_model("no-ffn-up.gguf", "blk.1.ffn_up.weight"))),
+                       "missing required tensor 'blk.1.ffn_up.weight'");
+  expect_clean_failure(run("inspect -m " + q(doctored_model("swapped.gguf", "", "blk.0.attn_q.weight"))),
+                       "'blk.0.attn_q.weight' has shape");
+  // Q2_K is a valid ggml type the engine does not compute with.
+  expect_clean_failure(run("inspect -m " + q(doctored_model("q2k.gguf", "", "blk.0.ffn_down.weight", 10))),
+                       "'blk.0.ffn_down.weight'");
+}
+
+TEST(Cli, BadArgumentsFailCleanly) {
+  const std::string m = q(kRef / "models" / "rand-qwen2.f32.gguf");
+  expect_clean_failure(run("logits -m " + m + " --tokens 1,x,3"), "'x' is not a valid token id");
+  expect_clean_failure(run("logits -m " + m + " --tokens 1,99999"), "out of range");
+  expect_clean_failure(run("generate -m " + m + " -p hi --temp -1"), "temperature");
+  expect_clean_failure(run("detokenize -m " + m + " --ids 5,70000"), "out of range");
+  const RunResult usage = run("frobnicate");
+  EXPECT_NE(usage.status, 0);
+}
+
+TEST(Cli, TokenizeAndDetokenizeRoundTrip) {
+  const std::string vocab = q(kRef / "tokenizers" / "qwen3.vocab.gguf");
+  const RunResult r = run("tokenize -m " + vocab + " --text 'Hello world'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["ids"], nlohmann::json::parse("[9707, 1879]"));
+  const RunResult d = run("detokenize -m " + vocab + " --ids 9707,1879");
+  ASSERT_EQ(d.status, 0) << d.err;
+  EXPECT_EQ(d.out, "Hello world\n");
+}
+
+TEST(Cli, GenerateStories260KGreedy) {
+  // BOS + "Once upon a time" are the first 5 reference ids; the greedy
+  // continuation must spell the next reference ids exactly.
+  const auto ref = nlohmann::json::parse(slurp(kRef / "logits" / "stories260K.greedy200.json"));
+  const std::string model = q(kRef / "models" / "stories260K.gguf");
+  const RunResult tok = run("tokenize -m " + model + " --text 'Once upon a time' --add-bos");
+  ASSERT_EQ(tok.status, 0) << tok.err;
+  const auto ids = nlohmann::json::parse(tok.out)["ids"].get<std::vector<int>>();
+  ASSERT_EQ(ids, std::vector<int>(ref["ids"].begin(), ref["ids"].begin() + 5));
+  std::string next;
+  for (int i = 5; i < 25; ++i) next += (next.empty() ? "" : ",") + std::to_string(ref["ids"][i].get<int>());
+  const RunResult expected = run("detokenize -m " + model + " --ids " + next);
+  ASSERT_EQ(expected.status, 0) << expected.err;
+  const RunResult r = run("generate -m " + model + " -p 'Once upon a time' -n 20 --temp 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, expected.out) << r.out;
+}
+
+}  // namespace
