@@ -1,6 +1,7 @@
 """Independent checks of the data generator: Python's eval() agrees with the step evaluator, and the
 problem constraints hold. Run: python3 -m unittest discover -s train -p 'test_*.py'"""
 import ast
+import json
 import os
 import re
 import sys
@@ -117,6 +118,25 @@ class TokenizerTest(unittest.TestCase):
     def test_qwen2_split(self):
         self.assertEqual(pretokenize("What is 17+25?\n"), ["What", " is", " ", "1", "7", "+", "2", "5", "?\n"])
         self.assertEqual(pretokenize("a (-5)) x"), ["a", " (-", "5", "))", " x"])
+
+    def test_matches_reference_tiny_bpe_vectors(self):
+        # independent check of the regex split + merge-rank BPE: Hugging Face ids for the reference
+        # tiny BPE (pre-tokenizer qwen2); same layout as ours below id 507 (bytes, then merges)
+        ref = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "reference", "tokenizers")
+        with open(os.path.join(ref, "tiny-bpe512.tokenizer.json")) as f:
+            merges = json.load(f)["model"]["merges"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+        tok = Tokenizer(merges)
+        with open(os.path.join(ref, "tiny-bpe512.tokenizer-vectors.json")) as f:
+            vectors = json.load(f)
+        checked = 0
+        for v in vectors:
+            text = v["text"]
+            if not all(ord(c) < 128 for c in text) or "<" in text:
+                continue
+            self.assertEqual(tok.encode(text), v["ids"], text)
+            checked += 1
+        self.assertGreater(checked, 15)
 
     def test_round_trip_and_specials(self):
         texts = [data.prompt_text(p["question"]) + data.completion_text(p["thinking"], p["answer_text"])

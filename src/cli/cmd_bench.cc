@@ -48,7 +48,7 @@ std::string format_params(uint64_t n) {
 // count, file type.
 std::string model_label(const Model& model, uint64_t n_params) {
   const double p = static_cast<double>(n_params);
-  const std::string size = p >= 1e9 ? format("%.1fB", p / 1e9) : format("%.0fM", p / 1e6);
+  const std::string size = p >= 1e8 ? format("%.1fB", p / 1e9) : format("%.0fM", p / 1e6);
   const auto ftype = model.file().get_int("general.file_type");
   const std::string type = ftype ? std::string(quantize::file_type_description(static_cast<uint32_t>(*ftype)))
                                  : "unknown type";

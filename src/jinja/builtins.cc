@@ -362,7 +362,7 @@ std::string format_with_spec(const Value& v, const std::string& spec) {
   return pad_to(body, width, fill, align);
 }
 
-std::string str_format(Interpreter& interp, const std::string& fmt, const Args& args) {
+std::string str_format(Interpreter& interp, const std::string& fmt, const Args& args, bool escape) {
   std::string out;
   size_t auto_index = 0;
   bool used_manual = false, used_auto = false;
@@ -411,7 +411,7 @@ std::string str_format(Interpreter& interp, const std::string& fmt, const Args& 
       conversion = field[bang + 1];
       field = field.substr(0, bang);
     }
-    if (spec.find('{') != std::string::npos) spec = str_format(interp, spec, args);
+    if (spec.find('{') != std::string::npos) spec = str_format(interp, spec, args, false);
     size_t name_end = field.find_first_of(".[");
     const std::string head = field.substr(0, name_end);
     Value value;
@@ -457,7 +457,9 @@ std::string str_format(Interpreter& interp, const std::string& fmt, const Args& 
     } else if (conversion != 0) {
       throw Failure(std::string("Unknown conversion specifier ") + conversion);
     }
-    out += spec.empty() ? to_str(value) : format_with_spec(value, spec);
+    std::string field_text = spec.empty() ? to_str(value) : format_with_spec(value, spec);
+    if (escape && !(value.is_string() && value.is_safe())) field_text = text::html_escape(field_text);
+    out += field_text;
     interp.check_output_size(out.size());
   }
   return out;
@@ -721,7 +723,7 @@ Value f_format(Interpreter&, const Value& v, Args& args) {
     format_args = Value::tuple(args.positional);
   }
   const Value s = soft_str(v);
-  return with_safety(percent_format(s.as_string(), format_args), s.is_safe());
+  return with_safety(percent_format(s.as_string(), format_args, s.is_safe()), s.is_safe());
 }
 
 Value f_indent(Interpreter&, const Value& v, Args& args) {
@@ -1438,12 +1440,8 @@ int64_t find_in(const std::u32string& hay, const std::u32string& sub, size_t beg
 Value string_method(Interpreter& interp, const Value& self, const std::string& name, Args& args) {
   const std::string& s = self.as_string();
   const bool safe = self.is_safe();
-  // Markup methods escape their string arguments and return Markup.
-  if (safe) {
-    for (auto& a : args.positional) {
-      if (a.is_string() && !a.is_safe()) a = Value::safe_string(text::html_escape(a.as_string()));
-    }
-  }
+  // Markup methods return Markup; replace() escapes its replacement,
+  // join() its items and format() its fields (markupsafe 3).
   const auto result = [&](std::string r) { return with_safety(std::move(r), safe); };
   const size_t max_bytes = interp.options().max_output_bytes;
 
@@ -1497,7 +1495,9 @@ Value string_method(Interpreter& interp, const Value& self, const std::string& n
   if (name == "replace") {
     const auto b = bind_args(args, {"old", "new", "count"}, name);
     const int64_t count = b[2] ? to_int_arg(*b[2], name) : -1;
-    return result(py_replace(s, str_arg(b[0], "replace"), str_arg(b[1], "replace"), count, max_bytes));
+    std::string repl = str_arg(b[1], "replace");
+    if (safe && !b[1]->is_safe()) repl = text::html_escape(repl);
+    return result(py_replace(s, str_arg(b[0], "replace"), repl, count, max_bytes));
   }
   if (name == "upper") {
     bind_args(args, {}, name);
@@ -1555,15 +1555,7 @@ Value string_method(Interpreter& interp, const Value& self, const std::string& n
     }
     return result(out);
   }
-  if (name == "format") {
-    Args escaped = args;
-    if (safe) {
-      for (auto& [k, v] : escaped.keyword) {
-        if (v.is_string() && !v.is_safe()) v = Value::safe_string(text::html_escape(v.as_string()));
-      }
-    }
-    return result(str_format(interp, s, escaped));
-  }
+  if (name == "format") return result(str_format(interp, s, args, safe));
   if (name == "center" || name == "ljust" || name == "rjust") {
     const auto b = bind_args(args, {"width", "fillchar"}, name);
     if (!b[0]) throw Failure(name + "() takes at least 1 argument (0 given)");

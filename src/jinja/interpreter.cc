@@ -244,7 +244,7 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b, size_t max_bytes) {
       throw Failure(type_error("//", a, b));
     case BinaryOp::kMod:
       if (a.is_string()) {
-        Value v(percent_format(a.as_string(), b));
+        Value v(percent_format(a.as_string(), b, a.is_safe()));
         if (a.is_safe()) v.set_safe(true);
         return v;
       }
@@ -437,7 +437,7 @@ std::string format_float(double v, const FormatSpec& spec) {
 
 }  // namespace
 
-std::string percent_format(const std::string& format, const Value& args) {
+std::string percent_format(const std::string& format, const Value& args, bool escape) {
   std::vector<Value> positional;
   const bool mapping = args.is_dict();
   if (args.is_tuple()) {
@@ -527,6 +527,7 @@ std::string percent_format(const std::string& format, const Value& args) {
       case 'r':
       case 'a': {
         std::string s = spec.conv == 's' ? to_str(arg) : repr(arg);
+        if (escape && !(arg.is_string() && arg.is_safe())) s = text::html_escape(s);
         if (spec.precision >= 0) {
           const auto cps = text::to_code_points(s);
           if (cps.size() > static_cast<size_t>(spec.precision)) {
@@ -1101,7 +1102,9 @@ Value Interpreter::getitem(const Value& obj, const Value& key) {
         if (i >= 0 && i < static_cast<int64_t>(cps.size())) {
           std::string out;
           text::append_utf8(out, cps[static_cast<size_t>(i)]);
-          return Value(std::move(out));
+          Value v(std::move(out));
+          v.set_safe(obj.is_safe());
+          return v;
         }
       }
       break;

@@ -102,7 +102,8 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b, size_t max_bytes);
 bool compare_op(CompareOp op, const Value& a, const Value& b);
 bool contains(Interpreter& interp, const Value& container, const Value& item);
 // printf-style `format % args` as Python's str.__mod__ does it.
-std::string percent_format(const std::string& format, const Value& args);
+// `escape`: the format string is Markup, so %s/%r arguments are escaped.
+std::string percent_format(const std::string& format, const Value& args, bool escape = false);
 std::string undefined_attr_message(const Value& obj, const Value& name);
 
 // Defined in builtins.cc.

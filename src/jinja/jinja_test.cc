@@ -238,7 +238,7 @@ const ErrorCase kErrorCases[] = {
   {"MacroUnknownKwarg", "{% macro m(a) %}{% endmacro %}{{ m(b=1) }}", "template:1:34: macro 'm' takes no keyword argument 'b'"},
   {"SetAttributeOnDict", "{% set d = {} %}{% set d.x = 1 %}", "template:1:20: cannot assign attribute on non-namespace object"},
   {"MutationRefused", "{% set l = [] %}{{ l.append(1) }}", "template:1:21: access to attribute 'append' of 'list' object is unsafe."},
-  {"RangeTooBig", "{{ range(100001)|length }}", "template:1:9: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."},
+  {"RangeTooBig", "{{ range(100001)|length }}", "template:1:4: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."},
   {"TojsonUndefined", "{{ nothing|tojson }}", "template:1:12: Object of type Undefined is not JSON serializable"},
   {"LengthOfGenerator", "{{ [1]|select|length }}", "template:1:15: object of type 'generator' has no len()"},
   {"PrintingGenerator", "{{ [1]|map('string') }}", "template:1:8: cannot convert a generator to a string (use |list first)"},

@@ -233,10 +233,12 @@ std::vector<std::optional<Value>> bind_args(const Args& args, const std::vector<
 // ---------------------------------------------------------------- Objects
 
 std::string Object::repr() const {
-  std::string out = "<";
-  out += type_name();
-  out += " object>";
-  return out;
+  // Python prints these objects with their memory address, which cannot be
+  // reproduced; refuse instead of printing something else.
+  std::string message = "cannot convert a ";
+  message += type_name();
+  message += " object to a string (Jinja2 would print its memory address)";
+  throw Failure(message);
 }
 
 std::optional<Value> Object::get_attr(const std::string&) const { return std::nullopt; }

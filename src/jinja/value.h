@@ -156,6 +156,7 @@ class Object {
  public:
   virtual ~Object() = default;
   virtual std::string type_name() const = 0;
+  // Python repr(); the default refuses (see value.cc).
   virtual std::string repr() const;
   // Attribute lookup; nullopt when the object has no such attribute.
   virtual std::optional<Value> get_attr(const std::string& name) const;
@@ -173,7 +174,6 @@ class Function : public Object {
   Function(std::string name, Fn fn, std::string type = "builtin_function_or_method")
       : name_(std::move(name)), type_(std::move(type)), fn_(std::move(fn)) {}
   std::string type_name() const override { return type_; }
-  std::string repr() const override { return "<built-in function " + name_ + ">"; }
   bool is_callable() const override { return true; }
   Value call(Args& args) override { return fn_(args); }
   const std::string& name() const { return name_; }

@@ -238,7 +238,8 @@ TEST(TokenizerRoundTrip, SentencePiece) {
   const Tokenizer& tok = load(kRef + "models/llama-2-tiny-random.gguf");
   EXPECT_TRUE(tok.decode_strips_leading_space());
   check_round_trip(tok, llama_cpp_vectors("ggml-vocab-llama-spm.gguf"), "llama-spm");
-  const std::string bytes = std::string("a\xFF b\xC3", 6);
+  const char raw[] = "a\xFF b\xC3";
+  const std::string bytes(raw, sizeof(raw) - 1);
   EXPECT_EQ(tok.decode(tok.encode(bytes)), bytes);
 }
 
@@ -269,7 +270,8 @@ TEST(TokenizerEncode, SentencePieceSpecialsAndBos) {
 }
 
 TEST(TokenizerRoundTrip, InvalidUtf8IsKeptByteForByte) {
-  const std::string bytes = std::string("ok \xFF\xC3 x\xE2\x82 \xED\xA0\x80 end\xF0\x9F", 22);
+  const char raw[] = "ok \xFF\xC3 x\xE2\x82 \xED\xA0\x80 end\xF0\x9F";
+  const std::string bytes(raw, sizeof(raw) - 1);
   for (const char* path : {"qwen3.vocab.gguf", "llama3.vocab.gguf", "deepseek-v3.vocab.gguf"}) {
     const Tokenizer& tok = load(kTokDir + path);
     const auto ids = tok.encode(bytes);

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Side-by-side table of glassbox bench and llama-bench JSON results.
+
+Usage: bench/scripts/compare.py RESULTS_DIR
+
+Reads the <model>.glassbox.<round>.json and <model>.llama.<round>.json files
+written by run_bench.sh. Several rounds of one model and test are pooled:
+the table shows the mean and sample standard deviation of all repetitions.
+"""
+import collections
+import json
+import pathlib
+import statistics
+import sys
+
+
+def samples(path, engine):
+    data = json.loads(path.read_text())
+    tests = data["tests"] if engine == "glassbox" else data
+    for t in tests:
+        name = f"pp{t['n_prompt']}" if t["n_gen"] == 0 else f"tg{t['n_gen']}"
+        yield name, [float(x) for x in t["samples_ts"]], t
+
+
+def main():
+    results = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    ts = collections.defaultdict(list)  # (model, test, engine) -> samples
+    extra = {}
+    for path in sorted(results.glob("*.json")):
+        parts = path.name.split(".")
+        if len(parts) < 4 or parts[-3] not in ("glassbox", "llama"):
+            continue
+        model, engine = ".".join(parts[:-3]), parts[-3]
+        for name, values, t in samples(path, engine):
+            ts[(model, name, engine)].extend(values)
+            if engine == "glassbox" and "fraction_of_read_bandwidth" in t:
+                extra[(model, name)] = t["fraction_of_read_bandwidth"]
+
+    def cell(values):
+        if not values:
+            return "-"
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+    print("| model | test | glassbox t/s | llama.cpp t/s | glassbox / llama.cpp | glassbox weight reads / measured bandwidth |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    keys = sorted({(m, t) for (m, t, _) in ts})
+    for model, test in keys:
+        g = ts.get((model, test, "glassbox"), [])
+        l = ts.get((model, test, "llama"), [])
+        ratio = f"{statistics.mean(g) / statistics.mean(l):.2f}" if g and l else "-"
+        frac = extra.get((model, test))
+        frac_s = f"{100 * frac:.0f}%" if frac is not None else ""
+        print(f"| {model} | {test} | {cell(g)} | {cell(l)} | {ratio} | {frac_s} |")
+
+
+if __name__ == "__main__":
+    main()
