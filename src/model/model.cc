@@ -106,6 +106,7 @@ struct Context::Buffers {
   // [n_batch][dim] row-major activations
   std::vector<float> x, xn, q, k, v, attn_out, proj, gate, up;
   std::vector<float> scores;  // [n_threads][n_ctx] attention scratch
+  std::vector<float> probs;   // [n_threads][n_ctx] attention probabilities handed to hooks
   std::vector<float> rope_cos, rope_sin;  // [n_batch][rope_dims/2]
   std::vector<int> pos;
   // KV cache: [n_layer][n_ctx][kv_dim]
@@ -129,6 +130,7 @@ Context::Context(const Model& model, const ContextOptions& o)
   b.gate.resize(nb * c.n_ff);
   b.up.resize(nb * c.n_ff);
   b.scores.resize(static_cast<size_t>(pool_.size()) * n_ctx_);
+  b.probs.resize(static_cast<size_t>(pool_.size()) * n_ctx_);
   b.rope_cos.resize(nb * c.rope_dims / 2);
   b.rope_sin.resize(nb * c.rope_dims / 2);
   b.pos.resize(nb);
@@ -140,6 +142,23 @@ Context::Context(const Model& model, const ContextOptions& o)
 Context::~Context() = default;
 
 void Context::truncate(int n) { n_past_ = std::clamp(n, 0, n_past_); }
+
+void Context::fork_from(const Context& src, int n) {
+  if (&src.model_ != &model_) throw Error("fork_from: contexts of different models");
+  if (n < 0 || n > src.n_past_ || n > n_ctx_)
+    throw Error("fork_from: " + std::to_string(n) + " positions requested, source holds " +
+                std::to_string(src.n_past_) + ", context size " + std::to_string(n_ctx_));
+  const ModelConfig& c = model_.config();
+  const size_t row_k = c.kv_dim_k(), row_v = c.kv_dim_v();
+  for (int il = 0; il < c.n_layer; ++il) {
+    std::copy_n(&src.buf_->k_cache[static_cast<size_t>(il) * src.n_ctx_ * row_k], n * row_k,
+                &buf_->k_cache[static_cast<size_t>(il) * n_ctx_ * row_k]);
+    std::copy_n(&src.buf_->v_cache[static_cast<size_t>(il) * src.n_ctx_ * row_v], n * row_v,
+                &buf_->v_cache[static_cast<size_t>(il) * n_ctx_ * row_v]);
+  }
+  n_past_ = n;
+  n_logit_rows_ = 0;
+}
 
 const float* Context::logits(int row) const {
   if (n_logit_rows_ == 0) throw Error("no logits: nothing has been evaluated");
@@ -289,6 +308,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     // Causal attention: one (token, head) pair per work item; scores use a
     // per-thread row of n_ctx floats, so memory stays linear in context.
     const int n_items = n * c.n_head;
+    const bool watch_attention = hooks_ && hooks_->on_attention && (!hooks_->wants_attention || hooks_->wants_attention(il));
     pool_.ParallelFor(n_items, [&](int64_t begin, int64_t end, int thread) {
       float* scores = &b.scores[static_cast<size_t>(thread) * n_ctx_];
       for (int64_t item = begin; item < end; ++item) {
@@ -311,6 +331,11 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
           sum += scores[j];
         }
         const float inv = 1.0f / sum;
+        if (watch_attention) {  // the hook gets a copy: the forward pass is untouched
+          float* probs = &b.probs[static_cast<size_t>(thread) * n_ctx_];
+          for (int j = 0; j < n_keys; ++j) probs[j] = scores[j] * inv;
+          hooks_->on_attention(il, h, n_past_ + t, n_keys, probs);
+        }
         float* out = &b.attn_out[(static_cast<size_t>(t) * c.n_head + h) * hv];
         std::fill(out, out + hv, 0.0f);
         for (int j = 0; j < n_keys; ++j) {
@@ -333,8 +358,10 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     }
     kernels::matmul(l.w_down, b.gate.data(), n, b.proj.data(), pool);
     for (size_t i = 0; i < static_cast<size_t>(n) * D; ++i) b.x[i] += b.proj[i];
+    if (hooks_ && hooks_->on_layer_output) hooks_->on_layer_output(il, n_past_, n, b.x.data());
   }
   n_past_ += n;
+  tokens_evaluated_ += n;
 
   if (!want_logits) return;
   // Final norm and unembedding, for all rows of the chunk or only the last.

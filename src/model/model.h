@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +55,21 @@ class Model {
   std::unique_ptr<Tokenizer> tokenizer_;
 };
 
+// Named observation points of the forward pass, for the analysis layer. The
+// forward pass checks one pointer per point: with no hooks set it costs
+// nothing, and a hook only reads what it is given, never changes it.
+struct ForwardHooks {
+  // After each layer: the residual stream of the chunk's tokens,
+  // [n_tokens][n_embd], for positions pos0 .. pos0+n_tokens-1.
+  std::function<void(int layer, int pos0, int n_tokens, const float* residual)> on_layer_output;
+  // Attention probabilities of one query (position `pos`) in one head of one
+  // layer over keys 0..n_keys-1. Called from pool threads, concurrently for
+  // different (pos, head): the hook must be thread-safe. `wants_attention`
+  // filters by layer first so that unwatched layers pay nothing.
+  std::function<bool(int layer)> wants_attention;
+  std::function<void(int layer, int head, int pos, int n_keys, const float* probs)> on_attention;
+};
+
 struct ContextOptions {
   int n_ctx = 0;      // 0: min(model's training context, 4096)
   int n_batch = 256;  // tokens per forward chunk during prefill
@@ -79,6 +95,13 @@ class Context {
   int n_ctx() const { return n_ctx_; }
   // Forgets cached positions >= n (rewind / fork from an earlier point).
   void truncate(int n);
+  // Makes this context hold the first n cached positions of `src` (same
+  // model), copying their K/V rows: a fork that evaluates nothing again.
+  void fork_from(const Context& src, int n);
+  // Observation hooks (nullptr: none). The hooks object must outlive its use.
+  void set_hooks(const ForwardHooks* hooks) { hooks_ = hooks; }
+  // Tokens evaluated by this context since construction (forward work done).
+  int64_t tokens_evaluated() const { return tokens_evaluated_; }
   const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
 
@@ -94,6 +117,8 @@ class Context {
   std::unique_ptr<Buffers> buf_;
   std::vector<float> logits_;  // [rows][n_vocab]
   int n_logit_rows_ = 0;
+  const ForwardHooks* hooks_ = nullptr;
+  int64_t tokens_evaluated_ = 0;
 };
 
 }  // namespace glassbox

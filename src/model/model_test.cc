@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 namespace glassbox {
@@ -195,6 +196,72 @@ TEST(Context, TruncateThenReevaluateGivesSameLogits) {
   ctx.truncate(2);
   ctx.eval(std::span<const TokenId>(a.data() + 2, 3));
   for (int i = 0; i < ctx.n_vocab(); ++i) ASSERT_FLOAT_EQ(ctx.logits()[i], first[i]);
+}
+
+}  // namespace
+}  // namespace glassbox
+
+namespace glassbox {
+namespace {
+
+// Hooks observe without changing anything: logits with hooks set equal the
+// logits without, bit for bit; the residual hook sees every layer and the
+// attention probabilities of each query sum to 1.
+TEST(Hooks, ObserveWithoutChangingTheForwardPass) {
+  LoadOptions lo;
+  lo.load_tokenizer = false;
+  auto model = Model::load((kRef / "models" / "rand-llama.f32.gguf").string(), lo);
+  const std::vector<TokenId> tokens = {1, 403, 407, 261, 378, 432};
+  Context plain(*model);
+  plain.eval(tokens, true);
+
+  std::vector<int> layers_seen;
+  std::mutex mu;
+  double worst_sum_error = 0;
+  int attention_calls = 0;
+  ForwardHooks hooks;
+  hooks.on_layer_output = [&](int layer, int pos0, int n, const float*) {
+    EXPECT_EQ(pos0, 0);
+    EXPECT_EQ(n, 6);
+    layers_seen.push_back(layer);
+  };
+  hooks.wants_attention = [](int layer) { return layer == 2; };
+  hooks.on_attention = [&](int layer, int, int pos, int n_keys, const float* p) {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(layer, 2);
+    EXPECT_EQ(n_keys, pos + 1);
+    double s = 0;
+    for (int j = 0; j < n_keys; ++j) s += p[j];
+    worst_sum_error = std::max(worst_sum_error, std::abs(s - 1.0));
+    ++attention_calls;
+  };
+  Context watched(*model);
+  watched.set_hooks(&hooks);
+  watched.eval(tokens, true);
+  EXPECT_EQ(layers_seen, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(attention_calls, 6 * model->config().n_head);
+  EXPECT_LT(worst_sum_error, 1e-5);
+  for (int p = 0; p < 6; ++p)
+    for (int i = 0; i < watched.n_vocab(); ++i) ASSERT_EQ(watched.logits(p)[i], plain.logits(p)[i]);
+}
+
+// A fork copies the cached prefix: continuing from it gives the same logits
+// as the original context, without evaluating the prefix again.
+TEST(Context, ForkFromReusesThePrefix) {
+  LoadOptions lo;
+  lo.load_tokenizer = false;
+  auto model = Model::load((kRef / "models" / "rand-qwen2-kq.q4_k_m.gguf").string(), lo);
+  const std::vector<TokenId> prefix = {1, 7, 99, 300, 12, 5, 6};
+  const std::vector<TokenId> tail = {42, 43};
+  Context main_ctx(*model);
+  main_ctx.eval(prefix);
+  main_ctx.eval(tail);
+  Context fork(*model);
+  fork.fork_from(main_ctx, static_cast<int>(prefix.size()));
+  fork.eval(tail);
+  EXPECT_EQ(fork.tokens_evaluated(), 2);
+  for (int i = 0; i < fork.n_vocab(); ++i) ASSERT_EQ(fork.logits()[i], main_ctx.logits()[i]);
+  EXPECT_THROW(fork.fork_from(main_ctx, 100), Error);
 }
 
 }  // namespace

@@ -40,8 +40,11 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
   virtual ~Tokenizer() = default;
 
-  // Text -> ids. parse_special: control/user-defined tokens written in the
-  // text become their ids. add_bos: prepend BOS if the vocabulary has one.
+  // Text -> ids. parse_special: control, user-defined and unknown-type tokens
+  // written in the text become their ids (leftmost, longest match first);
+  // without it all text is tokenized as text. add_bos: prepend BOS if the
+  // vocabulary has one. Any bytes are accepted: invalid UTF-8 becomes byte
+  // tokens (or the unknown token when the vocabulary has no byte tokens).
   virtual std::vector<TokenId> encode(std::string_view text, bool parse_special = true,
                                       bool add_bos = false) const = 0;
   // The exact bytes of one token as it appears in text (byte tokens give
@@ -112,7 +115,9 @@ class Tokenizer {
 };
 
 // Streaming detokeniser: returns only complete UTF-8 sequences, holding back
-// the bytes of a character split across tokens until it is complete.
+// the bytes of a character split across tokens until it is complete. Like
+// decode(), it drops the leading space of the first non-empty piece when the
+// tokenizer's decode_strips_leading_space() says so.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok, bool render_special = true)
