@@ -92,9 +92,7 @@ std::vector<std::string> py_split(const std::string& s, const std::optional<std:
       while (i < n && text::is_space(u[i])) ++i;
       if (i >= n) break;
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) {
-        size_t end = n;
-        while (end > i && text::is_space(u[end - 1])) --end;
-        out.push_back(from_u32(u, i, end));
+        out.push_back(from_u32(u, i, n));  // the remainder keeps its trailing whitespace
         break;
       }
       size_t j = i;
@@ -127,9 +125,7 @@ std::vector<std::string> py_rsplit(const std::string& s, const std::optional<std
       while (i > 0 && text::is_space(u[i - 1])) --i;
       if (i == 0) break;
       if (static_cast<int64_t>(out.size()) >= maxsplit) {
-        size_t begin = 0;
-        while (begin < i && text::is_space(u[begin])) ++begin;
-        out.push_back(from_u32(u, begin, i));
+        out.push_back(from_u32(u, 0, i));  // the remainder keeps its leading whitespace
         break;
       }
       size_t j = i;
@@ -493,8 +489,8 @@ Value f_attr(Interpreter& interp, const Value& v, Args& args) {
 Value f_batch(Interpreter& interp, const Value& v, Args& args) {
   const auto b = bind_args(args, {"linecount", "fill_with"}, "batch()");
   if (!b[0]) throw Failure("batch() missing required argument 'linecount'");
+  // Same loop as Jinja2, including its behaviour for linecount <= 0.
   const int64_t n = to_int_arg(*b[0], "batch()");
-  if (n <= 0) throw Failure("batch() linecount must be positive");
   std::vector<Value> out;
   std::vector<Value> tmp;
   for (auto& item : interp.iterate(v)) {
@@ -800,6 +796,7 @@ Value f_upper(Interpreter&, const Value& v, Args& args) {
 
 Value f_map(Interpreter& interp, const Value& v, Args& args) {
   std::vector<Value> out;
+  if (!v.truthy()) return generator({});  // Jinja2 checks `if value:` first
   const auto items = interp.iterate(v);
   if (args.positional.empty()) {
     Value attribute, fallback = Value::none();
@@ -859,6 +856,7 @@ Value f_max(Interpreter& interp, const Value& v, Args& args) { return min_max(in
 Value f_min(Interpreter& interp, const Value& v, Args& args) { return min_max(interp, v, args, false, "min()"); }
 
 Value select_or_reject(Interpreter& interp, const Value& v, Args& args, bool lookup_attr, bool select) {
+  if (!v.truthy()) return generator({});  // Jinja2 checks `if value:` first
   size_t off = 0;
   Value attribute;
   if (lookup_attr) {

@@ -179,6 +179,12 @@ std::string undefined_attr_message(const Value& obj, const Value& name) {
 }
 
 Value binary_op(BinaryOp op, const Value& a, const Value& b, size_t max_bytes) {
+  if (op == BinaryOp::kMod && a.is_string()) {
+    // str.__mod__ runs even when the right side is Undefined.
+    Value v(percent_format(a.as_string(), b, a.is_safe()));
+    if (a.is_safe()) v.set_safe(true);
+    return v;
+  }
   if (a.is_undefined()) throw Failure(a.undefined_message());
   if (b.is_undefined()) throw Failure(b.undefined_message());
   const bool numbers = a.is_number() && b.is_number();
@@ -339,7 +345,12 @@ bool contains(Interpreter& interp, const Value& container, const Value& item) {
     }
     return container.as_string().find(item.as_string()) != std::string::npos;
   }
-  if (container.is_dict()) return container.dict_data().find(item) != nullptr;
+  if (container.is_dict()) {
+    if ((item.is_list() && !item.is_tuple()) || item.is_dict()) {
+      throw Failure("unhashable type: '" + item.type_name() + "'");
+    }
+    return container.dict_data().find(item) != nullptr;
+  }
   if (container.is_undefined()) return false;
   if (container.is_list()) {
     for (const auto& v : interp.iterate(container)) {
@@ -592,7 +603,12 @@ std::string percent_format(const std::string& format, const Value& args, bool es
         throw Failure(std::string("unsupported format character '") + spec.conv + "'");
     }
   }
-  if (!used_mapping && !mapping && next_arg < positional.size()) {
+  // Python skips this check when the argument has __getitem__ (dict, list,
+  // range), even though it is then used as the single positional argument.
+  const bool subscriptable =
+      mapping || args.is_undefined() ||
+      (args.is_list() && (args.seq_kind() == SeqKind::kList || args.seq_kind() == SeqKind::kRange));
+  if (!used_mapping && !subscriptable && next_arg < positional.size()) {
     throw Failure("not all arguments converted during string formatting");
   }
   return out;
@@ -1033,6 +1049,15 @@ Value Interpreter::eval_slice(const Value& obj, const Expr& slice, const ScopePt
   }
   std::vector<Value> out;
   for (int64_t i : indices) out.push_back(obj.items()[static_cast<size_t>(i)]);
+  if (obj.seq_kind() == SeqKind::kRange) {
+    // A slice of a range is a range (and prints as one).
+    const ListData& r = obj.list_data();
+    Value sliced = Value::list(std::move(out), SeqKind::kRange);
+    sliced.list_data().range_start = r.range_start + start * r.range_step;
+    sliced.list_data().range_stop = r.range_start + stop * r.range_step;
+    sliced.list_data().range_step = r.range_step * step;
+    return sliced;
+  }
   return Value::list(std::move(out), obj.seq_kind() == SeqKind::kTuple ? SeqKind::kTuple : SeqKind::kList);
 }
 
@@ -1066,7 +1091,8 @@ Value Interpreter::getattr(const Value& obj, const std::string& name) {
       if (is_string_method(name)) return bound(string_method);
       break;
     case Type::kList:
-      if (is_plain_sequence(obj) && is_list_method(name, obj.is_tuple())) {
+      if ((is_plain_sequence(obj) || obj.seq_kind() == SeqKind::kRange) &&
+          is_list_method(name, obj.seq_kind() != SeqKind::kList)) {
         if (!options_.allow_mutation && is_mutating_method(obj, name)) return unsafe();
         return bound(list_method);
       }

@@ -186,6 +186,14 @@ const Case kCases[] = {
   {"Range", R"J({{ range(3)|list }} {{ range(1, 4)|list }} {{ range(5, 0, -2)|list }} {{ range(3, -1, -1)|list }} {{ range(0)|list }})J", R"J({})J", R"J([0, 1, 2] [1, 2, 3] [5, 3, 1] [3, 2, 1, 0] [])J"},
   {"DictGlobal", R"J({{ dict(a=1, b='x') }} {{ dict({'k': 1}, j=2) }})J", R"J({})J", R"J({'a': 1, 'b': 'x'} {'k': 1, 'j': 2})J"},
   {"CyclerJoiner", R"J({% set c = cycler('a', 'b') %}{{ c.next() }}{{ c.next() }}{{ c.next() }}{{ c.current }} {% set j = joiner('+') %}{% for x in [1, 2, 3] %}{{ j() }}{{ x }}{% endfor %})J", R"J({})J", R"J(abab 1+2+3)J"},
+  // ---- Python quirks that differential testing against Jinja2 turned up
+  {"SplitRemainderKeepsWhitespace", R"J({{ ' a  b c  '.split(none, 1) }} {{ '  a b  '.rsplit(none, 1) }})J", R"J({})J", R"J(['a', 'b c  '] ['  a', 'b'])J"},
+  {"SelectMapOnFalsyValueIsEmpty", R"J({{ none|select('odd')|list }} {{ false|map('string')|list }} {{ ''|selectattr('x')|list }})J", R"J({})J", R"J([] [] [])J"},
+  {"GeneratorIsAlwaysTrue", R"J({% if []|select %}truthy{% endif %})J", R"J({})J", R"J(truthy)J"},
+  {"PercentWithSubscriptableArgument", R"J({{ 'x' % [1, 2] }} {{ 'x' % {'a': 1} }} {{ 'y' % range(3) }})J", R"J({})J", R"J(x x y)J"},
+  {"RangeSliceIsRange", R"J({{ range(5)[1:3] }} {{ range(10)[::-3] }} {{ range(4).index(2) }})J", R"J({})J", R"J(range(1, 3) range(9, -1, -3) 2)J"},
+  {"MarkupMethods", R"J({{ ('<'|safe).replace('<', '&') }} {{ ('%s'|safe) % '<' }} {{ ('{}'|safe).format('<') }} {{ ('-'|safe).join(['<', '>']) }} {{ ('<b>'|safe)|upper }})J", R"J({})J", R"J(&amp; &lt; &lt; &lt;-&gt; <B>)J"},
+  {"BatchWithZero", R"J({{ [1, 2, 3]|batch(0)|list }})J", R"J({})J", R"J([[], [1, 2, 3]])J"},
   // ---- Unicode text passes through unchanged
   {"UnicodePassThrough", R"J({{ '<｜User｜>' + m }})J", R"J({"m": "사고 토큰은 무엇인가요? 🤔 👨‍👩‍👧 🇰🇷 {{ x }} {% if %} {# c #}"})J", R"J(<｜User｜>사고 토큰은 무엇인가요? 🤔 👨‍👩‍👧 🇰🇷 {{ x }} {% if %} {# c #})J"},
 };
@@ -214,6 +222,7 @@ std::ostream& operator<<(std::ostream& os, const ErrorCase& c) { return os << c.
 // clang-format off
 const ErrorCase kErrorCases[] = {
   {"UnknownFilter", "line one\n  {{ x | nosuchfilter }}", "template:2:10: No filter named 'nosuchfilter'."},
+  // Deliberate differences from Jinja2: groupby is not implemented.
   {"UnsupportedFilter", "{{ x|groupby('a') }}", "template:1:6: filter 'groupby' is not supported by this renderer"},
   {"UnknownTest", "{{ x is frobbed }}", "template:1:9: No test named 'frobbed'."},
   {"UnknownTestInIfFailsWhenEvaluated", "{% if true %}\n{{ x is frobbed }}{% endif %}", "template:2:9: No test named 'frobbed' found."},
@@ -241,10 +250,12 @@ const ErrorCase kErrorCases[] = {
   {"RangeTooBig", "{{ range(100001)|length }}", "template:1:4: Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."},
   {"TojsonUndefined", "{{ nothing|tojson }}", "template:1:12: Object of type Undefined is not JSON serializable"},
   {"LengthOfGenerator", "{{ [1]|select|length }}", "template:1:15: object of type 'generator' has no len()"},
+  // Deliberate: Jinja2 prints "<generator object ... at 0x...>".
   {"PrintingGenerator", "{{ [1]|map('string') }}", "template:1:8: cannot convert a generator to a string (use |list first)"},
   {"UnpackMismatch", "{% for a, b in [[1]] %}{% endfor %}", "template:1:4: not enough values to unpack (expected 2, got 1)"},
   {"NotIterable", "{% for a in 5 %}{% endfor %}", "template:1:4: 'int' object is not iterable"},
   {"StringFormatArity", "{{ '%s %s' % ('a',) }}", "template:1:4: not enough arguments for format string"},
+  // Deliberate: integers are 64-bit here, Python's are unbounded.
   {"IntegerOverflow", "{{ 2 ** 64 }}", "template:1:4: integer overflow (integers are 64-bit here)"},
   {"RecursionLimit", "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", "template:1:19: maximum recursion depth exceeded"},
   {"UnicodeColumn", "é😀 {{ x.y.z }}", "template:1:8: 'x' is undefined"},
@@ -327,6 +338,23 @@ TEST(Jinja, DeepNestingIsAnErrorNotACrash) {
   std::string deep_ifs;
   for (int i = 0; i < 5000; ++i) deep_ifs += "{% if true %}";
   EXPECT_THROW(Template{deep_ifs}, TemplateError);
+}
+
+TEST(Jinja, DeepOrCyclicDataIsAnErrorNotACrash) {
+  std::string deep_json;
+  for (int i = 0; i < 2000; ++i) deep_json += "[";
+  for (int i = 0; i < 2000; ++i) deep_json += "]";
+  Context ctx;
+  EXPECT_THROW(ctx.set_json("x", nlohmann::ordered_json::parse(deep_json)), glassbox::Error);
+  Options options;
+  options.allow_mutation = true;
+  // Python prints [[...]] here; refusing is the safe alternative.
+  EXPECT_THROW(render("{% set l = [] %}{{ l.append(l) }}{{ l }}", "{}", options), TemplateError);
+}
+
+TEST(Jinja, HugeIntegerInputIsAnError) {
+  Context ctx;
+  EXPECT_THROW(ctx.set_json("x", nlohmann::ordered_json::parse("18446744073709551615")), glassbox::Error);
 }
 
 TEST(Jinja, StrftimeLikePython) {

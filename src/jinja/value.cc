@@ -71,7 +71,26 @@ Value Value::dict() {
   return v;
 }
 
+namespace {
+
+// Nesting limit for recursive walks (repr, ==, JSON), so that deep or cyclic
+// data fails with an error instead of exhausting the stack.
+struct DepthGuard {
+  explicit DepthGuard(const char* what) {
+    if (++depth > Value::kMaxDepth) {
+      --depth;
+      throw Failure(std::string(what) + ": value nested too deeply");
+    }
+  }
+  ~DepthGuard() { --depth; }
+  static thread_local int depth;
+};
+thread_local int DepthGuard::depth = 0;
+
+}  // namespace
+
 Value Value::from_json(const nlohmann::ordered_json& j) {
+  DepthGuard guard("JSON input");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
       return Value::none();
@@ -110,6 +129,7 @@ Value Value::from_json(const nlohmann::ordered_json& j) {
 }
 
 nlohmann::ordered_json Value::to_json() const {
+  DepthGuard guard("to_json");
   switch (type()) {
     case Type::kUndefined:
     case Type::kNone:
@@ -294,6 +314,7 @@ std::string to_str(const Value& v) {
 }
 
 std::string repr(const Value& v) {
+  DepthGuard guard("repr");
   switch (v.type()) {
     case Type::kUndefined:
       return "Undefined";
@@ -361,6 +382,7 @@ bool equals(const Value& a, const Value& b) {
     return x == y;
   }
   if (a.type() != b.type()) return false;
+  DepthGuard guard("comparison");
   switch (a.type()) {
     case Type::kUndefined:
     case Type::kNone:
@@ -402,6 +424,7 @@ bool equals(const Value& a, const Value& b) {
 }
 
 bool less_than(const Value& a, const Value& b) {
+  DepthGuard guard("comparison");
   if (a.is_undefined()) throw Failure(a.undefined_message());
   if (b.is_undefined()) throw Failure(b.undefined_message());
   if (a.is_number() && b.is_number()) {

@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
+
 namespace glassbox::jinja {
 
 class Value;
@@ -26,9 +28,9 @@ class Object;
 // An error raised while evaluating, before the interpreter knows where in
 // the template it happened; the interpreter turns it into a TemplateError
 // carrying the line and column of the expression being evaluated.
-class Failure : public std::runtime_error {
+class Failure : public glassbox::Error {
  public:
-  explicit Failure(const std::string& what) : std::runtime_error(what) {}
+  explicit Failure(const std::string& what) : glassbox::Error(what) {}
 };
 
 // What a Python sequence-like value is, so that repr(), len() and indexing
@@ -91,7 +93,10 @@ class Value {
   static Value list(std::vector<Value> items = {}, SeqKind kind = SeqKind::kList);
   static Value tuple(std::vector<Value> items) { return list(std::move(items), SeqKind::kTuple); }
   static Value dict();
+  // Throws Failure for integers beyond 64 bits and nesting deeper than
+  // kMaxDepth.
   static Value from_json(const nlohmann::ordered_json& j);
+  static constexpr int kMaxDepth = 512;
 
   Type type() const { return static_cast<Type>(data_.index()); }
   bool is_undefined() const { return type() == Type::kUndefined; }

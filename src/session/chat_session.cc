@@ -63,6 +63,11 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
     throw Error("the prompt (" + std::to_string(r.prompt_tokens.size()) + " tokens) does not fit the context of " +
                 std::to_string(ctx.n_ctx()) + " tokens");
 
+  if (callbacks.should_stop && callbacks.should_stop()) {
+    r.finish_reason = "cancelled";
+    return r;
+  }
+
   // Reuse the cached prefix (multi-turn chat); at least the last prompt token
   // is evaluated again so that its logits are fresh.
   size_t common = 0;
@@ -116,6 +121,7 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
 
   int generated = 0;
   bool done = false;
+  bool in_prefix = false;  // feeding ChatOptions::assistant_prefix
   // Feeds one planned token: records its trace entry from the logits that
   // predicted it, streams its text, and evaluates it for the next logits.
   auto feed = [&](const PlannedToken& p) {
@@ -130,7 +136,9 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
     t.top = std::move(stats.top);
     t.text = tok.token_bytes(p.id, true);
     t.time_ms = ms_since(t_gen);
+    t.from_prefix = in_prefix;
     r.trace.push_back(std::move(t));
+    if (callbacks.on_token) callbacks.on_token(r.trace.back());
     ++generated;
     if (tok.is_end_of_generation(p.id)) {
       r.finish_reason = "stop";
@@ -152,15 +160,26 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
       done = true;
       return;
     }
+    if (options.on_token && !options.on_token(r.trace.back())) {
+      r.finish_reason = "cancelled";
+      done = true;
+      return;
+    }
     ctx.eval(std::span<const TokenId>(&p.id, 1));
     cached_.push_back(p.id);
   };
 
+  auto cancelled = [&] {
+    if (!callbacks.should_stop || !callbacks.should_stop()) return false;
+    r.finish_reason = "cancelled";
+    done = true;
+    return true;
+  };
   for (const PlannedToken& p : budget.start()) {
-    if (done) break;
+    if (done || cancelled()) break;
     feed(p);
   }
-  while (!done) {
+  while (!done && !cancelled()) {
     const TokenId id = sampler.sample(ctx.logits(), n_vocab, history);
     const Decision d = budget.step(id, tok.token_bytes(id, true));
     for (const PlannedToken& p : d.tokens) {
@@ -175,6 +194,30 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
   r.thinking_unclosed = parser.unclosed();
   r.generate_ms = ms_since(t_gen);
   return r;
+}
+
+void ChatSession::sync_tokens(std::span<const TokenId> tokens, const std::function<void(int, int)>& on_rows) {
+  Context& ctx = *ctx_;
+  if (static_cast<int64_t>(tokens.size()) > ctx.n_ctx())
+    throw Error(std::to_string(tokens.size()) + " tokens do not fit the context of " + std::to_string(ctx.n_ctx()) +
+                " tokens");
+  for (const TokenId id : tokens)
+    if (id < 0 || id >= ctx.n_vocab())
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " +
+                  std::to_string(ctx.n_vocab()));
+  size_t common = 0;
+  while (common < cached_.size() && common < tokens.size() && cached_[common] == tokens[common]) ++common;
+  ctx.truncate(static_cast<int>(common));
+  cached_.resize(common);
+  // Chunks bound the logits buffer (rows x vocabulary) when rows are kept.
+  const size_t chunk = on_rows ? 64 : tokens.size();
+  for (size_t start = common; start < tokens.size(); start += chunk) {
+    const size_t n = std::min(chunk, tokens.size() - start);
+    ctx.eval(tokens.subspan(start, n), /*all_logits=*/static_cast<bool>(on_rows));
+    cached_.insert(cached_.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                   tokens.begin() + static_cast<std::ptrdiff_t>(start + n));
+    if (on_rows) on_rows(static_cast<int>(start), static_cast<int>(n));
+  }
 }
 
 }  // namespace glassbox

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -15,6 +16,20 @@
 #include "model/model.h"
 
 namespace glassbox {
+
+// One generated (or forced) token with what the model thought of it.
+struct TraceToken {
+  TokenId id = -1;
+  std::string text;  // exact bytes (special tokens rendered)
+  TokenPhase phase = TokenPhase::Answer;
+  TokenOrigin origin = TokenOrigin::Sampled;
+  float logprob = 0;     // log p(token) under the raw model distribution
+  float entropy = 0;     // nats
+  float confidence = 0;  // DeepConf: -mean logprob of the top-k
+  std::vector<TokenLogprob> top;
+  double time_ms = 0;  // since generation started
+  bool from_prefix = false;  // forced by ChatOptions::assistant_prefix
+};
 
 struct ChatOptions {
   SamplingParams sampling;
@@ -30,19 +45,15 @@ struct ChatOptions {
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
   std::string template_override;        // Jinja source replacing the model's template
   int trace_top_k = 20;                 // alternatives recorded per token (0: none)
-};
-
-// One generated (or forced) token with what the model thought of it.
-struct TraceToken {
-  TokenId id = -1;
-  std::string text;  // exact bytes (special tokens rendered)
-  TokenPhase phase = TokenPhase::Answer;
-  TokenOrigin origin = TokenOrigin::Sampled;
-  float logprob = 0;     // log p(token) under the raw model distribution
-  float entropy = 0;     // nats
-  float confidence = 0;  // DeepConf: -mean logprob of the top-k
-  std::vector<TokenLogprob> top;
-  double time_ms = 0;  // since generation started
+  // Text the reply is forced to start with (e.g. "<think>\nfirst step\n" to
+  // make the thinking start with a given prefix; write the open marker when
+  // the prompt does not open the block). Its tokens go through the thinking
+  // budget as if sampled, are traced (TraceToken::from_prefix) and count
+  // towards max_tokens.
+  std::string assistant_prefix;
+  // Called after each traced token; returning false ends generation with
+  // finish_reason "cancelled" (e.g. DeepConf's early stop on low confidence).
+  std::function<bool(const TraceToken&)> on_token;
 };
 
 struct ChatResult {
@@ -51,7 +62,7 @@ struct ChatResult {
   std::string reasoning, content;
   int reasoning_tokens = 0;  // tokens inside the thinking block (markers excluded)
   int content_tokens = 0;    // answer tokens (end-of-generation token excluded)
-  std::string finish_reason;  // "stop" (end token or stop string), "length"
+  std::string finish_reason;  // "stop" (end token or stop string), "length", "cancelled" (on_token), "cancelled"
   bool thinking_forced_closed = false;
   bool thinking_unclosed = false;
   std::vector<TraceToken> trace;
@@ -61,6 +72,13 @@ struct ChatResult {
 struct StreamCallbacks {
   std::function<void(const std::string&)> on_reasoning;  // reasoning text as it becomes certain
   std::function<void(const std::string&)> on_content;    // answer text
+  // Each generated (or forced) token as soon as it is traced, before its text
+  // reaches on_reasoning / on_content (the parser may hold text back).
+  std::function<void(const TraceToken&)> on_token;
+  // Polled before the prompt is evaluated and before every token: returning
+  // true ends generation early with finish_reason "cancelled" (a server
+  // whose client went away).
+  std::function<bool()> should_stop;
 };
 
 class ChatSession {
@@ -83,6 +101,15 @@ class ChatSession {
 
   const Model& model() const { return model_; }
   Context& context() { return *ctx_; }
+  // Tokens whose K/V the context holds, in order (the last prompt and reply).
+  const std::vector<TokenId>& cached_tokens() const { return cached_; }
+  // Makes the context hold exactly `tokens`, evaluating only what differs
+  // from the cached prefix (nothing when they are equal). With on_rows, the
+  // evaluated suffix goes in chunks with all logits kept, and on_rows(pos0, n)
+  // is called after each chunk: context().logits(i) for i < n then predicts
+  // the token after position pos0 + i. Throws Error if the tokens do not fit
+  // the context or an id is outside the vocabulary.
+  void sync_tokens(std::span<const TokenId> tokens, const std::function<void(int pos0, int n_rows)>& on_rows = {});
 
  private:
   const Model& model_;

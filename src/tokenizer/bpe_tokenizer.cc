@@ -15,14 +15,49 @@ std::string merge_error(const VocabMetadata& meta, size_t index, const std::stri
 
 }  // namespace
 
-BpeTokenizer::BpeTokenizer(const VocabMetadata& meta) {
+void BpeTokenizer::MergeTable::reserve(size_t count) {
+  size_t capacity = 16;
+  while (capacity * 3 < count * 4) capacity *= 2;
+  slots_.assign(capacity, Slot{kEmpty, Merge{0, 0}});
+  mask_ = capacity - 1;
+}
+
+size_t BpeTokenizer::MergeTable::slot_of(uint64_t key) const {
+  // splitmix64 finaliser: pair keys are highly structured (small ids).
+  key ^= key >> 30;
+  key *= 0xBF58476D1CE4E5B9ull;
+  key ^= key >> 27;
+  key *= 0x94D049BB133111EBull;
+  key ^= key >> 31;
+  return static_cast<size_t>(key) & mask_;
+}
+
+void BpeTokenizer::MergeTable::insert_if_absent(uint64_t key, Merge merge) {
+  for (size_t i = slot_of(key);; i = (i + 1) & mask_) {
+    if (slots_[i].key == key) return;
+    if (slots_[i].key == kEmpty) {
+      slots_[i] = Slot{key, merge};
+      return;
+    }
+  }
+}
+
+const BpeTokenizer::Merge* BpeTokenizer::MergeTable::find(uint64_t key) const {
+  if (slots_.empty()) return nullptr;
+  for (size_t i = slot_of(key);; i = (i + 1) & mask_) {
+    if (slots_[i].key == key) return &slots_[i].merge;
+    if (slots_[i].key == kEmpty) return nullptr;
+  }
+}
+
+BpeTokenizer::BpeTokenizer(VocabMetadata meta) {
   init_vocab(meta);
   add_bos_ = meta.add_bos.value_or(false);
   pre_tokenizer_ = std::make_unique<PreTokenizer>(meta.pre);
 
   for (int byte = 0; byte < 256; ++byte) byte_tokens_[byte] = find_token(unicode::byte_symbol(static_cast<uint8_t>(byte)));
 
-  if (meta.merges.empty() && meta.tokens.size() > 256) {
+  if (meta.merges.empty() && tokens_.size() > 256) {
     throw Error(meta.source + ": tokenizer.ggml.merges: missing or empty (a gpt2 vocabulary needs its merges)");
   }
   merges_.reserve(meta.merges.size());
@@ -46,7 +81,7 @@ BpeTokenizer::BpeTokenizer(const VocabMetadata& meta) {
     const TokenId result = find_token(joined);
     if (result < 0) throw Error(merge_error(meta, i, merge, "the merged text '" + joined + "' is not a token"));
     // A repeated pair keeps its first (best) rank.
-    merges_.emplace(pair_key(left_id, right_id), Merge{static_cast<int32_t>(i), result});
+    merges_.insert_if_absent(pair_key(left_id, right_id), Merge{static_cast<int32_t>(i), result});
   }
 }
 
@@ -104,9 +139,9 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<TokenId>& out)
     const TokenId left_id = symbols[left].id;
     const TokenId right_id = symbols[right].id;
     if (left_id < 0 || right_id < 0) return;
-    auto it = merges_.find(pair_key(left_id, right_id));
-    if (it == merges_.end()) return;
-    queue.push(Candidate{it->second.rank, left, right, left_id, right_id, it->second.result});
+    const Merge* merge = merges_.find(pair_key(left_id, right_id));
+    if (merge == nullptr) return;
+    queue.push(Candidate{merge->rank, left, right, left_id, right_id, merge->result});
   };
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) try_add(i, i + 1);
 

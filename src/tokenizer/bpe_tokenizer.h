@@ -5,8 +5,9 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <memory>
-#include <unordered_map>
+#include <vector>
 
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -18,7 +19,7 @@ class BpeTokenizer final : public Tokenizer {
  public:
   // Throws glassbox::Error for missing or inconsistent merges and for an
   // unknown pre-tokenizer name.
-  explicit BpeTokenizer(const VocabMetadata& meta);
+  explicit BpeTokenizer(VocabMetadata meta);
 
   std::vector<TokenId> encode(std::string_view text, bool parse_special = true,
                               bool add_bos = false) const override;
@@ -36,10 +37,31 @@ class BpeTokenizer final : public Tokenizer {
   }
   void encode_word(std::string_view word, std::vector<TokenId>& out) const;
 
+  // (left id, right id) -> merge: an open-addressing hash table (linear
+  // probing, load <= 3/4), so the rank lookup while merging is one probe
+  // sequence on a flat array with no string building, and loading 100k+
+  // merges makes no per-entry allocation.
+  class MergeTable {
+   public:
+    void reserve(size_t count);
+    // Keeps the first value stored for a key (the best rank).
+    void insert_if_absent(uint64_t key, Merge merge);
+    const Merge* find(uint64_t key) const;
+
+   private:
+    struct Slot {
+      uint64_t key;
+      Merge merge;
+    };
+    // Token ids are < 2^31, so no pair key has every bit set.
+    static constexpr uint64_t kEmpty = ~uint64_t{0};
+    size_t slot_of(uint64_t key) const;
+    std::vector<Slot> slots_;
+    size_t mask_ = 0;
+  };
+
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
-  // (left id, right id) -> merge rank and merged token: the rank lookup is a
-  // single hash probe on two integers, no string building while merging.
-  std::unordered_map<uint64_t, Merge> merges_;
+  MergeTable merges_;
   std::array<TokenId, 256> byte_tokens_{};  // token of each byte's symbol, or -1
 };
 

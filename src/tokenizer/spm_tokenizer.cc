@@ -49,9 +49,9 @@ std::string escape_spaces(std::string_view text, bool add_prefix) {
 
 }  // namespace
 
-SpmTokenizer::SpmTokenizer(const VocabMetadata& meta) {
+SpmTokenizer::SpmTokenizer(VocabMetadata meta) {
   init_vocab(meta);
-  scores_ = meta.scores;
+  scores_ = std::move(meta.scores);
   add_bos_ = meta.add_bos.value_or(true);  // llama.cpp's default for SentencePiece
   add_space_prefix_ = meta.add_space_prefix.value_or(true);
 

@@ -14,7 +14,7 @@ namespace glassbox {
 
 class SpmTokenizer final : public Tokenizer {
  public:
-  explicit SpmTokenizer(const VocabMetadata& meta);
+  explicit SpmTokenizer(VocabMetadata meta);
 
   std::vector<TokenId> encode(std::string_view text, bool parse_special = true,
                               bool add_bos = false) const override;

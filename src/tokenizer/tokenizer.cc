@@ -147,16 +147,16 @@ VocabMetadata read_vocab_metadata(const gguf::File& file) {
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
-  const VocabMetadata meta = read_vocab_metadata(file);
-  if (meta.model == "llama") return std::make_unique<SpmTokenizer>(meta);
-  if (meta.model == "gpt2") return std::make_unique<BpeTokenizer>(meta);
+  VocabMetadata meta = read_vocab_metadata(file);
+  if (meta.model == "llama") return std::make_unique<SpmTokenizer>(std::move(meta));
+  if (meta.model == "gpt2") return std::make_unique<BpeTokenizer>(std::move(meta));
   throw Error(where(file, "tokenizer.ggml.model") + ": unsupported tokenizer model '" + meta.model +
               "' (supported: llama, gpt2)");
 }
 
-void Tokenizer::init_vocab(const VocabMetadata& meta) {
-  tokens_ = meta.tokens;
-  attrs_ = meta.attrs;
+void Tokenizer::init_vocab(VocabMetadata& meta) {
+  tokens_ = std::move(meta.tokens);
+  attrs_ = std::move(meta.attrs);
   model_ = meta.model;
   pre_ = meta.pre;
   bos_ = meta.bos;

@@ -85,8 +85,13 @@ class Tokenizer {
     TokenId special = -1;   // >= 0: this fragment is that token
     std::string_view text;  // raw text when special < 0
   };
-  // Fills the members above from validated metadata (shared by subclasses).
-  void init_vocab(const VocabMetadata& meta);
+  Tokenizer() = default;
+  // token_to_id_ points into tokens_: a copy would dangle.
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+  // Fills the members above from validated metadata (shared by subclasses);
+  // takes over meta.tokens and meta.attrs.
+  void init_vocab(VocabMetadata& meta);
   // Splits `text` at control / user-defined / unknown-type tokens written in
   // it (leftmost match, longest token first, as Hugging Face's added-token
   // matcher does). Without parse_special the whole text is one fragment.
@@ -99,13 +104,9 @@ class Tokenizer {
   bool add_bos_ = false;
   std::string model_, pre_;
   TokenId unk_ = -1, pad_ = -1;
-  // Hash that also accepts string_view, so lookups need no std::string.
-  struct TextHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-  };
-  // Token text -> id; on duplicate texts the first id wins.
-  std::unordered_map<std::string, TokenId, TextHash, std::equal_to<>> token_to_id_;
+  // Token text -> id, keyed by views of tokens_ (no second copy of the
+  // strings); on duplicate texts the first id wins.
+  std::unordered_map<std::string_view, TokenId> token_to_id_;
   // Byte trie over the texts of the tokens split_special matches.
   struct TrieNode {
     std::vector<std::pair<unsigned char, int32_t>> children;  // sorted by byte

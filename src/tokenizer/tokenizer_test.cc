@@ -172,14 +172,14 @@ void check_round_trip(const Tokenizer& tok, const std::vector<Vector>& vectors, 
 // llama.cpp's ggml-vocab-{gpt-2,deepseek-llm,deepseek-coder}.gguf in the
 // reference set went through a lossy UTF-8 conversion (binary fields replaced
 // by U+FFFD) and cannot be read. tools/repair_vocab_gguf.py rebuilds them
-// from the surviving strings; the tests use a rebuilt copy from
-// $GLASSBOX_REPAIRED_VOCAB_DIR or tokenizers/llama.cpp-vocab-repaired/, then
-// the original (in case it gets replaced by an intact one), and are skipped
+// from the surviving strings (the build does it into the build tree). The
+// tests use $GLASSBOX_REPAIRED_VOCAB_DIR, then the build tree's copy, then
+// the original (in case it is replaced by an intact one), and are skipped
 // when none loads.
 const Tokenizer* load_llama_cpp_vocab(const std::string& stem, std::string& errors) {
   std::vector<std::string> paths;
   if (const char* dir = std::getenv("GLASSBOX_REPAIRED_VOCAB_DIR")) paths.push_back(std::string(dir) + "/" + stem);
-  paths.push_back(kTokDir + "llama.cpp-vocab-repaired/" + stem);
+  paths.push_back(std::string(GLASSBOX_BINARY_DIR) + "/llama.cpp-vocab-repaired/" + stem);
   paths.push_back(kVocabDir + stem);
   for (const std::string& path : paths) {
     if (!std::ifstream(path)) continue;
