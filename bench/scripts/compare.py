@@ -15,7 +15,11 @@ import sys
 
 
 def samples(path, engine):
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        print(f"skipping {path}: not valid JSON (unfinished run?)", file=sys.stderr)
+        return
     tests = data["tests"] if engine == "glassbox" else data
     for t in tests:
         name = f"pp{t['n_prompt']}" if t["n_gen"] == 0 else f"tg{t['n_gen']}"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "analysis/internal.h"
@@ -11,11 +12,11 @@
 namespace glassbox::analysis {
 namespace detail {
 
-Workspace::Workspace(ChatSession& session, const TraceRecord& rec, const AnalysisOptions& opts)
-    : model(session.model()),
-      tok(session.model().tokenizer()),
-      main(session.context()),
-      work(session.model(), ContextOptions{session.context().n_ctx(), 256, session.context().pool().size()}),
+Workspace::Workspace(const Model& m, Context& main_context, const TraceRecord& rec, const AnalysisOptions& opts)
+    : model(m),
+      tok(m.tokenizer()),
+      main(main_context),
+      work(m, ContextOptions{main_context.n_ctx(), 256, main_context.pool().size()}),
       record(rec),
       result(rec.result),
       options(opts) {
@@ -208,11 +209,17 @@ AttentionRequest parse_attention_request(const std::string& text) {
   return r;
 }
 
-Report analyze(ChatSession& session, const TraceRecord& record, const AnalysisOptions& options) {
+namespace {
+
+// `hold` makes `main` hold the given tokens and returns how many it evaluated.
+Report analyze_impl(const Model& model, Context& main, ChatSession* session, const TraceRecord& record,
+                    const AnalysisOptions& options,
+                    const std::function<int64_t(std::span<const TokenId>)>& hold) {
   validate(options);
+  if (!model.has_tokenizer()) throw Error("the model has no tokenizer");
   const auto t0 = detail::Clock::now();
   const ChatResult& r = record.result;
-  const Tokenizer& tok = session.model().tokenizer();
+  const Tokenizer& tok = model.tokenizer();
   Report rep;
   rep.model = record.model;
   rep.question = question_of(record.messages);
@@ -262,12 +269,10 @@ Report analyze(ChatSession& session, const TraceRecord& record, const AnalysisOp
     std::vector<TokenId> sequence = r.prompt_tokens;
     for (const TraceToken& t : r.trace) sequence.push_back(t.id);
     sequence.resize(held);
-    const int64_t before = session.context().tokens_evaluated();
-    session.sync_tokens(sequence);
-    rep.tokens_evaluated += session.context().tokens_evaluated() - before;
+    rep.tokens_evaluated += hold(sequence);
   }
 
-  Workspace ws(session, record, options);
+  Workspace ws(model, main, record, options);
   std::optional<double> baseline;
   if (options.early_answer) {
     rep.early_answer = detail::early_answer_curve(ws, rep.steps, rep.answer, think_begin);
@@ -309,15 +314,38 @@ Report analyze(ChatSession& session, const TraceRecord& record, const AnalysisOp
   if (rep.early_answer.decided_step && *rep.early_answer.decided_step >= 0) f.decisive = *rep.early_answer.decided_step;
   f.final_result = final_result_step(rep.steps, rep.answer);
 
-  if (options.samples > 0) {
-    const int64_t before = session.context().tokens_evaluated();
-    rep.self_consistency = detail::self_consistency(session, record, options, rep.answer);
-    rep.tokens_evaluated += session.context().tokens_evaluated() - before;
+  if (options.samples > 0 && session) {
+    const int64_t before = main.tokens_evaluated();
+    rep.self_consistency = detail::self_consistency(*session, record, options, rep.answer);
+    rep.tokens_evaluated += main.tokens_evaluated() - before;
   } else {
-    rep.self_consistency.skipped = "not requested";
+    rep.self_consistency.skipped = options.samples > 0 ? "sampling needs a chat session" : "not requested";
   }
   rep.seconds = detail::seconds_since(t0);
   return rep;
+}
+
+}  // namespace
+
+Report analyze(ChatSession& session, const TraceRecord& record, const AnalysisOptions& options) {
+  return analyze_impl(session.model(), session.context(), &session, record, options,
+                      [&](std::span<const TokenId> tokens) {
+                        const int64_t before = session.context().tokens_evaluated();
+                        session.sync_tokens(tokens);
+                        return session.context().tokens_evaluated() - before;
+                      });
+}
+
+Report analyze(const Model& model, Context& context, const TraceRecord& record, const AnalysisOptions& options) {
+  return analyze_impl(model, context, nullptr, record, options, [&](std::span<const TokenId> tokens) {
+    if (static_cast<int64_t>(tokens.size()) > context.n_ctx())
+      throw Error("the trace (" + std::to_string(tokens.size()) + " tokens) does not fit the context of " +
+                  std::to_string(context.n_ctx()) + " tokens");
+    const int64_t before = context.tokens_evaluated();
+    context.truncate(0);
+    context.eval(tokens);
+    return context.tokens_evaluated() - before;
+  });
 }
 
 }  // namespace glassbox::analysis

@@ -260,6 +260,10 @@ struct Report {
 // after session.generate()). Self-consistency samples run on the session
 // last, so afterwards its context holds the last sample.
 Report analyze(ChatSession& session, const TraceRecord& trace, const AnalysisOptions& options = {});
+// The same without a session (e.g. a server's spare context on the same
+// model): the context is filled with the trace from scratch, and
+// self-consistency sampling is skipped (it needs a session to generate).
+Report analyze(const Model& model, Context& context, const TraceRecord& trace, const AnalysisOptions& options = {});
 
 // Last integer in the text ("-?\d+"), with its byte range.
 struct IntegerMatch {

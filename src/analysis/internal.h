@@ -14,7 +14,7 @@ namespace glassbox::analysis::detail {
 // prompt and the trace (all but the last generated token); every analysis
 // forks `work` from it and evaluates only what differs.
 struct Workspace {
-  Workspace(ChatSession& session, const TraceRecord& record, const AnalysisOptions& options);
+  Workspace(const Model& model, Context& main, const TraceRecord& record, const AnalysisOptions& options);
 
   const Model& model;
   const Tokenizer& tok;

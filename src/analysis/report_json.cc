@@ -100,7 +100,9 @@ ojson to_json(const Report& rep) {
     sj["index"] = st.index;
     sj["text"] = st.text;
     sj["tokens"] = span(st.token_begin, st.token_end);
+    sj["token_count"] = st.token_end - st.token_begin;
     sj["role"] = role_name(st.role);
+    sj["mean_confidence"] = number(st.mean_confidence);  // = confidence.mean, flat for simple readers
     sj["confidence"] = {{"mean", number(st.mean_confidence)},
                         {"min", number(st.min_confidence)},
                         {"tail", number(st.tail_confidence)},

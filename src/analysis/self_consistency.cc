@@ -44,23 +44,25 @@ SelfConsistency self_consistency(ChatSession& session, const TraceRecord& record
     ChatOptions co = record.options;
     co.sampling = o.sampling;
     co.sampling.seed = o.sampling.seed + static_cast<uint64_t>(i) + 1;
-    // Online stop: the mean confidence of the last `window` tokens.
+    // Online stop: the mean confidence of the last `window` tokens, checked
+    // by the session before each new token.
     std::deque<float> recent;
     double recent_sum = 0;
-    co.on_token = nullptr;
+    StreamCallbacks callbacks;
     if (o.early_stop && out.threshold) {
-      const double threshold = *out.threshold;
-      co.on_token = [&recent, &recent_sum, window, threshold](const TraceToken& t) {
+      callbacks.on_token = [&recent, &recent_sum, window](const TraceToken& t) {
         recent.push_back(t.confidence);
         recent_sum += t.confidence;
         if (static_cast<int>(recent.size()) > window) {
           recent_sum -= recent.front();
           recent.pop_front();
         }
-        return static_cast<int>(recent.size()) < window || recent_sum / window >= threshold;
+      };
+      callbacks.should_stop = [&recent, &recent_sum, window, threshold = *out.threshold] {
+        return static_cast<int>(recent.size()) == window && recent_sum / window < threshold;
       };
     }
-    const ChatResult r = session.generate(record.messages, co);
+    const ChatResult r = session.generate(record.messages, co, callbacks);
     SampleTrace s;
     s.index = i;
     s.warmup = i < warmup;

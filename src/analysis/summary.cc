@@ -6,6 +6,12 @@
 
 #include "analysis/analysis.h"
 
+// GCC 12 reports a false -Wrestrict inside std::string's operator+ when a
+// literal is prepended to a temporary string (GCC bug 105329).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
+
 namespace glassbox::analysis {
 namespace {
 

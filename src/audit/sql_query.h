@@ -33,7 +33,12 @@ inline SqlStatement build_record_query(const RecordQuery& q, bool numbered) {
     s.params.push_back(std::move(value));
     where += where.empty() ? " WHERE " : " AND ";
     where += condition;
-    where += numbered ? "$" + std::to_string(s.params.size()) : std::string("?");
+    if (numbered) {
+      where += '$';
+      where += std::to_string(s.params.size());
+    } else {
+      where += '?';
+    }
   };
   if (q.since_ms) add("created_at >= ", *q.since_ms);
   if (q.until_ms) add("created_at < ", *q.until_ms);

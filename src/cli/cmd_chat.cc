@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "chat/chat_template.h"
+#include "cli/cmd_analyze.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "session/chat_session.h"
@@ -139,6 +140,7 @@ struct RunOpts {
   bool hide_thinking = false, json = false;
   ThinkingFlags thinking;
   SamplingParams sampling;
+  AnalyzeFlags analysis;  // --analyze, --save-trace, ... (cmd_analyze.h)
 };
 
 class TerminalPrinter {
@@ -187,10 +189,12 @@ ojson result_json(const ChatResult& r) {
 }
 
 void run_chat(const RunOpts& o, const CLI::App& cmd) {
-  auto model = load_model(o.model.empty() ? default_model_path() : o.model);
+  const std::string model_path = o.model.empty() ? default_model_path() : o.model;
+  auto model = load_model(model_path);
   SamplingParams sampling = o.sampling;
   apply_model_sampling_defaults(*model, sampling, cmd);
-  const ChatOptions options = make_chat_options(o.thinking, sampling);
+  ChatOptions options = make_chat_options(o.thinking, sampling);
+  apply_trace_options(o.analysis, options);
   ChatSession session(*model, make_context_options(o.thinking));
   ojson messages = ojson::array();
   if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
@@ -205,11 +209,9 @@ void run_chat(const RunOpts& o, const CLI::App& cmd) {
       cb.on_content = [&](const std::string& t) { printer.content(t); };
     }
     const ChatResult r = session.generate(messages, options, cb);
-    if (o.json) {
-      std::printf("%s\n", result_json(r).dump().c_str());
-    } else {
-      printer.end();
-    }
+    if (!o.json) printer.end();
+    const bool printed_report = after_run_turn(session, model_path, messages, options, r, o.analysis, o.json);
+    if (o.json && !printed_report) std::printf("%s\n", result_json(r).dump().c_str());
     ojson reply = {{"role", "assistant"}, {"content", r.content}};
     if (!r.reasoning.empty()) reply["reasoning_content"] = r.reasoning;
     messages.push_back(reply);
@@ -336,6 +338,7 @@ void register_chat_commands(CLI::App& app) {
     cmd->add_flag("--json", o->json, "print {reasoning, content, tokens, finish_reason} as JSON");
     add_thinking_options(cmd, o->thinking);
     add_sampling_options(cmd, o->sampling);
+    add_run_analysis_options(cmd, o->analysis);
     cmd->callback([o, cmd] { run_chat(*o, *cmd); });
   }
   {

@@ -19,6 +19,7 @@
 #include "base/error.h"
 #include "cli/common.h"
 #include "server/config.h"
+#include "server/policy.h"
 #include "server/server.h"
 
 namespace glassbox::cli {
@@ -108,8 +109,8 @@ void run_serve(const ServeOpts& o, const CLI::App& cmd) {
   // Refuse a keyless public server before the (slow) model load.
   if (c.keys.empty() && !server::is_loopback_host(c.host))
     throw Error("refusing to listen on '" + c.host +
-                "' without API keys (with no keys the server allows everything): add keys with "
-                "'glassbox keys add', or use --host 127.0.0.1");
+                "' without API keys: with no keys the server allows everything, so it listens on loopback "
+                "only (add keys with 'glassbox keys add', or use --host 127.0.0.1)");
 
   auto model = load_model(c.model);
   server::ModelInfo info;

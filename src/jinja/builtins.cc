@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "jinja/interpreter.h"
 #include "jinja/text.h"
@@ -1081,7 +1082,7 @@ Value f_title(Interpreter&, const Value& v, Args& args) {
     }
     i = j;
   }
-  return with_safety(out, s.is_safe());
+  return Value(out);  // Jinja2 joins the pieces into a plain str
 }
 
 Value f_tojson(Interpreter&, const Value& v, Args& args) {
@@ -1648,6 +1649,7 @@ Value list_method(Interpreter& interp, const Value& self, const std::string& nam
     return Value::list(items);
   }
   // Mutating methods (only reachable with Options::allow_mutation).
+  if (is_mutating_method(self, name)) interp.note_mutated(self);
   if (name == "append") {
     const auto b = bind_args(args, {"object"}, name);
     if (!b[0]) throw Failure("append() takes exactly one argument (0 given)");
@@ -1714,6 +1716,7 @@ Value list_method(Interpreter& interp, const Value& self, const std::string& nam
 
 Value dict_method(Interpreter& interp, const Value& self, const std::string& name, Args& args) {
   DictData& d = self.dict_data();
+  if (is_mutating_method(self, name)) interp.note_mutated(self);
   if (name == "get") {
     const auto b = bind_args(args, {"key", "default"}, name);
     if (!b[0]) throw Failure("get expected at least 1 argument, got 0");
@@ -1838,12 +1841,13 @@ bool Interpreter::apply_test(int id, const std::string& name, const Value& input
 namespace {
 
 // jinja2.utils.Cycler
-class Cycler : public Object {
+class Cycler : public Object, public std::enable_shared_from_this<Cycler> {
  public:
   explicit Cycler(std::vector<Value> items) : items_(std::move(items)) {}
   std::string type_name() const override { return "Cycler"; }
   std::optional<Value> get_attr(const std::string& name) const override {
-    Cycler* self = const_cast<Cycler*>(this);
+    // Bound methods keep the cycler alive.
+    std::shared_ptr<Cycler> self = std::const_pointer_cast<Cycler>(shared_from_this());
     if (name == "current") return items_[pos_];
     if (name == "next") {
       return Value(std::make_shared<Function>("next", [self](Args&) {
@@ -1866,6 +1870,8 @@ class Cycler : public Object {
   size_t pos_ = 0;
 };
 
+}  // namespace
+
 Value make_dict(Args& args, const char* what) {
   Value d = Value::dict();
   if (args.positional.size() > 1) throw Failure(std::string(what) + " expected at most 1 argument");
@@ -1887,8 +1893,6 @@ Value make_dict(Args& args, const char* what) {
   for (auto& [k, v] : args.keyword) d.dict_data().set(Value(k), v);
   return d;
 }
-
-}  // namespace
 
 void install_globals(Scope& globals) {
   globals.set("range", Value(std::make_shared<Function>("range", [](Args& args) -> Value {
@@ -1919,11 +1923,6 @@ void install_globals(Scope& globals) {
     r.list_data().range_step = step;
     return r;
   })));
-  globals.set("namespace", Value(std::make_shared<Function>("namespace", [](Args& args) -> Value {
-    auto ns = std::make_shared<Namespace>();
-    ns->attrs = make_dict(args, "Namespace").dict_data();
-    return Value(ns);
-  }, "type")));
   globals.set("dict", Value(std::make_shared<Function>("dict", [](Args& args) -> Value {
     return make_dict(args, "dict");
   }, "type")));

@@ -26,6 +26,8 @@ int64_t as_index(const Value& v) { return v.is_bool() ? (v.as_bool() ? 1 : 0) : 
 
 bool is_int_like(const Value& v) { return v.is_int() || v.is_bool(); }
 
+}  // namespace
+
 // The loop variable of a for loop (jinja2.runtime.LoopContext).
 class LoopObject : public Object {
  public:
@@ -85,6 +87,7 @@ class LoopObject : public Object {
   }
 
   void set_index(int64_t i) { index0_ = i; }
+  void release() { scope_.reset(); }
 
  private:
   Interpreter* interp_;
@@ -95,6 +98,8 @@ class LoopObject : public Object {
   int64_t index0_ = 0;
   std::shared_ptr<std::optional<Value>> last_changed_ = std::make_shared<std::optional<Value>>();
 };
+
+namespace {
 
 int64_t checked(bool overflow, int64_t v) {
   if (overflow) throw Failure("integer overflow (integers are 64-bit here)");
@@ -619,11 +624,51 @@ std::string percent_format(const std::string& format, const Value& args, bool es
 Interpreter::Interpreter(const Options& options, const Context& context)
     : options_(options), context_(context), globals_(std::make_shared<Scope>(nullptr)) {
   install_globals(*globals_);
+  globals_->set("namespace", Value(std::make_shared<Function>("namespace", [this](Args& args) -> Value {
+    auto ns = std::make_shared<Namespace>();
+    ns->attrs = make_dict(args, "Namespace").dict_data();
+    track(ns);
+    return Value(ns);
+  }, "type")));
+  if (options_.allow_mutation) context_copies_ = std::make_shared<Scope>(nullptr);
   globals_->set("raise_exception", Value(std::make_shared<Function>("raise_exception", [](Args& args) -> Value {
     std::string message;
     if (!args.positional.empty()) message = to_str(args.positional[0]);
     throw RaiseRequest{message};
   })));
+}
+
+Interpreter::~Interpreter() {
+  for (auto& m : macros_) m->release();
+  for (auto& l : loops_) l->release();
+  for (auto& ns : namespaces_) ns->attrs.entries.clear();
+  for (auto& v : mutated_) {
+    if (v.is_list()) v.list_data().items.clear();
+    if (v.is_dict()) v.dict_data().entries.clear();
+  }
+}
+
+void Interpreter::note_mutated(const Value& container) { mutated_.push_back(container); }
+
+Value deep_copy(const Value& v) {
+  if (v.is_list()) {
+    std::vector<Value> items;
+    items.reserve(v.items().size());
+    for (const auto& item : v.items()) items.push_back(deep_copy(item));
+    Value copy = Value::list(std::move(items), v.seq_kind());
+    const ListData& src = v.list_data();
+    ListData& dst = copy.list_data();
+    dst.range_start = src.range_start;
+    dst.range_stop = src.range_stop;
+    dst.range_step = src.range_step;
+    return copy;
+  }
+  if (v.is_dict()) {
+    Value copy = Value::dict();
+    for (const auto& [k, val] : v.dict_data().entries) copy.dict_data().entries.emplace_back(k, deep_copy(val));
+    return copy;
+  }
+  return v;
 }
 
 void Interpreter::check_output_size(size_t size) const {
@@ -644,7 +689,13 @@ Value Interpreter::lookup(const std::string& name, const ScopePtr& scope) {
   for (Scope* s = scope.get(); s; s = s->parent.get()) {
     if (Value* v = s->find_local(name)) return *v;
   }
-  if (const Value* v = context_.find(name)) return *v;
+  if (const Value* v = context_.find(name)) {
+    if (!context_copies_) return *v;
+    if (Value* copy = context_copies_->find_local(name)) return *copy;
+    Value copy = deep_copy(*v);
+    context_copies_->set(name, copy);
+    return copy;
+  }
   if (Value* v = globals_->find_local(name)) return *v;
   return Value::undefined("'" + name + "' is undefined");
 }
@@ -720,13 +771,19 @@ Flow Interpreter::exec(const Stmt& s, const ScopePtr& scope, std::string& out) {
         return Flow::kNormal;
       }
       case StmtKind::kMacro:
-        scope->set(s.name, Value(std::make_shared<Macro>(this, &s, scope, s.name)));
+      {
+        auto macro = std::make_shared<Macro>(this, &s, scope, s.name);
+        track(macro);
+        scope->set(s.name, Value(macro));
         return Flow::kNormal;
+      }
       case StmtKind::kCallBlock: {
         const Expr& call = *s.expr;
         Value callee = eval(*call.children[0], scope);
         Args args = eval_args(call.args, scope);
-        args.keyword.emplace_back("caller", Value(std::make_shared<Macro>(this, &s, scope, "caller")));
+        auto caller = std::make_shared<Macro>(this, &s, scope, "caller");
+        track(caller);
+        args.keyword.emplace_back("caller", Value(caller));
         Value result;
         try {
           result = call_value(callee, args);
@@ -797,6 +854,7 @@ Flow Interpreter::exec_for(const Stmt& s, const ScopePtr& scope, std::string& ou
   }
   auto shared_items = std::make_shared<const std::vector<Value>>(std::move(items));
   auto loop = std::make_shared<LoopObject>(this, &s, scope, shared_items, depth);
+  track(loop);
   const Value loop_value(loop);
   for (size_t i = 0; i < shared_items->size(); ++i) {
     loop->set_index(static_cast<int64_t>(i));

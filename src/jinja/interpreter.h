@@ -36,9 +36,18 @@ using ScopePtr = std::shared_ptr<Scope>;
 
 enum class Flow { kNormal, kBreak, kContinue };
 
+class Macro;
+class LoopObject;
+
 class Interpreter {
  public:
   Interpreter(const Options& options, const Context& context);
+  // Breaks the reference cycles a render can create (a scope holding a
+  // macro that holds the scope, a namespace holding itself, ...), so that
+  // every render frees all it allocated.
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
 
   std::string render(const Body& body);
 
@@ -57,6 +66,11 @@ class Interpreter {
   Value call_macro(const class Macro& macro, Args& args);
   std::string render_loop_body(const Stmt& loop, const ScopePtr& scope, const Value& iterable, int depth);
   void check_output_size(size_t size) const;
+  // Records objects that may take part in reference cycles (see ~Interpreter).
+  void track(const std::shared_ptr<Macro>& macro) { macros_.push_back(macro); }
+  void track(const std::shared_ptr<LoopObject>& loop) { loops_.push_back(loop); }
+  void track(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }
+  void note_mutated(const Value& container);
 
  private:
   Flow exec_body(const Body& body, const ScopePtr& scope, std::string& out);
@@ -72,7 +86,14 @@ class Interpreter {
   const Options& options_;
   const Context& context_;
   ScopePtr globals_;
+  // With Options::allow_mutation, templates work on deep copies of the
+  // context values, so that a render never changes the caller's data.
+  ScopePtr context_copies_;
   int call_depth_ = 0;
+  std::vector<std::shared_ptr<Macro>> macros_;
+  std::vector<std::shared_ptr<LoopObject>> loops_;
+  std::vector<std::shared_ptr<Namespace>> namespaces_;
+  std::vector<Value> mutated_;
 };
 
 // A macro or the caller of a call block, bound to the scope it was defined in.
@@ -88,6 +109,7 @@ class Macro : public Object {
 
   const Stmt& def() const { return *def_; }
   const ScopePtr& closure() const { return closure_; }
+  void release() { closure_.reset(); }
   const std::string& name() const { return name_; }
 
  private:
@@ -116,5 +138,8 @@ bool is_dict_method(const std::string& name);
 // Methods that change their object; Jinja2's immutable sandbox refuses them.
 bool is_mutating_method(const Value& self, const std::string& name);
 void install_globals(Scope& globals);
+// dict(*args, **kwargs) as the dict() / namespace() globals take it.
+Value make_dict(Args& args, const char* what);
+Value deep_copy(const Value& v);
 
 }  // namespace glassbox::jinja

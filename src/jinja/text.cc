@@ -121,18 +121,42 @@ char32_t map_title(char32_t cp) {
   return cp > 0x10FFFF ? cp : static_cast<char32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(cp)));
 }
 
-// Python uses full case mappings; the one multi-character mapping that shows
-// up in practice is German sharp s.
+// Python uses the full (multi-character) case mappings of SpecialCasing.txt;
+// utf8proc only has the simple ones. These are the Latin ones.
+struct SpecialCase {
+  char32_t cp;
+  const char* upper;
+  const char* title;
+};
+constexpr SpecialCase kSpecialCases[] = {
+    {0xDF, "SS", "Ss"},          // ß
+    {0x149, "\u02BCN", "\u02BCN"},  // ŉ
+    {0xFB00, "FF", "Ff"},        // ﬀ
+    {0xFB01, "FI", "Fi"},        // ﬁ
+    {0xFB02, "FL", "Fl"},        // ﬂ
+    {0xFB03, "FFI", "Ffi"},      // ﬃ
+    {0xFB04, "FFL", "Ffl"},      // ﬄ
+    {0xFB05, "ST", "St"},        // ﬅ
+    {0xFB06, "ST", "St"},        // ﬆ
+};
+
+const SpecialCase* special_case(char32_t cp) {
+  for (const auto& sc : kSpecialCases) {
+    if (sc.cp == cp) return &sc;
+  }
+  return nullptr;
+}
+
 void append_upper(std::string& out, char32_t cp) {
-  if (cp == 0xDF) {
-    out += "SS";
+  if (const SpecialCase* sc = special_case(cp)) {
+    out += sc->upper;
     return;
   }
   append_utf8(out, map_upper(cp));
 }
 void append_title(std::string& out, char32_t cp) {
-  if (cp == 0xDF) {
-    out += "Ss";
+  if (const SpecialCase* sc = special_case(cp)) {
+    out += sc->title;
     return;
   }
   append_utf8(out, map_title(cp));
@@ -196,11 +220,30 @@ std::string to_upper(std::string_view s) {
   return out;
 }
 
+// One code point of str.lower(), with the two context-free/contextual
+// special cases Python applies: İ → i̇ and the Greek final sigma.
+void append_lower(std::string& out, const std::vector<char32_t>& cps, size_t i) {
+  const char32_t cp = cps[i];
+  if (cp == 0x130) {
+    out += "i\xCC\x87";  // i + COMBINING DOT ABOVE
+    return;
+  }
+  if (cp == 0x3A3) {
+    const bool after_cased = i > 0 && is_cased(cps[i - 1]);
+    const bool before_cased = i + 1 < cps.size() && is_cased(cps[i + 1]);
+    if (after_cased && !before_cased) {
+      append_utf8(out, 0x3C2);  // final sigma
+      return;
+    }
+  }
+  append_utf8(out, map_lower(cp));
+}
+
 std::string to_lower(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  size_t pos = 0;
-  while (pos < s.size()) append_utf8(out, map_lower(next_code_point(s, pos)));
+  const std::vector<char32_t> cps = to_code_points(s);
+  for (size_t i = 0; i < cps.size(); ++i) append_lower(out, cps, i);
   return out;
 }
 
@@ -222,15 +265,12 @@ std::string swap_case(std::string_view s) {
 
 std::string capitalize(std::string_view s) {
   std::string out;
-  size_t pos = 0;
-  bool first = true;
-  while (pos < s.size()) {
-    const char32_t cp = next_code_point(s, pos);
-    if (first) {
-      append_title(out, cp);
-      first = false;
+  const std::vector<char32_t> cps = to_code_points(s);
+  for (size_t i = 0; i < cps.size(); ++i) {
+    if (i == 0) {
+      append_title(out, cps[i]);
     } else {
-      append_utf8(out, map_lower(cp));
+      append_lower(out, cps, i);
     }
   }
   return out;
@@ -238,16 +278,15 @@ std::string capitalize(std::string_view s) {
 
 std::string python_title(std::string_view s) {
   std::string out;
-  size_t pos = 0;
+  const std::vector<char32_t> cps = to_code_points(s);
   bool previous_cased = false;
-  while (pos < s.size()) {
-    const char32_t cp = next_code_point(s, pos);
+  for (size_t i = 0; i < cps.size(); ++i) {
     if (previous_cased) {
-      append_utf8(out, map_lower(cp));
+      append_lower(out, cps, i);
     } else {
-      append_title(out, cp);
+      append_title(out, cps[i]);
     }
-    previous_cased = is_cased(cp);
+    previous_cased = is_cased(cps[i]);
   }
   return out;
 }

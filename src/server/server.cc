@@ -1107,21 +1107,23 @@ struct Server::Impl {
     }));
   }
 
+  void prune_once() {
+    try {
+      const int64_t now = audit::now_ms();
+      const int64_t cutoff = now - static_cast<int64_t>(config.retain_days * 86400000.0);
+      const int64_t n = store.prune(cutoff, now);
+      if (n > 0)
+        std::fprintf(stderr, "glassbox serve: retention deleted %lld records older than %s\n",
+                     static_cast<long long>(n), audit::format_time_iso(cutoff).c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "glassbox serve: retention failed: %s\n", e.what());
+    }
+  }
+
+  // Hourly after the prune at start.
   void retention_main() {
     std::unique_lock lock(retention_mutex);
-    for (;;) {
-      try {
-        const int64_t now = audit::now_ms();
-        const int64_t cutoff = now - static_cast<int64_t>(config.retain_days * 86400000.0);
-        const int64_t n = store.prune(cutoff, now);
-        if (n > 0)
-          std::fprintf(stderr, "glassbox serve: retention deleted %lld records older than %s\n",
-                       static_cast<long long>(n), audit::format_time_iso(cutoff).c_str());
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "glassbox serve: retention failed: %s\n", e.what());
-      }
-      if (retention_cv.wait_for(lock, std::chrono::hours(1), [&] { return stopping_retention; })) return;
-    }
+    while (!retention_cv.wait_for(lock, std::chrono::hours(1), [&] { return stopping_retention; })) prune_once();
   }
   bool stopping_retention = false;
 };
@@ -1169,7 +1171,10 @@ void Server::run() {
   Impl& s = *impl_;
   if (s.port < 0) bind();
   for (Worker& w : s.workers) w.thread = std::thread([&s, &w] { s.worker_main(w); });
-  if (s.config.retain_days > 0) s.retention_thread = std::thread([&s] { s.retention_main(); });
+  if (s.config.retain_days > 0) {
+    s.prune_once();  // before the first request is accepted
+    s.retention_thread = std::thread([&s] { s.retention_main(); });
+  }
   s.http.listen_after_bind();
   // Every connection has ended; the workers finish what is queued.
   {

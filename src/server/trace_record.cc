@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "audit/audit_store.h"
 #include "audit/canonical_json.h"
 #include "base/error.h"
 

@@ -160,11 +160,6 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
       done = true;
       return;
     }
-    if (options.on_token && !options.on_token(r.trace.back())) {
-      r.finish_reason = "cancelled";
-      done = true;
-      return;
-    }
     ctx.eval(std::span<const TokenId>(&p.id, 1));
     cached_.push_back(p.id);
   };
@@ -178,6 +173,20 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
   for (const PlannedToken& p : budget.start()) {
     if (done || cancelled()) break;
     feed(p);
+  }
+  // The forced start of the reply: classified by the budget like sampled
+  // tokens, so that markers in it open or close the thinking block.
+  if (!options.assistant_prefix.empty()) {
+    in_prefix = true;
+    for (const TokenId id : tok.encode(options.assistant_prefix, /*parse_special=*/true, /*add_bos=*/false)) {
+      if (done || cancelled()) break;
+      const Decision d = budget.step(id, tok.token_bytes(id, true));
+      for (const PlannedToken& p : d.tokens) {
+        if (done) break;
+        feed(p);
+      }
+    }
+    in_prefix = false;
   }
   while (!done && !cancelled()) {
     const TokenId id = sampler.sample(ctx.logits(), n_vocab, history);

@@ -51,9 +51,6 @@ struct ChatOptions {
   // budget as if sampled, are traced (TraceToken::from_prefix) and count
   // towards max_tokens.
   std::string assistant_prefix;
-  // Called after each traced token; returning false ends generation with
-  // finish_reason "cancelled" (e.g. DeepConf's early stop on low confidence).
-  std::function<bool(const TraceToken&)> on_token;
 };
 
 struct ChatResult {
@@ -62,7 +59,7 @@ struct ChatResult {
   std::string reasoning, content;
   int reasoning_tokens = 0;  // tokens inside the thinking block (markers excluded)
   int content_tokens = 0;    // answer tokens (end-of-generation token excluded)
-  std::string finish_reason;  // "stop" (end token or stop string), "length", "cancelled" (on_token), "cancelled"
+  std::string finish_reason;  // "stop" (end token or stop string), "length", "cancelled"
   bool thinking_forced_closed = false;
   bool thinking_unclosed = false;
   std::vector<TraceToken> trace;
