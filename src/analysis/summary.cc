@@ -21,12 +21,35 @@ std::string format(const char* fmt, double v) {
   return buf;
 }
 
-// Cuts at `max_bytes` without splitting a UTF-8 character; line breaks
-// become spaces.
+// Length of the valid UTF-8 sequence starting at s[i], or 0.
+size_t utf8_length(const std::string& s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+// For the terminal: at most `max_bytes` of valid UTF-8 (a token may hold
+// part of a character: invalid bytes become U+FFFD), line breaks and
+// control characters become spaces.
 std::string clip(const std::string& text, size_t max_bytes) {
-  std::string s = text;
-  for (char& c : s)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  std::string s;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_length(text, i);
+    if (n == 0) {
+      s += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    if (n == 1 && static_cast<unsigned char>(text[i]) < 0x20) {
+      s += ' ';
+    } else {
+      s.append(text, i, n);
+    }
+    i += n;
+  }
   if (s.size() <= max_bytes) return s;
   size_t cut = max_bytes - 3;
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
@@ -208,13 +231,15 @@ std::string render_summary(const Report& rep, bool color) {
            (m.request.head < 0 ? std::string("mean") : std::to_string(m.request.head)) + ", queries [" +
            std::to_string(m.request.query_begin) + ", " + std::to_string(m.request.query_end) + "):";
     const size_t nk = m.key_tokens.size();
-    for (size_t q = 0; q < m.query_tokens.size(); ++q) {
+    const size_t shown = std::min<size_t>(m.query_tokens.size(), 8);
+    for (size_t q = 0; q < shown; ++q) {
       size_t best = 0;
       for (size_t k = 1; k < nk; ++k)
         if (m.weights[q * nk + k] > m.weights[q * nk + best]) best = k;
       out += (q ? "; " : " ") + quoted(m.query_tokens[q], 12) + " -> " + quoted(m.key_tokens[best], 12) + " " +
              format("%.2f", m.weights[q * nk + best]);
     }
+    if (shown < m.query_tokens.size()) out += "; ... (all in the JSON report)";
     out += "\n";
   }
   const SelfConsistency& sc = rep.self_consistency;

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "analysis/analysis.h"
 #include "audit/audit_store.h"
 #include "audit/otel.h"
 #include "audit/sha256.h"
@@ -63,6 +64,31 @@ ServerConfig load_server_config(const std::string& path, bool& loaded_default) {
     return server::load_config(kDefaultConfig);
   }
   return ServerConfig{};
+}
+
+// The report attached to traces (glassbox.analysis in a request, or POST
+// /v1/traces/{id}/analyze): the analysis layer on the worker's spare context.
+// "summary" computes the steps and their confidence only; "full" adds the
+// early-answer curve, step importance and prompt attribution.
+server::TraceAnalyzer reasoning_analyzer() {
+  return [](const server::AnalysisInput& in) {
+    analysis::TraceRecord record;
+    record.model = in.model_path;
+    record.messages = in.messages;
+    record.options = in.options;
+    record.result = in.result;
+    analysis::AnalysisOptions options;
+    options.sampling = in.options.sampling;
+    if (in.level != server::AnalysisLevel::Full) {
+      options.early_answer = false;
+      options.importance = false;
+      options.occlusion = false;
+      options.attention = false;
+    }
+    nlohmann::ordered_json report = analysis::to_json(analysis::analyze(in.model, in.context, record, options));
+    report.erase("trace");  // the trace record holds the tokens already
+    return report;
+  };
 }
 
 struct ServeOpts {
@@ -130,7 +156,7 @@ void run_serve(const ServeOpts& o, const CLI::App& cmd) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  server::Server srv(*model, c, info, *store);
+  server::Server srv(*model, c, info, *store, reasoning_analyzer());
   const int port = srv.bind();
   std::atomic<bool> finished{false};
   std::thread signal_thread([&] {

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "base/error.h"
+#include "cli/cmd_bench.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   glassbox::cli::register_model_commands(app);
   glassbox::cli::register_generate_command(app);
   glassbox::cli::register_chat_commands(app);
+  glassbox::cli::register_bench_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -193,6 +193,8 @@ const Case kCases[] = {
   {"PercentWithSubscriptableArgument", R"J({{ 'x' % [1, 2] }} {{ 'x' % {'a': 1} }} {{ 'y' % range(3) }})J", R"J({})J", R"J(x x y)J"},
   {"RangeSliceIsRange", R"J({{ range(5)[1:3] }} {{ range(10)[::-3] }} {{ range(4).index(2) }})J", R"J({})J", R"J(range(1, 3) range(9, -1, -3) 2)J"},
   {"MarkupMethods", R"J({{ ('<'|safe).replace('<', '&') }} {{ ('%s'|safe) % '<' }} {{ ('{}'|safe).format('<') }} {{ ('-'|safe).join(['<', '>']) }} {{ ('<b>'|safe)|upper }})J", R"J({})J", R"J(&amp; &lt; &lt; &lt;-&gt; <B>)J"},
+  {"UnicodeFullCaseMapping", R"J({{ 'straße'.upper() }} {{ 'ﬁne'.upper() }} {{ 'ﬁne'.title() }} {{ 'ΟΔΟΣ ΣΑ'.lower() }} {{ 'İ'.lower()|length }})J", R"J({})J", R"J(STRASSE FINE Fine οδος σα 2)J"},
+  {"TitleFilterReturnsPlainString", R"J({{ ('<a>'|e)|title is escaped }} {{ ('<a>'|e)|upper is escaped }})J", R"J({})J", R"J(False True)J"},
   {"BatchWithZero", R"J({{ [1, 2, 3]|batch(0)|list }})J", R"J({})J", R"J([[], [1, 2, 3]])J"},
   // ---- Unicode text passes through unchanged
   {"UnicodePassThrough", R"J({{ '<｜User｜>' + m }})J", R"J({"m": "사고 토큰은 무엇인가요? 🤔 👨‍👩‍👧 🇰🇷 {{ x }} {% if %} {# c #}"})J", R"J(<｜User｜>사고 토큰은 무엇인가요? 🤔 👨‍👩‍👧 🇰🇷 {{ x }} {% if %} {# c #})J"},

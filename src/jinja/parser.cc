@@ -59,7 +59,6 @@ bool is_name_char(char c) { return is_name_start(c) || is_ascii_digit(c); }
 
 // Python's str.rstrip() (Unicode whitespace).
 std::string_view rstrip_space(std::string_view s) {
-  std::vector<char32_t> cps;
   size_t end = s.size();
   // Walk code points forward, remembering where the trailing whitespace run starts.
   size_t pos = 0;
@@ -749,16 +748,12 @@ class Parser {
     s->body = parse_statements({"endfor", "else"}, false);
     --loop_depth_;
     if (advance().value == "else") {
-      // The else branch is not inside the loop.
-      const int saved = loop_depth_;
-      loop_depth_ = enclosing_loop_depth();
+      // The else branch is not inside this loop (break there refers to an
+      // enclosing loop, if any).
       s->else_body = parse_statements({"endfor"}, true);
-      loop_depth_ = saved;
     }
     return s;
   }
-
-  int enclosing_loop_depth() const { return loop_depth_; }
 
   StmtPtr parse_set() {
     auto s = make_stmt(StmtKind::kSet, advance());

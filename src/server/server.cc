@@ -539,7 +539,7 @@ struct Server::Impl {
 
     // The report: the plugged analyzer, or the built-in one.
     ojson report = nullptr;
-    if (g.analysis != AnalysisLevel::None) report = analyse(w, r, g.analysis, /*stored=*/false);
+    if (g.analysis != AnalysisLevel::None) report = analyse(w, r, g.messages, g.options, g.analysis, /*stored=*/false);
 
     RecordContext rc;
     rc.trace_id = job.trace_id;
@@ -667,11 +667,12 @@ struct Server::Impl {
     job.finish(200, dump(body));
   }
 
-  ojson analyse(Worker& w, const ChatResult& r, AnalysisLevel level, bool stored) {
+  ojson analyse(Worker& w, const ChatResult& r, const ojson& messages, const ChatOptions& options, AnalysisLevel level,
+               bool stored) {
     if (!analyzer) return builtin_report(r);
     try {
       if (!w.analysis_context) w.analysis_context = std::make_unique<Context>(model, context_options);
-      AnalysisInput in{r, level, model, *w.analysis_context, stored};
+      AnalysisInput in{r, messages, options, level, model, info.path, *w.analysis_context, stored};
       return analyzer(in);
     } catch (const std::exception& e) {
       return {{"error", audit::sanitize_utf8(e.what())}};
@@ -681,7 +682,23 @@ struct Server::Impl {
   void run_analyze(Worker& w, Job& job) {
     const json record = job.stored.parsed();
     const ChatResult r = result_from_record(record, model.tokenizer());
-    ojson report = analyse(w, r, job.level, /*stored=*/true);
+    // The conversation and settings as generated: the stored request parsed
+    // again (the recorded seed replaces a drawn one).
+    GenerationRequest g;
+    const ojson request = record.contains("request") ? ojson(record["request"]) : ojson::object();
+    try {
+      g = record.value("endpoint", "") == "completions" ? parse_completion_request(request, defaults)
+                                                          : parse_chat_request(request, defaults);
+    } catch (const ApiError&) {
+      // The server's limits changed since: the messages as stored, default settings.
+      g.messages = request.contains("messages") && request["messages"].is_array() ? request["messages"] : ojson::array();
+      g.options.template_override = defaults.template_override;
+      g.options.template_kwargs = defaults.template_kwargs;
+    }
+    if (record.contains("parameters") && record["parameters"].contains("seed") &&
+        record["parameters"]["seed"].is_number_unsigned())
+      g.options.sampling.seed = record["parameters"]["seed"].get<uint64_t>();
+    ojson report = analyse(w, r, g.messages, g.options, job.level, /*stored=*/true);
     json rec = {{"kind", "analysis"},
                 {"created_at", audit::now_ms()},
                 {"trace_id", job.stored.trace_id},

@@ -35,8 +35,11 @@ namespace glassbox::server {
 // the session's KV cache).
 struct AnalysisInput {
   const ChatResult& result;
+  const nlohmann::ordered_json& messages;  // the conversation as rendered (for a raw completion: the prompt as one user message)
+  const ChatOptions& options;              // the settings it was generated with
   AnalysisLevel level = AnalysisLevel::Full;
   const Model& model;
+  const std::string& model_path;
   Context& context;
   bool stored_trace = false;  // true for POST /v1/traces/{id}/analyze
 };

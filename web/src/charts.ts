@@ -72,6 +72,23 @@ export function confidenceChart(tokens: Token[], window = 16, markTokenAt: numbe
     marker.push(null);
   }
   if (markTokenAt !== null && markTokenAt >= 0 && markTokenAt < xs.length) marker[markTokenAt] = rolling[markTokenAt];
+  // Only the series that have data (a hidden key's trace has no thinking).
+  const series: uPlot.Series[] = [{ label: 'token' }];
+  const data: (number | null)[][] = [xs];
+  const add = (values: (number | null)[], s: uPlot.Series) => {
+    if (!values.some((v) => v !== null)) return;
+    series.push(s);
+    data.push(values);
+  };
+  add(thinking, { label: 'thinking', stroke: COLORS.confidence, width: 1, points: { show: false }, spanGaps: false });
+  add(answer, { label: 'answer', stroke: COLORS.answer, width: 1.5, points: { show: false }, spanGaps: false });
+  add(rolling, { label: `mean of ${window}`, stroke: COLORS.rolling, width: 2, points: { show: false } });
+  add(marker, {
+    label: 'decision',
+    stroke: COLORS.decided,
+    width: 0,
+    points: { show: true, size: 12, fill: COLORS.decided, stroke: COLORS.decided },
+  });
   requestAnimationFrame(() =>
     mount(
       container,
@@ -79,20 +96,9 @@ export function confidenceChart(tokens: Token[], window = 16, markTokenAt: numbe
         cursor: { drag: { x: true, y: false } },
         scales: { x: { time: false } },
         axes: [axis('token', { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }), axis('confidence')],
-        series: [
-          { label: 'token' },
-          { label: 'thinking', stroke: COLORS.confidence, width: 1, points: { show: false }, spanGaps: false },
-          { label: 'answer', stroke: COLORS.answer, width: 1.5, points: { show: false }, spanGaps: false },
-          { label: `mean of ${window}`, stroke: COLORS.rolling, width: 2, points: { show: false } },
-          {
-            label: 'decision',
-            stroke: COLORS.decided,
-            width: 0,
-            points: { show: true, size: 12, fill: COLORS.decided, stroke: COLORS.decided },
-          },
-        ],
+        series,
       },
-      [xs, thinking, answer, rolling, marker],
+      data as uPlot.AlignedData,
     ),
   );
   return container;
@@ -106,6 +112,24 @@ export function earlyAnswerChart(curve: Curve): HTMLElement {
   const ys = curve.points.map((p) => p.probability);
   const threshold = curve.points.map(() => curve.threshold);
   const decided = curve.points.map((p) => (curve.decidedStep !== null && p.afterStep === curve.decidedStep ? p.probability : null));
+  const series: uPlot.Series[] = [
+    { label: 'after step', value: (_u, v) => (v === null ? '–' : v < 0 ? 'none' : String(v)) },
+    { label: 'P(answer)', stroke: COLORS.probability, width: 2, points: { show: true, size: 6 } },
+  ];
+  const data: (number | null)[][] = [xs, ys];
+  if (curve.threshold !== null) {
+    series.push({ label: 'threshold', stroke: COLORS.threshold, width: 1, dash: [6, 4], points: { show: false } });
+    data.push(threshold);
+  }
+  if (decided.some((v) => v !== null)) {
+    series.push({
+      label: 'decided',
+      stroke: COLORS.decided,
+      width: 0,
+      points: { show: true, size: 14, fill: COLORS.decided, stroke: '#fff', width: 2 },
+    });
+    data.push(decided);
+  }
   requestAnimationFrame(() =>
     mount(
       container,
@@ -119,19 +143,9 @@ export function earlyAnswerChart(curve: Curve): HTMLElement {
           }),
           axis('P(answer)'),
         ],
-        series: [
-          { label: 'after step', value: (_u, v) => (v === null ? '–' : v < 0 ? 'none' : String(v)) },
-          { label: 'P(answer)', stroke: COLORS.probability, width: 2, points: { show: true, size: 6 } },
-          { label: 'threshold', stroke: COLORS.threshold, width: 1, dash: [6, 4], points: { show: false } },
-          {
-            label: 'decided',
-            stroke: COLORS.decided,
-            width: 0,
-            points: { show: true, size: 14, fill: COLORS.decided, stroke: '#fff', width: 2 },
-          },
-        ],
+        series,
       },
-      [xs, ys, threshold, decided],
+      data as uPlot.AlignedData,
     ),
   );
   return container;

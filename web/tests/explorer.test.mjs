@@ -12,6 +12,7 @@
 // the views go to docs/screenshots/.
 //
 // Environment: GLASSBOX_BIN (the binary; default build/glassbox),
+// GLASSBOX_TEST_BUDGET / GLASSBOX_TEST_MAX_TOKENS (default 24 / 64),
 // GLASSBOX_TEST_MODEL (+ GLASSBOX_TEST_TEMPLATE) to pick the model, otherwise
 // models/glassbox-tiny-reasoner.gguf when present, else the random qwen3 of
 // the reference data with the DeepSeek-R1 template. CHROMIUM_BIN overrides
@@ -31,6 +32,10 @@ const repo = resolve(here, '..', '..');
 const shots = join(repo, 'docs', 'screenshots');
 const QUESTION = 'What is 17 + 25?';
 const SEED = 7;
+// A small thinking budget lets even a random model close its thinking and
+// answer; a real model (for the screenshots in docs/) may be given more.
+const BUDGET = Number(process.env.GLASSBOX_TEST_BUDGET || 24);
+const MAX_TOKENS = Number(process.env.GLASSBOX_TEST_MAX_TOKENS || 64);
 
 function pickModel() {
   if (process.env.GLASSBOX_TEST_MODEL)
@@ -146,8 +151,8 @@ async function useKey(page, key) {
 // that every key gets the same generation).
 async function ask(page, { analysis = 'full' } = {}) {
   await page.waitForSelector('[data-control=prompt]');
-  await page.fill('input[name=budget]', '24');
-  await page.fill('input[name=max_tokens]', '64');
+  await page.fill('input[name=budget]', String(BUDGET));
+  await page.fill('input[name=max_tokens]', String(MAX_TOKENS));
   await page.fill('input[name=seed]', String(SEED));
   await page.fill('input[name=temperature]', '0.8');
   await page.selectOption('select[name=analysis]', analysis);
@@ -165,14 +170,14 @@ async function pageText(page) {
   return page.evaluate(() => document.documentElement.outerHTML + '\n' + document.body.innerText);
 }
 
-// Pieces of the reasoning that would reveal it: 12-character windows that
+// Pieces of the reasoning that would reveal it: 16-character windows that
 // are not also part of what the key may see (the question, the answer, and
 // for a summary key the abridged step titles).
 function revealingPieces(reasoning, allowed) {
   const pieces = new Set();
   const text = reasoning.replace(/\s+/g, ' ').trim();
-  for (let i = 0; i + 12 <= text.length; i += 4) {
-    const p = text.slice(i, i + 12);
+  for (let i = 0; i + 16 <= text.length; i += 4) {
+    const p = text.slice(i, i + 16);
     if (!/\S{3}/.test(p)) continue;
     if (allowed.some((a) => a.replace(/\s+/g, ' ').includes(p))) continue;
     pieces.add(p);
