@@ -56,7 +56,7 @@ struct Setup {
     record.messages = ojson::parse(R"([{"role":"user","content":"What is 57 + 12 * 4 - 9?"}])");
     ChatOptions& o = record.options;
     o.sampling.temperature = 0.0f;
-    o.max_tokens = 160;
+    o.max_tokens = 96;
     if (!model->file().get_string("tokenizer.chat_template")) {
       // A random reference model: Qwen3's template and a forced thinking.
       o.template_override =
@@ -81,11 +81,18 @@ Setup& setup() {
   return s;
 }
 
+// Threads of the decode benchmarks' contexts (default 1: CPU time is then
+// all on the measured thread, and a loaded machine disturbs it least).
+int bench_threads() {
+  const char* env = std::getenv("GLASSBOX_BENCH_THREADS");
+  return env && *env ? std::atoi(env) : 1;
+}
+
 void BM_Decode(benchmark::State& state) {
   Setup& s = setup();
   const int k = static_cast<int>(state.range(0));
   const Model& m = *s.model;
-  Context ctx(m, ContextOptions{512, 256, 0});
+  Context ctx(m, ContextOptions{512, 256, bench_threads()});
   const std::vector<TokenId>& prompt = s.record.result.prompt_tokens;
   ctx.eval(prompt);
   const int start = ctx.n_past();
@@ -125,7 +132,7 @@ BENCHMARK(BM_Decode)->Arg(-1)->Arg(0)->Arg(20)->Unit(benchmark::kMicrosecond)->M
 void BM_TokenStats(benchmark::State& state) {
   Setup& s = setup();
   const int k = static_cast<int>(state.range(0));
-  Context ctx(*s.model, ContextOptions{512, 256, 0});
+  Context ctx(*s.model, ContextOptions{512, 256, bench_threads()});
   ctx.eval(s.record.result.prompt_tokens);
   std::vector<float> row(ctx.logits(), ctx.logits() + ctx.n_vocab());
   for (auto _ : state) {

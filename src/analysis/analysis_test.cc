@@ -11,7 +11,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numeric>
+#include <random>
 #include <sstream>
 
 #include <unistd.h>
@@ -59,6 +61,45 @@ RowStats row_stats(const float* logits, int n_vocab, TokenId chosen, int k) {
   s.confidence = -sum / k;
   s.top.assign(order.begin(), order.begin() + k);
   return s;
+}
+
+// The session's fast per-token statistics equal compute_token_stats'.
+TEST(TraceStats, MatchComputeTokenStats) {
+  std::mt19937 rng(5);
+  for (const int n : {1, 7, 8, 9, 512, 1031, 5000}) {
+    for (const float scale : {0.1f, 3.0f, 40.0f}) {
+      std::normal_distribution<float> dist(0.0f, scale);
+      std::vector<float> row(static_cast<size_t>(n));
+      for (float& x : row) x = dist(rng);
+      if (n > 9) {
+        row[3] = -std::numeric_limits<float>::infinity();  // masked
+        row[5] = row[6];                                     // a tie
+      }
+      for (const int k : {0, 1, 20, n + 3}) {
+        const TokenId chosen = static_cast<TokenId>(n / 2);
+        const TokenStats want = compute_token_stats(row.data(), n, chosen, k);
+        const TokenStats got = trace_token_stats(row.data(), n, chosen, k);
+        EXPECT_NEAR(got.chosen_logprob, want.chosen_logprob, 1e-5 * (1 + std::fabs(want.chosen_logprob)));
+        EXPECT_NEAR(got.entropy, want.entropy, 1e-5);
+        EXPECT_NEAR(got.confidence, want.confidence, 1e-5 * (1 + std::fabs(want.confidence)));
+        ASSERT_EQ(got.top.size(), want.top.size()) << n << " " << k;
+        for (size_t i = 0; i < got.top.size(); ++i) {
+          EXPECT_EQ(got.top[i].id, want.top[i].id) << n << " " << k << " " << i;
+          if (std::isfinite(want.top[i].logprob))
+            EXPECT_NEAR(got.top[i].logprob, want.top[i].logprob, 1e-5 * (1 + std::fabs(want.top[i].logprob)));
+        }
+      }
+    }
+  }
+  std::vector<float> row(16, 0.5f);
+  EXPECT_THROW(trace_token_stats(row.data(), 16, 16, 20), Error);
+  EXPECT_THROW(trace_token_stats(row.data(), 16, 0, -1), Error);
+  row[9] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(trace_token_stats(row.data(), 16, 0, 20), Error);
+  row[9] = std::numeric_limits<float>::infinity();
+  EXPECT_THROW(trace_token_stats(row.data(), 16, 0, 20), Error);
+  std::fill(row.begin(), row.end(), -std::numeric_limits<float>::infinity());
+  EXPECT_THROW(trace_token_stats(row.data(), 16, 0, 20), Error);
 }
 
 class AnalysisTest : public ::testing::Test {

@@ -1,6 +1,7 @@
 #include "audit/canonical_json.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "base/error.h"
 
@@ -70,6 +71,32 @@ std::string sanitize_utf8(std::string_view text) {
     }
     out.append("\xEF\xBF\xBD");
     ++i;
+  }
+  return out;
+}
+
+nlohmann::json sanitized(const nlohmann::json& value) {
+  // Iterative: a deeply nested value must not exhaust the stack.
+  nlohmann::json out = value;
+  std::vector<nlohmann::json*> pending = {&out};
+  while (!pending.empty()) {
+    nlohmann::json* v = pending.back();
+    pending.pop_back();
+    if (v->is_string()) {
+      const std::string& s = v->get_ref<const std::string&>();
+      if (!is_valid_utf8(s)) *v = sanitize_utf8(s);
+    } else if (v->is_array()) {
+      for (auto& item : *v) pending.push_back(&item);
+    } else if (v->is_object()) {
+      bool keys_valid = true;
+      for (const auto& [key, item] : v->items()) keys_valid = keys_valid && is_valid_utf8(key);
+      if (!keys_valid) {
+        nlohmann::json fixed = nlohmann::json::object();
+        for (auto& [key, item] : v->items()) fixed[sanitize_utf8(key)] = std::move(item);
+        *v = std::move(fixed);
+      }
+      for (auto& [key, item] : v->items()) pending.push_back(&item);
+    }
   }
   return out;
 }

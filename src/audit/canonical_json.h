@@ -21,6 +21,10 @@ std::string canonical_json(const nlohmann::ordered_json& value);
 bool is_valid_utf8(std::string_view text);
 // Replaces each byte that does not begin a valid UTF-8 sequence with U+FFFD.
 std::string sanitize_utf8(std::string_view text);
+// A copy of `value` whose strings (keys included) are valid UTF-8
+// (sanitize_utf8), for JSON built from model output.
+nlohmann::json sanitized(const nlohmann::json& value);
+
 // Length of the longest prefix of `text` (at most max_bytes) that does not
 // cut a UTF-8 sequence in half.
 size_t utf8_prefix_length(std::string_view text, size_t max_bytes);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace glassbox {
@@ -24,6 +26,53 @@ TEST(ThreadPool, ReusableManyTimes) {
   for (int rep = 0; rep < 2000; ++rep)
     pool.ParallelFor(10, [&](int64_t b, int64_t e, int) { sum += e - b; });
   EXPECT_EQ(sum.load(), 20000);
+}
+
+}  // namespace glassbox
+
+namespace glassbox {
+
+TEST(ThreadPool, DynamicCoversEveryIndexExactlyOnce) {
+  ThreadPool pool(3);
+  for (int64_t grain : {1, 4, 64}) {
+    for (int64_t n : {1, 2, 5, 64, 65, 1001}) {
+      std::vector<std::atomic<int>> hits(n);
+      std::atomic<int> bad_thread{0};
+      pool.ParallelForDynamic(n, grain, [&](int64_t b, int64_t e, int thread) {
+        if (thread < 0 || thread >= 3 || e - b > grain) ++bad_thread;
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+      EXPECT_EQ(bad_thread.load(), 0);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << "n=" << n << " grain=" << grain << " i=" << i;
+    }
+  }
+}
+
+// Jobs separated by pauses longer than the spin time: the workers go to
+// sleep in between and must be woken every time.
+TEST(ThreadPool, WakesSleepingWorkers) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  for (int rep = 0; rep < 20; ++rep) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    pool.ParallelFor(4, [&](int64_t b, int64_t e, int) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the caller may sleep too
+      sum += e - b;
+    });
+  }
+  EXPECT_EQ(sum.load(), 80);
+}
+
+TEST(ThreadPool, SingleThreadRunsInline) {
+  ThreadPool pool(1);
+  int calls = 0;
+  pool.ParallelForDynamic(100, 7, [&](int64_t b, int64_t e, int t) {
+    EXPECT_EQ(t, 0);
+    EXPECT_EQ(b, 0);
+    EXPECT_EQ(e, 100);
+    ++calls;
+  });
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace glassbox

@@ -40,6 +40,12 @@ std::string ChatTemplate::render(const ChatRequest& request) const {
   return template_.render(make_chat_context(request));
 }
 
+jinja::Options chat_template_options() {
+  jinja::Options o;
+  o.allow_mutation = true;
+  return o;
+}
+
 std::string render_chat(const std::string& template_source, const ChatRequest& request) {
   return ChatTemplate(template_source).render(request);
 }

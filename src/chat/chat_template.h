@@ -37,9 +37,14 @@ struct ChatRequest {
   std::optional<std::tm> now;
 };
 
+// Options for chat templates: Jinja2's behaviour (trim_blocks, lstrip_blocks)
+// with list/dict mutation (append, pop, update) allowed on copies of the
+// data, as llama.cpp's and Hugging Face's JS renderers allow it.
+jinja::Options chat_template_options();
+
 class ChatTemplate {
  public:
-  explicit ChatTemplate(std::string_view source, jinja::Options options = {});
+  explicit ChatTemplate(std::string_view source, jinja::Options options = chat_template_options());
   std::string render(const ChatRequest& request) const;
   const jinja::Template& compiled() const { return template_; }
 

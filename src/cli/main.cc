@@ -3,7 +3,9 @@
 #include <exception>
 
 #include "base/error.h"
+#include "cli/cmd_analyze.h"
 #include "cli/cmd_bench.h"
+#include "cli/cmd_serve.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +16,8 @@ int main(int argc, char** argv) {
   glassbox::cli::register_generate_command(app);
   glassbox::cli::register_chat_commands(app);
   glassbox::cli::register_bench_commands(app);
+  glassbox::cli::register_analyze_commands(app);
+  glassbox::cli::register_serve_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

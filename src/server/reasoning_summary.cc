@@ -144,11 +144,8 @@ std::vector<StepSummary> summarize_report(const nlohmann::json& report) {
 nlohmann::ordered_json summary_json(const std::vector<StepSummary>& steps) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const StepSummary& s : steps)
-    out.push_back({{"step", s.step},
-                   {"title", s.title},
-                   {"tokens", s.tokens},
-                   {"confidence", s.confidence},
-                   {"mean_logprob", s.mean_logprob}});
+    // No log-probabilities: for a one-token step that would be the token's own.
+    out.push_back({{"step", s.step}, {"title", s.title}, {"tokens", s.tokens}, {"confidence", s.confidence}});
   return out;
 }
 

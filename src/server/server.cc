@@ -471,8 +471,10 @@ struct Server::Impl {
         job.push(sse(chunk({{"text", ""}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr},
                             {"reasoning_summary", steps}})));
     };
-    auto emit_text = [&](const std::string& text, bool is_reasoning) {
-      if (text.empty()) return;
+    auto emit_text = [&](const std::string& piece, bool is_reasoning) {
+      if (piece.empty()) return;
+      // Pieces never split a valid UTF-8 sequence, so this matches the stored text.
+      const std::string text = audit::sanitize_utf8(piece);
       mark_first_text();
       if (chat) {
         ojson delta, lp = nullptr;
@@ -708,7 +710,7 @@ struct Server::Impl {
                 {"model_sha256", info.sha256},
                 {"key_name", job.principal.key_name},
                 {"level", to_string(job.level)},
-                {"report", json(report)}};
+                {"report", audit::sanitized(json(report))}};
     const audit::StoredRecord stored = store.append(std::move(rec));
     ojson body = {{"object", "trace.analysis"},
                   {"trace_id", job.stored.trace_id},

@@ -97,7 +97,7 @@ json make_trace_record(const ChatResult& r, const RecordContext& c, const Tokeni
   rec["model_sha256"] = c.model_sha256;
   rec["key_name"] = c.key_name;
   rec["request"] = json(c.request);
-  rec["parameters"] = json(c.parameters);
+  rec["parameters"] = audit::sanitized(json(c.parameters));
   rec["prompt"] = audit::sanitize_utf8(r.prompt);
   rec["reasoning"] = audit::sanitize_utf8(r.reasoning);
   rec["answer"] = audit::sanitize_utf8(r.content);
@@ -113,7 +113,7 @@ json make_trace_record(const ChatResult& r, const RecordContext& c, const Tokeni
   json tokens = json::array();
   for (const TraceToken& t : r.trace) tokens.push_back(token_json(t, tok));
   rec["tokens"] = std::move(tokens);
-  rec["report"] = c.report.is_null() ? json(nullptr) : json(c.report);
+  rec["report"] = c.report.is_null() ? json(nullptr) : audit::sanitized(json(c.report));
   return rec;
 }
 

@@ -1,7 +1,11 @@
 #include "session/chat_session.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "base/error.h"
 #include "chat/chat_template.h"
@@ -16,7 +20,115 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// e^d for d in [-87, 0] (relative error < 3e-7), branch-free so that loops
+// over it vectorise: d = n ln2 + r with |r| <= ln2/2, e^r by its Taylor
+// polynomial, 2^n put into the exponent bits.
+inline float exp_nonpositive(float d) {
+  constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693145752f, kLn2Lo = 1.42860677e-6f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float n = (d * kLog2e + kRound) - kRound;
+  const float r = (d - n * kLn2Hi) - n * kLn2Lo;
+  const float p =
+      1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  return p * std::bit_cast<float>(bits);
+}
+
 }  // namespace
+
+TokenStats trace_token_stats(const float* logits, int n_vocab, TokenId chosen, int k) {
+  if (n_vocab <= 0 || chosen < 0 || chosen >= n_vocab || k < 0)
+    return compute_token_stats(logits, n_vocab, chosen, k);  // throws, naming the problem
+  constexpr int kLanes = 8;  // independent accumulators: the compiler vectorises across them
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  // Pass 1: maximum, and whether any logit is NaN or +inf.
+  float lane_max[kLanes];
+  std::fill_n(lane_max, kLanes, -kInf);
+  int bad = 0;
+  int i = 0;
+  for (; i + kLanes <= n_vocab; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const float x = logits[i + j];
+      bad |= !(x < kInf);
+      lane_max[j] = x > lane_max[j] ? x : lane_max[j];
+    }
+  float max_logit = -kInf;
+  for (; i < n_vocab; ++i) {
+    bad |= !(logits[i] < kInf);
+    max_logit = std::max(max_logit, logits[i]);
+  }
+  for (const float m : lane_max) max_logit = std::max(max_logit, m);
+  if (bad || max_logit == -kInf) return compute_token_stats(logits, n_vocab, chosen, k);  // throws
+
+  // Pass 2: S = sum e^(x-max) and T = sum e^(x-max) (x-max), so that
+  // log Z = max + log S and the entropy is log S - T/S. Lanes accumulate in
+  // float over blocks of 1024 logits, blocks in double.
+  double sum = 0, weighted = 0;
+  i = 0;
+  while (i + kLanes <= n_vocab) {
+    float lane_sum[kLanes] = {}, lane_weighted[kLanes] = {};
+    const int block_end = std::min(n_vocab - kLanes, i + 1024 - kLanes);
+    for (; i <= block_end; i += kLanes)
+      for (int j = 0; j < kLanes; ++j) {
+        const float d = std::max(logits[i + j] - max_logit, -87.0f);  // masked (-inf) tokens: ~0
+        const float e = exp_nonpositive(d);
+        lane_sum[j] += e;
+        lane_weighted[j] += e * d;
+      }
+    for (int j = 0; j < kLanes; ++j) {
+      sum += lane_sum[j];
+      weighted += lane_weighted[j];
+    }
+  }
+  for (; i < n_vocab; ++i) {
+    const float d = std::max(logits[i] - max_logit, -87.0f);
+    const float e = exp_nonpositive(d);
+    sum += e;
+    weighted += static_cast<double>(e) * d;
+  }
+  const double log_z = max_logit + std::log(sum);
+
+  TokenStats stats;
+  stats.chosen = chosen;
+  stats.chosen_logprob = static_cast<float>(double(logits[chosen]) - log_z);
+  stats.entropy = static_cast<float>(std::max(0.0, std::log(sum) - weighted / sum));
+
+  // Pass 3: the k largest by a bounded heap whose front is the weakest kept
+  // entry. Ids arrive in increasing order, so a tie never displaces an entry.
+  k = std::min(k, n_vocab);
+  if (k == 0) return stats;
+  struct Entry {
+    TokenId id;
+    float logit;
+  };
+  auto better = [](const Entry& a, const Entry& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  std::vector<Entry> heap;
+  heap.reserve(static_cast<size_t>(k));
+  for (TokenId id = 0; id < k; ++id) heap.push_back({id, logits[id]});
+  std::make_heap(heap.begin(), heap.end(), better);
+  float weakest = heap.front().logit;
+  for (TokenId id = k; id < n_vocab; ++id) {
+    if (!(logits[id] > weakest)) continue;
+    std::pop_heap(heap.begin(), heap.end(), better);
+    heap.back() = {id, logits[id]};
+    std::push_heap(heap.begin(), heap.end(), better);
+    weakest = heap.front().logit;
+  }
+  std::sort(heap.begin(), heap.end(), better);
+  stats.top.reserve(heap.size());
+  double logprob_sum = 0;
+  int finite = 0;
+  for (const Entry& e : heap) {
+    const double logprob = double(e.logit) - log_z;
+    stats.top.push_back(TokenLogprob{e.id, static_cast<float>(logprob)});
+    if (e.logit != -kInf) {
+      logprob_sum += logprob;
+      ++finite;
+    }
+  }
+  stats.confidence = finite > 0 ? static_cast<float>(-logprob_sum / finite) : 0.0f;
+  return stats;
+}
 
 ChatSession::ChatSession(const Model& model, ContextOptions context_options)
     : model_(model), ctx_(std::make_unique<Context>(model, context_options)) {
@@ -41,7 +153,11 @@ std::string ChatSession::render_prompt(const nlohmann::ordered_json& messages, c
   const Tokenizer& tok = model_.tokenizer();
   req.bos_token = tok.bos() >= 0 ? tok.token_text(tok.bos()) : "";
   req.eos_token = tok.eos() >= 0 ? tok.token_text(tok.eos()) : "";
-  return chat::render_chat(source, req);
+  if (!compiled_ || compiled_source_ != source) {
+    compiled_ = std::make_unique<chat::ChatTemplate>(source);
+    compiled_source_ = source;
+  }
+  return compiled_->render(req);
 }
 
 ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const ChatOptions& options,
@@ -129,7 +245,7 @@ ChatResult ChatSession::generate(const nlohmann::ordered_json& messages, const C
     t.id = p.id;
     t.phase = p.phase;
     t.origin = p.origin;
-    TokenStats stats = compute_token_stats(ctx.logits(), n_vocab, p.id, options.trace_top_k);
+    TokenStats stats = trace_token_stats(ctx.logits(), n_vocab, p.id, options.trace_top_k);
     t.logprob = stats.chosen_logprob;
     t.entropy = stats.entropy;
     t.confidence = stats.confidence;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_template.h"
 #include "chat/reasoning.h"
 #include "generate/sampler.h"
 #include "generate/thinking_budget.h"
@@ -66,6 +67,13 @@ struct ChatResult {
   double prompt_ms = 0, generate_ms = 0;
 };
 
+// The statistics the session records for every traced token: the values of
+// compute_token_stats (generate/sampler.h) to float precision, computed in
+// one vectorisable exponential pass (the trace is always on, so its cost
+// counts against decoding; bench/analysis_bench measures it). Throws
+// glassbox::Error on the same bad input as compute_token_stats.
+TokenStats trace_token_stats(const float* logits, int n_vocab, TokenId chosen, int k);
+
 struct StreamCallbacks {
   std::function<void(const std::string&)> on_reasoning;  // reasoning text as it becomes certain
   std::function<void(const std::string&)> on_content;    // answer text
@@ -113,6 +121,10 @@ class ChatSession {
   std::unique_ptr<Context> ctx_;
   std::vector<TokenId> cached_;  // tokens whose K/V are in the context
   std::string template_source_;
+  // The last template compiled (the model's or an override): parsing once
+  // per distinct source, not once per request.
+  mutable std::string compiled_source_;
+  mutable std::unique_ptr<chat::ChatTemplate> compiled_;
 };
 
 }  // namespace glassbox

@@ -4,7 +4,10 @@
 // from a fixed little arithmetic trace. The browser tests never use it: they
 // run against the real binary.
 //
-//   node tests/mock_server.mjs [--port 8090] [--proxy http://127.0.0.1:8080]
+//   node tests/mock_server.mjs [--port 8090] [--proxy http://127.0.0.1:8080] [--report FILE]
+//
+// With --report, every trace carries that analysis report (the JSON of
+// analysis::to_json) and its token trace instead of the made-up one.
 //
 // With --proxy, /v1 and /health are forwarded to a real server instead, so
 // that the page can be tried against it before the server serves the page.
@@ -23,6 +26,8 @@ const opt = (name, def) => {
 };
 const port = Number(opt('--port', '8090'));
 const proxy = opt('--proxy', '');
+const reportFile = opt('--report', '');
+const fixedReport = reportFile ? JSON.parse(await readFile(reportFile, 'utf8')) : null;
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 
 const KEYS = {
@@ -189,8 +194,15 @@ function hexId() {
   return Array.from({ length: 32 }, () => '0123456789abcdef'[Math.floor(Math.random() * 16)]).join('');
 }
 
+// The record's tokens from a report's own trace ([id, logprob] alternatives).
+function tokensOfReport(report) {
+  return report.trace.map((t) => ({ ...t, top: t.top.map(([id, logprob]) => ({ id, text: `#${id}`, logprob })) }));
+}
+
 function record(question, keyName, body, thinkingOn) {
-  const { tokens, stepRanges } = makeTokens();
+  const made = makeTokens();
+  const tokens = fixedReport ? tokensOfReport(fixedReport) : made.tokens;
+  const stepRanges = made.stepRanges;
   const kept = thinkingOn ? tokens : tokens.filter((t) => t.phase === 'answer');
   const rec = {
     kind: 'trace',
@@ -214,7 +226,10 @@ function record(question, keyName, body, thinkingOn) {
     thinking: { forced_closed: false, unclosed: false },
     timing: { queue_ms: 0.2, prompt_ms: 40, generate_ms: 850 },
     tokens: kept,
-    report: thinkingOn && body.glassbox?.analysis && body.glassbox.analysis !== 'none' ? makeReport(question, kept, stepRanges) : null,
+    report:
+      thinkingOn && body.glassbox?.analysis && body.glassbox.analysis !== 'none'
+        ? fixedReport ?? makeReport(question, kept, stepRanges)
+        : null,
   };
   seq += 1;
   traces.push({ seq, hash: hexId() + hexId(), prev_hash: traces.length ? traces[traces.length - 1].hash : '', rec, analyses: [] });
