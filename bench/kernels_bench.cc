@@ -113,6 +113,68 @@ void bench_matmul(benchmark::State& state, Case c) {
   set_counters(state, c, static_cast<int64_t>(weights.size()), n_tokens);
 }
 
+// The fast path: activations quantized once per call (included in the
+// time, as in the forward pass), then the integer product.
+void bench_fast(benchmark::State& state, Case c) {
+  if (!kernels::force_isa(c.isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  const int64_t n_tokens = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  std::mt19937 rng(42);
+  const auto weights = random_weights(c.type, c.shape, rng);
+  glassbox::TensorView W;
+  W.type = c.type;
+  W.data = weights.data();
+  W.ne[0] = c.shape.cols;
+  W.ne[1] = c.shape.rows;
+  W.row_stride = glassbox::row_bytes(c.type, c.shape.cols);
+  std::vector<float> X(static_cast<size_t>(n_tokens * c.shape.cols));
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (float& v : X) v = value(rng);
+  std::vector<float> Y(static_cast<size_t>(n_tokens * c.shape.rows));
+  glassbox::ThreadPool pool(threads);
+  kernels::Activations acts;
+  for (auto _ : state) {
+    acts.set(X.data(), c.shape.cols, n_tokens, c.shape.cols);
+    kernels::matmul_fast(W, acts, Y.data(), threads > 1 ? &pool : nullptr);
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, c, static_cast<int64_t>(weights.size()), n_tokens);
+}
+
+// Causal attention of one KV head over a context of `past` positions.
+void bench_attention(benchmark::State& state, std::string isa) {
+  if (!kernels::force_isa(isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  const int n_tokens = static_cast<int>(state.range(0));
+  const int past = static_cast<int>(state.range(1));
+  const int heads = 2, dim = 128;
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(n_tokens * heads * dim)), out(q.size());
+  for (float& v : q) v = value(rng);
+  std::vector<uint16_t> k(static_cast<size_t>((past + n_tokens) * dim)), v(k.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k[i] = glassbox::f32_to_fp16(value(rng));
+    v[i] = glassbox::f32_to_fp16(value(rng));
+  }
+  kernels::AttentionArgs a{q.data(), heads * dim, dim, out.data(), heads * dim, dim, n_tokens, heads, dim, past,
+                           k.data(), v.data(), DType::F16, dim, 0.088f};
+  kernels::AttentionScratch scratch;
+  for (auto _ : state) {
+    kernels::attention(a, scratch);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double pairs = static_cast<double>(n_tokens) * heads * (past + (n_tokens + 1) / 2.0);
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * dim * pairs * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -133,6 +195,27 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kMicrosecond);
       }
     }
+  }
+  // Fast path, shaped like Qwen3-0.6B's matrices (rows x cols): Q/O, FFN
+  // gate/up, FFN down.
+  const Shape fast_shapes[] = {{2048, 1024}, {3072, 1024}, {1024, 3072}};
+  for (const char* isa : {"avx2", "avx512", "avx512vnni"}) {
+    if (!kernels::force_isa(isa)) continue;
+    for (DType type : types) {
+      for (Shape shape : fast_shapes) {
+        const Case c{type, shape, isa};
+        const std::string suffix = std::string(glassbox::dtype_name(type)) + "/" + isa + "/" +
+                                   std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
+        benchmark::RegisterBenchmark(("Fast/" + suffix).c_str(), bench_fast, c)
+            ->ArgsProduct({{1, 64}, {1, 2}})
+            ->ArgNames({"tokens", "threads"})
+            ->Unit(benchmark::kMicrosecond);
+      }
+    }
+    benchmark::RegisterBenchmark((std::string("Attention/") + isa).c_str(), bench_attention, std::string(isa))
+        ->ArgsProduct({{1, 64}, {0, 512, 4096}})
+        ->ArgNames({"tokens", "past"})
+        ->Unit(benchmark::kMicrosecond);
   }
   kernels::force_isa("auto");
   benchmark::Initialize(&argc, argv);

@@ -82,7 +82,7 @@ fs::path doctored_model(const std::string& name, const std::string& drop, const 
     std::vector<int64_t> ne(t.ne, t.ne + t.n_dims);
     std::vector<uint8_t> data(t.data, t.data + t.nbytes);
     DType type = t.type;
-    if (t.name == reshape) std::swap(ne[0], ne[1]);
+    if (t.name == reshape && !retype) std::swap(ne[0], ne[1]);
     if (t.name == reshape && retype) {
       type = static_cast<DType>(retype);
       data.resize(static_cast<size_t>(row_bytes(type, ne[0]) * ne[1]));
@@ -108,7 +108,10 @@ TEST(Cli, LogitsMatchReferenceBatchedAndSequential) {
   for (const std::string model : {"rand-llama.q4_0", "rand-qwen2.bf16", "rand-qwen3-kq.q6_k"}) {
     const auto ref = nlohmann::json::parse(slurp(kRef / "logits" / (model + ".dequant-f32.logits.json")));
     std::string ids;
-    for (const auto& t : ref["tokens"]) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+    for (const auto& t : ref["tokens"]) {
+      if (!ids.empty()) ids += ',';
+      ids += std::to_string(t.get<int>());
+    }
     for (const std::string mode : {"", " --sequential"}) {
       const RunResult r = run("logits -m " + q(kRef / "models" / (model + ".gguf")) + " --tokens " + ids + mode);
       ASSERT_EQ(r.status, 0) << r.err;
@@ -139,11 +142,12 @@ TEST(Cli, BadFilesFailCleanly) {
 
   expect_clean_failure(run("inspect -m " + q(doctored_model("no-ffn-up.gguf", "blk.1.ffn_up.weight"))),
                        "missing required tensor 'blk.1.ffn_up.weight'");
-  expect_clean_failure(run("inspect -m " + q(doctored_model("swapped.gguf", "", "blk.0.attn_q.weight"))),
-                       "'blk.0.attn_q.weight' has shape");
-  // Q2_K is a valid ggml type the engine does not compute with.
-  expect_clean_failure(run("inspect -m " + q(doctored_model("q2k.gguf", "", "blk.0.ffn_down.weight", 10))),
-                       "'blk.0.ffn_down.weight'");
+  // attn_k is [128, 64]: stored as [64, 128] it no longer fits the config.
+  expect_clean_failure(run("inspect -m " + q(doctored_model("swapped.gguf", "", "blk.0.attn_k.weight"))),
+                       "'blk.0.attn_k.weight' has shape");
+  // Q4_1 is a valid ggml type the engine does not compute with.
+  expect_clean_failure(run("inspect -m " + q(doctored_model("q4_1.gguf", "", "blk.0.ffn_down.weight", 3))),
+                       "'blk.0.ffn_down.weight' has type Q4_1");
 }
 
 TEST(Cli, BadArgumentsFailCleanly) {
@@ -176,7 +180,10 @@ TEST(Cli, GenerateStories260KGreedy) {
   const auto ids = nlohmann::json::parse(tok.out)["ids"].get<std::vector<int>>();
   ASSERT_EQ(ids, std::vector<int>(ref["ids"].begin(), ref["ids"].begin() + 5));
   std::string next;
-  for (int i = 5; i < 25; ++i) next += (next.empty() ? "" : ",") + std::to_string(ref["ids"][i].get<int>());
+  for (int i = 5; i < 25; ++i) {
+    if (!next.empty()) next += ',';
+    next += std::to_string(ref["ids"][i].get<int>());
+  }
   const RunResult expected = run("detokenize -m " + model + " --ids " + next);
   ASSERT_EQ(expected.status, 0) << expected.err;
   const RunResult r = run("generate -m " + model + " -p 'Once upon a time' -n 20 --temp 0");

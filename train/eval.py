@@ -9,6 +9,7 @@ forced and the model answers. "unlimited" = normal thinking.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -43,6 +44,7 @@ def load_problems(path, limit=None):
 def run_setting(model, tok, problems, mode, budget=None, show=0, batch=100):
     ok, n_think_tokens, n_gen = 0, 0, 0
     examples = []
+    by_ops = {}
     prompts = [tok.encode(data.prompt_text(p["question"], enable_thinking=(mode != "no_think"))) for p in problems]
     outs = []
     for s in range(0, len(prompts), batch):
@@ -51,6 +53,11 @@ def run_setting(model, tok, problems, mode, budget=None, show=0, batch=100):
         text = tok.decode(out)
         got = infer.extract_answer(text)
         ok += got == p["answer"]
+        n_ops = sum(p["question"].count(c) for c in "+*x") + len(re.findall(r"\d\s*-", p["question"]))
+        k = "%d_operators" % n_ops
+        by_ops.setdefault(k, [0, 0])
+        by_ops[k][0] += got == p["answer"]
+        by_ops[k][1] += 1
         n_gen += len(out)
         if tok.end_think in out and tok.think in out:
             n_think_tokens += out.index(tok.end_think) - out.index(tok.think) - 1
@@ -58,7 +65,9 @@ def run_setting(model, tok, problems, mode, budget=None, show=0, batch=100):
             examples.append({"question": p["question"], "answer": p["answer"], "output": text})
     n = len(problems)
     return {"accuracy": ok / n, "correct": ok, "n": n, "mean_generated_tokens": n_gen / n,
-            "mean_thinking_tokens": n_think_tokens / n, "examples": examples}
+            "mean_thinking_tokens": n_think_tokens / n,
+            "by_operator_count": {k: {"correct": v[0], "n": v[1]} for k, v in sorted(by_ops.items())},
+            "examples": examples}
 
 
 def main():
@@ -70,6 +79,7 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--write-sets", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--settings", default="think,no_think,budgets", help="subset of think,no_think,budgets")
     args = ap.parse_args()
     if args.write_sets:
         write_sets()
@@ -80,8 +90,10 @@ def main():
     tok = tokenizer_from_gguf(g.metadata)
     problems = load_problems(args.problems, args.limit)
     results = {"model": os.path.basename(args.model), "problems": os.path.basename(args.problems)}
-    settings = [("think", "think", None), ("no_think", "no_think", None)]
-    settings += [("budget_%s" % b, "think", int(b)) for b in args.budgets.split(",") if b]
+    wanted = args.settings.split(",")
+    settings = [s for s in [("think", "think", None), ("no_think", "no_think", None)] if s[0] in wanted]
+    if "budgets" in wanted:
+        settings += [("budget_%s" % b, "think", int(b)) for b in args.budgets.split(",") if b]
     for key, mode, budget in settings:
         t = time.time()
         r = run_setting(model, tok, problems, mode, budget, show=3 if key in ("think", "no_think") else 0)

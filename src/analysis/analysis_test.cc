@@ -85,8 +85,9 @@ TEST(TraceStats, MatchComputeTokenStats) {
         ASSERT_EQ(got.top.size(), want.top.size()) << n << " " << k;
         for (size_t i = 0; i < got.top.size(); ++i) {
           EXPECT_EQ(got.top[i].id, want.top[i].id) << n << " " << k << " " << i;
-          if (std::isfinite(want.top[i].logprob))
+          if (std::isfinite(want.top[i].logprob)) {
             EXPECT_NEAR(got.top[i].logprob, want.top[i].logprob, 1e-5 * (1 + std::fabs(want.top[i].logprob)));
+          }
         }
       }
     }

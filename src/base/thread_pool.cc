@@ -103,7 +103,7 @@ void ThreadPool::ParallelForDynamic(int64_t n, int64_t grain, const RangeFn& fn)
 }
 
 void ThreadPool::worker(int index) {
-  uint32_t seen = generation_.load();
+  uint32_t seen = 0;  // the generation before the first job (threads may start late)
   for (;;) {
     if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
       // Announce the sleep before checking once more: run() bumps the

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -344,7 +345,7 @@ void register_chat_commands(CLI::App& app) {
   {
     auto* cmd = app.add_subcommand("template", "Render a chat template exactly as the model would see it");
     struct Opts {
-      std::string model, messages, kwargs, template_file, bos, eos;
+      std::string model, messages, kwargs, template_file, bos, eos, date;
       bool no_generation_prompt = false;
     };
     auto o = std::make_shared<Opts>();
@@ -356,6 +357,7 @@ void register_chat_commands(CLI::App& app) {
     cmd->add_option("--template", o->template_file, "Jinja template file (instead of the model's)");
     auto* bos = cmd->add_option("--bos", o->bos, "bos_token text");
     auto* eos = cmd->add_option("--eos", o->eos, "eos_token text");
+    cmd->add_option("--date", o->date, "the date strftime_now() sees, YYYY-MM-DD (default: today), for reproducible renders");
     cmd->callback([o, bos, eos] {
       if (o->model.empty() && o->template_file.empty()) throw Error("template needs -m MODEL or --template FILE");
       ojson doc;
@@ -387,6 +389,21 @@ void register_chat_commands(CLI::App& app) {
       if (source.empty()) throw Error(o->model + " has no chat template (tokenizer.chat_template)");
       if (bos->count()) req.bos_token = o->bos;
       if (eos->count()) req.eos_token = o->eos;
+      if (!o->date.empty()) {
+        std::tm tm{};
+        int y = 0, mo = 0, d = 0;
+        char tail = 0;
+        if (std::sscanf(o->date.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail) != 3 || mo < 1 || mo > 12 || d < 1 ||
+            d > 31)
+          throw Error("--date must be YYYY-MM-DD, got '" + o->date + "'");
+        tm.tm_year = y - 1900;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = d;
+        tm.tm_isdst = -1;
+        std::time_t t = timegm(&tm);  // normalises and fills the weekday and day of the year
+        gmtime_r(&t, &tm);
+        req.now = tm;
+      }
       const std::string out = chat::render_chat(source, req);
       std::fwrite(out.data(), 1, out.size(), stdout);
     });

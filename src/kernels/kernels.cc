@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -40,7 +41,13 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 
+bool cpu_has_avx512vnni() {
+  __builtin_cpu_init();
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+
 const IsaKernels* best_available() {
+  if (cpu_has_avx512vnni()) return &detail::kAvx512VnniKernels;
   if (cpu_has_avx512()) return &detail::kAvx512Kernels;
   if (cpu_has_avx2()) return &detail::kAvx2Kernels;
   return &detail::kScalarKernels;
@@ -169,6 +176,351 @@ void matmul(const TensorView& W, const float* X, int64_t n_tokens, float* Y, Thr
   });
 }
 
+// ================================================================ fast path
+
+ActFormat act_format_for(DType weight_type) {
+  switch (weight_type) {
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q5_0: return ActFormat::Q8_32;
+    case DType::Q4_K:
+    case DType::Q6_K: return ActFormat::Q8_256;
+    default: return ActFormat::F32;
+  }
+}
+
+int64_t act_block(ActFormat format) {
+  switch (format) {
+    case ActFormat::Q8_32: return 32;
+    case ActFormat::Q8_256: return 256;
+    default: return 1;
+  }
+}
+
+namespace {
+
+// Grows a vector to at least `size` elements (never shrinks: no allocation
+// once the largest size has been seen).
+template <typename T>
+void ensure_size(std::vector<T>& v, int64_t size) {
+  if (static_cast<int64_t>(v.size()) < size) v.resize(static_cast<size_t>(size));
+}
+
+}  // namespace
+
+void QuantizedActs::reserve(int64_t max_rows, int64_t max_n) {
+  ensure_size(qs_, max_rows * max_n);
+  if (max_n % 256 == 0) ensure_size(qs_q4k_, max_rows * max_n);
+  ensure_size(scales_, max_rows * (max_n / 32));
+  ensure_size(sums_, max_rows * (max_n / 32));
+  ensure_size(scaled_sums_, max_rows * (max_n / 32));
+  ensure_size(lane_bias_, max_rows * (max_n / 4));
+  ensure_size(lane_scales_, max_rows * (max_n / 4));
+}
+
+void QuantizedActs::quantize(ActFormat format, const float* x, int64_t ldx, int64_t n_rows, int64_t n,
+                             ThreadPool* pool) {
+  if (format == ActFormat::F32) throw Error("quantize: F32 is not a quantized format");
+  if (n <= 0 || n % act_block(format) != 0 || n_rows < 0)
+    throw Error("quantize: row length " + std::to_string(n) + " is not a multiple of the block size " +
+                std::to_string(act_block(format)));
+  reserve(n_rows, n);
+  format_ = format;
+  rows_ = n_rows;
+  n_ = n;
+  // The lambdas below capture one pointer, so that std::function keeps them
+  // in its small buffer instead of allocating on every call.
+  struct Job {
+    QuantizedActs* self;
+    detail::QuantizeActsFn fn;
+    ActFormat format;
+    const float* x;
+    int64_t ldx, n;
+  };
+  const Job job{this, active().quantize_acts, format, x, ldx, n};
+  auto rows = [j = &job](int64_t begin, int64_t end, int) {
+    QuantizedActs& q = *j->self;
+    const int64_t n = j->n;
+    for (int64_t t = begin; t < end; ++t) {
+      j->fn(j->format, j->x + t * j->ldx, n, q.qs_.data() + t * n, q.scales_.data() + t * (n / 32),
+            q.sums_.data() + t * (n / 32), q.scaled_sums_.data() + t * (n / 32), q.lane_bias_.data() + t * (n / 4),
+            q.lane_scales_.data() + t * (n / 4));
+      if (j->format == ActFormat::Q8_256) {
+        // Q4_K keeps sub-blocks 2k and 2k+1 in the low and high nibbles of
+        // the same 32 bytes: order the runs so that 64 bytes of nibbles
+        // meet 64 contiguous activations.
+        static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+        const int8_t* src = q.qs_.data() + t * n;
+        int8_t* dst = q.qs_q4k_.data() + t * n;
+        for (int64_t b = 0; b < n; b += 256)
+          for (int k = 0; k < 8; ++k) std::memcpy(dst + b + 32 * k, src + b + 32 * kOrder[k], 32);
+      }
+    }
+  };
+  if (pool != nullptr && n_rows >= 8) {
+    pool->ParallelFor(n_rows, rows);
+  } else {
+    rows(0, n_rows, 0);
+  }
+}
+
+void Activations::reserve(int64_t max_rows, int64_t max_n) {
+  // Only the formats whose blocks divide max_n can ever be made.
+  if (max_n % 32 == 0) q8_32_.reserve(max_rows, max_n);
+  if (max_n % 256 == 0) q8_256_.reserve(max_rows, max_n);
+}
+
+void Activations::set(const float* x, int64_t ldx, int64_t n_rows, int64_t n) {
+  x_ = x;
+  ldx_ = ldx;
+  rows_ = n_rows;
+  n_ = n;
+  have_q8_32_ = have_q8_256_ = false;
+}
+
+void Activations::prepare_for(DType weight_type, ThreadPool* pool) {
+  switch (act_format_for(weight_type)) {
+    case ActFormat::Q8_32:
+      if (!have_q8_32_) q8_32_.quantize(ActFormat::Q8_32, x_, ldx_, rows_, n_, pool);
+      have_q8_32_ = true;
+      return;
+    case ActFormat::Q8_256:
+      if (!have_q8_256_) q8_256_.quantize(ActFormat::Q8_256, x_, ldx_, rows_, n_, pool);
+      have_q8_256_ = true;
+      return;
+    default: return;
+  }
+}
+
+const QuantizedActs& Activations::quantized(ActFormat format) const {
+  if (format == ActFormat::Q8_32 && have_q8_32_) return q8_32_;
+  if (format == ActFormat::Q8_256 && have_q8_256_) return q8_256_;
+  throw Error("activations were not prepared for this weight type");
+}
+
+float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row) {
+  detail::check_row_args(type, x.n());
+  if (act_format_for(type) != x.format() || x.format() == ActFormat::F32)
+    throw Error("dot_q8: activations are not in the format " + std::string(dtype_name(type)) + " needs");
+  if (row < 0 || row >= x.rows()) throw Error("dot_q8: activation row out of range");
+  const detail::QRow q{x.qs(row),        x.scales(row),      x.sums(row),
+                       x.scaled_sums(row), x.lane_bias(row),   x.lane_scales(row),
+                       x.format() == ActFormat::Q8_256 ? x.qs_q4k(row) : nullptr};
+  float y = 0.0f;
+  const IsaKernels& isa = active();
+  if (isa.gemv(type, w, 0, 1, x.n(), q, &y)) return y;
+  // No direct kernel: one prepared row.
+  thread_local std::vector<uint8_t> values;
+  thread_local std::vector<float> lane_scales, offsets;
+  ensure_size(values, x.n());
+  ensure_size(lane_scales, x.n() / 4);
+  ensure_size(offsets, x.n() / 32);
+  detail::PreparedTile tile;
+  tile.values = values.data();
+  tile.lane_scales = lane_scales.data();
+  tile.offsets = offsets.data();
+  isa.prepare_tile(type, w, 0, 1, x.n(), tile);
+  isa.gemm_tile(tile, &q, 1, &y, 1);
+  return y;
+}
+
+namespace {
+
+// Largest number of tokens the tiled product handles at once; also the
+// size of the QRow array on the stack.
+constexpr int kMaxTokenBlock = 64;
+
+// Rows per prepared tile: the tile (1 byte + 1 float per 4 values per row)
+// should stay in L2 while a block of tokens streams past it.
+int tile_rows_fast(int64_t n) {
+  const int64_t rows = (256 * 1024) / (2 * std::max<int64_t>(n, 1));
+  return static_cast<int>(std::clamp<int64_t>(rows / 4 * 4, 4, 64));
+}
+
+// Tokens per block: their activations (about 3 bytes per value) should stay
+// in L2 too.
+int token_block_fast(int64_t n) {
+  const int64_t tokens = (768 * 1024) / (3 * std::max<int64_t>(n, 1));
+  return static_cast<int>(std::clamp<int64_t>(tokens / 4 * 4, 4, kMaxTokenBlock));
+}
+
+struct TileBuffers {
+  std::vector<uint8_t> values;
+  std::vector<float> lane_scales, offsets, f32;
+};
+
+TileBuffers& tile_buffers() {
+  thread_local TileBuffers buffers;
+  return buffers;
+}
+
+detail::QRow qrow(const QuantizedActs& x, int64_t t) {
+  return {x.qs(t),          x.scales(t),      x.sums(t),
+          x.scaled_sums(t), x.lane_bias(t),   x.lane_scales(t),
+          x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr};
+}
+
+void check_fast_args(const TensorView& W, const Activations& X) {
+  if (!W) throw Error("matmul: weight tensor has no data");
+  detail::check_row_args(W.type, W.cols());
+  if (X.n() != W.cols())
+    throw Error("matmul: activations have " + std::to_string(X.n()) + " values per row, the matrix " +
+                std::to_string(W.cols()));
+  if (W.row_stride < row_bytes(W.type, W.cols()))
+    throw Error("matmul: row stride " + std::to_string(W.row_stride) + " is smaller than a " +
+                std::string(dtype_name(W.type)) + " row of " + std::to_string(W.cols()) + " elements");
+}
+
+// Rows [r0, r1) of W times tokens [t0, t1) of X (no argument checks).
+void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X, int64_t r0, int64_t r1, int64_t t0,
+                int64_t t1, float* Y, int64_t ldy) {
+  const int64_t n = W.cols();
+  const ActFormat format = act_format_for(W.type);
+  if (format == ActFormat::F32) {
+    if (X.rows() == 1) {
+      for (int64_t r = r0; r < r1; ++r) Y[r] = isa.dot(W.type, W.row(r), X.f32(), n);
+      return;
+    }
+    TileBuffers& buf = tile_buffers();
+    const int64_t tile_rows = tile_rows_for(n);
+    ensure_size(buf.f32, tile_rows * n);
+    for (int64_t r = r0; r < r1; r += tile_rows) {
+      const int64_t nr = std::min(tile_rows, r1 - r);
+      for (int64_t i = 0; i < nr; ++i) isa.dequantize_row(W.type, W.row(r + i), buf.f32.data() + i * n, n);
+      isa.gemm_f32(buf.f32.data(), n, nr, X.f32() + t0 * X.ldx(), X.ldx(), t1 - t0, n, Y + t0 * ldy + r, ldy);
+    }
+    return;
+  }
+  const QuantizedActs& q = X.quantized(format);
+  if (q.rows() == 1) {
+    const detail::QRow x = qrow(q, 0);
+    if (isa.gemv(W.type, W.row(r0), W.row_stride, r1 - r0, n, x, Y + r0)) return;
+  } else if (isa.prepare_tile == nullptr) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const detail::QRow x = qrow(q, t);
+      isa.gemv(W.type, W.row(r0), W.row_stride, r1 - r0, n, x, Y + t * ldy + r0);
+    }
+    return;
+  }
+  // Prepared tiles (also one token on an ISA without a direct kernel).
+  TileBuffers& buf = tile_buffers();
+  const int tile_rows = tile_rows_fast(n);
+  ensure_size(buf.values, tile_rows * n);
+  ensure_size(buf.lane_scales, tile_rows * (n / 4));
+  ensure_size(buf.offsets, tile_rows * (n / 32));
+  detail::PreparedTile tile;
+  tile.values = buf.values.data();
+  tile.lane_scales = buf.lane_scales.data();
+  tile.offsets = buf.offsets.data();
+  detail::QRow rows[kMaxTokenBlock];
+  for (int64_t r = r0; r < r1; r += tile_rows) {
+    const int nr = static_cast<int>(std::min<int64_t>(tile_rows, r1 - r));
+    isa.prepare_tile(W.type, W.row(r), W.row_stride, nr, n, tile);
+    for (int64_t t = t0; t < t1; t += kMaxTokenBlock) {
+      const int nt = static_cast<int>(std::min<int64_t>(kMaxTokenBlock, t1 - t));
+      for (int i = 0; i < nt; ++i) rows[i] = qrow(q, t + i);
+      isa.gemm_tile(tile, rows, nt, Y + t * ldy + r, ldy);
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_fast_rows(const TensorView& W, const Activations& X, int64_t r0, int64_t r1, float* Y, int64_t ldy) {
+  check_fast_args(W, X);
+  if (r0 < 0 || r1 > W.rows() || r0 > r1) throw Error("matmul: row range out of bounds");
+  if (r0 == r1 || X.rows() == 0) return;
+  fast_block(active(), W, X, r0, r1, 0, X.rows(), Y, ldy);
+}
+
+void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
+  if (tasks.empty()) return;
+  const int64_t n_tokens = tasks[0].X->rows();
+  for (const MatmulTask& task : tasks) {
+    check_fast_args(*task.W, *task.X);
+    if (task.X->rows() != n_tokens) throw Error("matmul: tasks with different numbers of tokens");
+    task.X->prepare_for(task.W->type, pool);
+  }
+  if (n_tokens == 0) return;
+  const IsaKernels& isa = active();
+  const int threads = pool != nullptr ? pool->size() : 1;
+
+  // Work items: chunks of rows of each task (for several tokens, times
+  // blocks of tokens, token block outermost so that the threads share the
+  // block's activations while it is hot).
+  struct Chunk {
+    int task;
+    int64_t r0, r1;
+  };
+  constexpr int kMaxChunks = 4096;
+  Chunk chunks[kMaxChunks];
+  int n_chunks = 0;
+  int64_t total_rows = 0;
+  for (const MatmulTask& task : tasks) total_rows += task.W->rows();
+  // Matrix-vector: chunks small enough to balance the threads, at least 16
+  // rows. Matrix-matrix: one prepared tile each.
+  int64_t token_block = n_tokens;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const TensorView& W = *tasks[i].W;
+    int64_t chunk_rows;
+    if (n_tokens == 1) {
+      chunk_rows = std::max<int64_t>(16, total_rows / (threads * 16)) / 16 * 16;
+    } else if (act_format_for(W.type) == ActFormat::F32 || isa.prepare_tile == nullptr) {
+      chunk_rows = tile_rows_for(W.cols()) * 2;
+    } else {
+      chunk_rows = tile_rows_fast(W.cols());
+      token_block = std::min<int64_t>(token_block, token_block_fast(W.cols()));
+    }
+    // Few chunks of few rows for small matrices.
+    chunk_rows = std::max<int64_t>(chunk_rows, (W.rows() + kMaxChunks / static_cast<int64_t>(tasks.size()) - 1) /
+                                                   (kMaxChunks / static_cast<int64_t>(tasks.size())));
+    for (int64_t r = 0; r < W.rows(); r += chunk_rows)
+      chunks[n_chunks++] = {static_cast<int>(i), r, std::min(W.rows(), r + chunk_rows)};
+  }
+  struct Job {
+    const IsaKernels* isa;
+    std::span<const MatmulTask> tasks;
+    const Chunk* chunks;
+    int64_t n_chunks, n_tokens, token_block;
+  };
+  const Job job{&isa, tasks, chunks, n_chunks, n_tokens, token_block};
+  const int64_t n_items = n_chunks * ((n_tokens + token_block - 1) / token_block);
+  auto work = [j = &job](int64_t begin, int64_t end, int) {
+    for (int64_t item = begin; item < end; ++item) {
+      const Chunk& c = j->chunks[item % j->n_chunks];
+      const int64_t t0 = item / j->n_chunks * j->token_block;
+      const MatmulTask& task = j->tasks[static_cast<size_t>(c.task)];
+      fast_block(*j->isa, *task.W, *task.X, c.r0, c.r1, t0, std::min(j->n_tokens, t0 + j->token_block), task.Y,
+                 task.ldy);
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelForDynamic(n_items, 1, work);
+  } else {
+    work(0, n_items, 0);
+  }
+}
+
+void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool) {
+  const MatmulTask task{&W, &X, Y, W.rows()};
+  matmul_fast(std::span<const MatmulTask>(&task, 1), pool);
+}
+
+// ================================================================ attention
+
+void attention(const AttentionArgs& a, AttentionScratch& scratch) {
+  if (a.kv_type != DType::F32 && a.kv_type != DType::F16) throw Error("attention: KV cache must be F32 or F16");
+  if (a.head_dim <= 0 || a.n_heads <= 0 || a.n_tokens < 0 || a.n_past < 0)
+    throw Error("attention: bad shape");
+  if (a.n_tokens == 0) return;
+  active().attention(a, scratch);
+}
+
+void silu_mul(float* g, const float* u, int64_t n) { active().silu_mul(g, u, n); }
+
+void f32_to_f16_row(const float* x, uint16_t* out, int64_t n) { active().f32_to_f16(x, out, n); }
+void f16_to_f32_row(const uint16_t* x, float* out, int64_t n) { active().f16_to_f32(x, out, n); }
+
 std::string_view active_isa() { return active().name; }
 
 bool force_isa(std::string_view name) {
@@ -179,6 +531,8 @@ bool force_isa(std::string_view name) {
     k = &detail::kAvx2Kernels;
   } else if (name == "avx512" && cpu_has_avx512()) {
     k = &detail::kAvx512Kernels;
+  } else if (name == "avx512vnni" && cpu_has_avx512vnni()) {
+    k = &detail::kAvx512VnniKernels;
   } else if (name == "auto") {
     k = best_available();
   }

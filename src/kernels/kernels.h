@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "tensor/dtype.h"
 #include "tensor/tensor_view.h"
@@ -37,7 +39,166 @@ float dot(DType type, const uint8_t* row, const float* x, int64_t n);
 // length that is not a multiple of the block size, or a too-small row_stride.
 void matmul(const TensorView& W, const float* X, int64_t n_tokens, float* Y, ThreadPool* pool);
 
-// Name of the instruction set the dispatcher picked ("avx512", "avx2", "scalar").
+// ============================================================== fast path
+//
+// The "fast" precision quantizes activations to 8-bit blocks as ggml does
+// (its vec_dot_type) and multiplies them with the stored integer weights in
+// integer arithmetic, scaling once per block. Logits move by about 0.1
+// compared with F32 activations (tests/data/reference/MODELS.md), the same
+// as llama.cpp's own CPU path. The functions above (F32 activations) are the
+// exact path.
+
+// How the fast path feeds activations to a weight type.
+enum class ActFormat : uint8_t {
+  F32,     // F32, F16, BF16 weights: activations stay float (memory-bound anyway)
+  Q8_32,   // Q8_0, Q4_0, Q5_0: blocks of 32, scale rounded to fp16 (ggml's Q8_0)
+  Q8_256,  // Q4_K, Q6_K: blocks of 256, one float scale (ggml's Q8_K)
+};
+ActFormat act_format_for(DType weight_type);
+// Values per quantization block of a format (1 for F32).
+int64_t act_block(ActFormat format);
+
+// Rows of quantized activations, n values each. Per row:
+//   qs[n]          int8 values
+//   scales[n/32]   scale of each run of 32 values (a Q8_256 block repeats its
+//                  scale in its 8 runs): value ≈ qs * scale
+//   sums[n/32]     sum of the 32 qs of each run
+// and derived data the SIMD kernels use:
+//   scaled_sums[n/32] scales * sums, as float
+//   lane_bias[n/4]    -128 * (sum of each 4 consecutive qs)
+//   lane_scales[n/4]  the scale of each 4 consecutive values (one entry per
+//                     32-bit lane of a dot-product instruction)
+//   qs_q4k[n]         (Q8_256 only) qs with the runs of 32 of each block of
+//                     256 in Q4_K's nibble order: 0, 2, 1, 3, 4, 6, 5, 7.
+// Storage grows only when a call needs more than before: steady-state calls
+// do not allocate.
+class QuantizedActs {
+ public:
+  void reserve(int64_t max_rows, int64_t max_n);
+  // Quantizes rows x[t * ldx .. t * ldx + n) for t < n_rows. Throws
+  // glassbox::Error when n is not a multiple of the format's block.
+  void quantize(ActFormat format, const float* x, int64_t ldx, int64_t n_rows, int64_t n, ThreadPool* pool);
+
+  ActFormat format() const { return format_; }
+  int64_t rows() const { return rows_; }
+  int64_t n() const { return n_; }
+  const int8_t* qs(int64_t row) const { return qs_.data() + row * n_; }
+  const float* scales(int64_t row) const { return scales_.data() + row * (n_ / 32); }
+  const int32_t* sums(int64_t row) const { return sums_.data() + row * (n_ / 32); }
+  const float* scaled_sums(int64_t row) const { return scaled_sums_.data() + row * (n_ / 32); }
+  const int32_t* lane_bias(int64_t row) const { return lane_bias_.data() + row * (n_ / 4); }
+  const float* lane_scales(int64_t row) const { return lane_scales_.data() + row * (n_ / 4); }
+  const int8_t* qs_q4k(int64_t row) const { return qs_q4k_.data() + row * n_; }
+
+ private:
+  ActFormat format_ = ActFormat::Q8_32;
+  int64_t rows_ = 0, n_ = 0;
+  std::vector<int8_t> qs_, qs_q4k_;
+  std::vector<float> scales_, scaled_sums_, lane_scales_;
+  std::vector<int32_t> sums_, lane_bias_;
+};
+
+// The input of fast matrix products: float rows, plus their quantized forms,
+// each made at most once per set().
+class Activations {
+ public:
+  void reserve(int64_t max_rows, int64_t max_n);
+  // x stays owned by the caller and must outlive the products.
+  void set(const float* x, int64_t ldx, int64_t n_rows, int64_t n);
+  // Makes the form that `weight_type` needs (no-op when it exists).
+  void prepare_for(DType weight_type, ThreadPool* pool);
+  const QuantizedActs& quantized(ActFormat format) const;
+  const float* f32() const { return x_; }
+  int64_t ldx() const { return ldx_; }
+  int64_t rows() const { return rows_; }
+  int64_t n() const { return n_; }
+
+ private:
+  const float* x_ = nullptr;
+  int64_t ldx_ = 0, rows_ = 0, n_ = 0;
+  QuantizedActs q8_32_, q8_256_;
+  bool have_q8_32_ = false, have_q8_256_ = false;
+};
+
+namespace scalar {
+// Reference quantization (ggml's quantize_row_q8_0 / q8_K rounding): fills
+// qs[n], scales[n/32], sums[n/32].
+void quantize_acts(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums);
+// Reference fast dot product of a weight row with row `row` of x: exact
+// integer sums per block, scaled and summed in double.
+float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row);
+}  // namespace scalar
+
+// Dispatched fast dot product of one weight row with row `row` of x (whose
+// format must be act_format_for(type) and n the row length).
+float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row);
+
+// Fast product for rows [r0, r1) of W and every row of X (already prepared
+// for W's type): Y[t * ldy + r] = W.row(r) . X.row(t). Single-threaded: the
+// caller splits rows. The result of each (r, t) does not depend on r0, r1,
+// the number of rows of X beyond 1, or the thread doing it (batch-invariant
+// for any number of tokens >= 2; one token takes the matrix-vector kernels,
+// which round differently).
+void matmul_fast_rows(const TensorView& W, const Activations& X, int64_t r0, int64_t r1, float* Y, int64_t ldy);
+
+// Several products in one parallel section (e.g. Q, K and V from one input).
+struct MatmulTask {
+  const TensorView* W;
+  Activations* X;
+  float* Y;
+  int64_t ldy;
+};
+// Prepares every task's activations, then computes all rows of all tasks
+// with the pool (nullptr: the calling thread).
+void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool);
+void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool);
+
+// ============================================================== attention
+
+// Scratch memory of the attention kernel, reusable across calls.
+struct AttentionScratch {
+  std::vector<float> buf;
+};
+
+// Causal softmax attention of the query heads that share one KV head.
+// Query token t (t < n_tokens) sits at position n_past + t and sees keys
+// 0 .. n_past + t. q for (token t, head h < n_heads) is at
+// q + t * q_token_stride + h * q_head_stride (head_dim floats); the output
+// goes to the same place in `out`. Key / value j is at k + j * kv_stride
+// (elements of kv_type: F32 or F16). Scores are scaled by `scale`.
+// Memory use is independent of the context length (keys go in blocks with
+// an online softmax).
+struct AttentionArgs {
+  const float* q;
+  int64_t q_token_stride, q_head_stride;
+  float* out;
+  int64_t out_token_stride, out_head_stride;
+  int n_tokens, n_heads, head_dim;
+  int n_past;
+  const void* k;
+  const void* v;
+  DType kv_type;
+  int64_t kv_stride;
+  float scale;
+};
+void attention(const AttentionArgs& args, AttentionScratch& scratch);
+namespace scalar {
+// Reference: two passes per query in double precision.
+void attention(const AttentionArgs& args);
+}  // namespace scalar
+
+// g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] (SwiGLU).
+void silu_mul(float* g, const float* u, int64_t n);
+namespace scalar {
+void silu_mul(float* g, const float* u, int64_t n);
+}  // namespace scalar
+
+// Converts n floats to fp16 (round to nearest even) and back.
+void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
+void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);
+
+// Name of the instruction set the dispatcher picked ("avx512vnni", "avx512",
+// "avx2", "scalar").
 std::string_view active_isa();
 // Forces a variant (for tests and benchmarks); returns false if unavailable.
 // "auto" restores the automatic choice. Process-wide: do not call while other

@@ -9,6 +9,8 @@
 // lanes; they differ from the reference only by float rounding.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/block_layouts.h"
@@ -406,10 +408,442 @@ void gemm_f32_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* X, 
   }
 }
 
+// ================================================================ fast path
+
+using detail::PreparedTile;
+using detail::QRow;
+
+// acc + sum of u[4i..4i+3] * s[4i..4i+3] per 32-bit lane, exactly: u is
+// split into nibbles so that vpmaddubsw's 16-bit pair sums never saturate.
+__m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i lo = _mm256_and_si256(u, m4);
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), m4);
+  const __m256i sum_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, s), ones);
+  const __m256i sum_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, s), ones);
+  return _mm256_add_epi32(acc, _mm256_add_epi32(sum_lo, _mm256_slli_epi32(sum_hi, 4)));
+}
+
+int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+  return _mm_cvtsi128_si32(s);
+}
+
+float hmax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// 32 floats x * scale, rounded to nearest even and saturated to int8.
+void store_q8x32(int8_t* out, const float* x, __m256 scale) {
+  __m256i i[4];
+  for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), scale));
+  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+  // The packs work within 128-bit lanes: put the 32-bit groups back in order.
+  const __m256i ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), ordered);
+}
+
+void quantize_acts_fast(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
+                        float* scaled_sums, int32_t* lane_bias, float* lane_scales) {
+  const __m256 sign_off = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  if (format == ActFormat::Q8_256) {
+    for (int64_t b = 0; b < n / 256; ++b) {
+      const float* xb = x + 256 * b;
+      __m256 amax_v = _mm256_setzero_ps();
+      for (int k = 0; k < 32; ++k) amax_v = _mm256_max_ps(amax_v, _mm256_and_ps(_mm256_loadu_ps(xb + 8 * k), sign_off));
+      const float amax = hmax(amax_v);
+      float d = 0.0f;
+      if (amax == 0.0f) {
+        std::memset(qs + 256 * b, 0, 256);
+      } else {
+        float max = 0.0f;
+        for (int j = 0; j < 256; ++j) {
+          if (std::fabs(xb[j]) == amax) {
+            max = xb[j];
+            break;
+          }
+        }
+        const float iscale = -127.0f / max;
+        for (int k = 0; k < 8; ++k) store_q8x32(qs + 256 * b + 32 * k, xb + 32 * k, _mm256_set1_ps(iscale));
+        d = 1.0f / iscale;
+      }
+      for (int r = 0; r < 8; ++r) scales[8 * b + r] = d;
+    }
+  } else {
+    for (int64_t b = 0; b < n / 32; ++b) {
+      __m256 amax_v = _mm256_setzero_ps();
+      for (int k = 0; k < 4; ++k)
+        amax_v = _mm256_max_ps(amax_v, _mm256_and_ps(_mm256_loadu_ps(x + 32 * b + 8 * k), sign_off));
+      const float amax = hmax(amax_v);
+      const float d = amax / 127.0f;
+      const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+      scales[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      store_q8x32(qs + 32 * b, x + 32 * b, _mm256_set1_ps(id));
+    }
+  }
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * b));
+    const __m256i four = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(lane_bias + 8 * b),
+                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(four, 7)));
+    _mm256_storeu_ps(lane_scales + 8 * b, _mm256_set1_ps(scales[b]));
+    sums[b] = hsum_epi32(four);
+    scaled_sums[b] = scales[b] * static_cast<float>(sums[b]);
+  }
+}
+
+// Byte j is 16 when bit j of `bits` is set, else 0 (j < 16).
+__m128i bits_to_sixteens(uint32_t bits) {
+  const __m128i spread = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)),
+                                          _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(16));
+}
+
+void store_lane_scale8(float* lanes, float scale) { _mm256_storeu_ps(lanes, _mm256_set1_ps(scale)); }
+
+void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_rows, int64_t n, PreparedTile& tile) {
+  tile.n = n;
+  tile.n_rows = n_rows;
+  tile.biased = type != DType::Q4_K;
+  tile.has_offsets = type == DType::Q4_K;
+  const __m256i m4y = _mm256_set1_epi8(0x0F);
+  for (int r = 0; r < n_rows; ++r) {
+    const uint8_t* row = w + r * row_stride;
+    uint8_t* values = tile.values + r * n;
+    float* lanes = tile.lane_scales + r * (n / 4);
+    switch (type) {
+      case DType::Q8_0: {
+        const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+        for (int64_t b = 0; b < n / 32; ++b, row += kQ8_0Bytes) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 32 * b),
+                              _mm256_xor_si256(load_32_bytes(row + kQ8_0Qs), flip));
+          store_lane_scale8(lanes + 8 * b, half_at(row));
+        }
+        break;
+      }
+      case DType::Q4_0:
+      case DType::Q5_0: {
+        const bool five = type == DType::Q5_0;
+        const __m128i bias = _mm_set1_epi8(five ? 128 - 16 : 128 - 8);
+        const int64_t block_bytes = five ? kQ5_0Bytes : kQ4_0Bytes;
+        for (int64_t b = 0; b < n / 32; ++b, row += block_bytes) {
+          __m128i lo, hi;
+          split_nibbles(load_16_bytes(row + (five ? kQ5_0Qs : kQ4_0Qs)), &lo, &hi);
+          if (five) {
+            const uint32_t qh = load_u32(row + kQ5_0Qh);
+            lo = _mm_or_si128(lo, bits_to_sixteens(qh & 0xFFFF));
+            hi = _mm_or_si128(hi, bits_to_sixteens(qh >> 16));
+          }
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(values + 32 * b), _mm_add_epi8(lo, bias));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(values + 32 * b + 16), _mm_add_epi8(hi, bias));
+          store_lane_scale8(lanes + 8 * b, half_at(row));
+        }
+        break;
+      }
+      case DType::Q4_K: {
+        float* offsets = tile.offsets + r * (n / 32);
+        for (int64_t b = 0; b < n / 256; ++b, row += kQ4_KBytes) {
+          uint8_t sc[8], mn[8];
+          q4_k_scales_mins(row + kQ4_KScales, sc, mn);
+          const float d = half_at(row), dmin = half_at(row + kQ4_KDmin);
+          for (int j = 0; j < 8; ++j) {
+            store_lane_scale8(lanes + 64 * b + 8 * j, d * static_cast<float>(sc[j]));
+            offsets[8 * b + j] = dmin * static_cast<float>(mn[j]);
+          }
+          for (int p = 0; p < 4; ++p) {
+            const __m256i q = load_32_bytes(row + kQ4_KQs + 32 * p);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 256 * b + 64 * p), _mm256_and_si256(q, m4y));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 256 * b + 64 * p + 32),
+                                _mm256_and_si256(_mm256_srli_epi16(q, 4), m4y));
+          }
+        }
+        break;
+      }
+      case DType::Q6_K: {
+        // q6_k_half_values gives q - 32: adding 128 (mod 256) stores q + 96.
+        const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+        for (int64_t b = 0; b < n / 256; ++b, row += kQ6_KBytes) {
+          const float d = half_at(row + kQ6_KD);
+          const int8_t* sc = reinterpret_cast<const int8_t*>(row + kQ6_KScales);
+          for (int s16 = 0; s16 < 16; ++s16) _mm_storeu_ps(lanes + 64 * b + 4 * s16, _mm_set1_ps(d * static_cast<float>(sc[s16])));
+          for (int half = 0; half < 2; ++half) {
+            __m256i q[4];
+            q6_k_half_values(row + 64 * half, row + kQ6_KQh + 32 * half, q);
+            for (int k = 0; k < 4; ++k)
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 256 * b + 128 * half + 32 * k),
+                                  _mm256_add_epi8(q[k], bias));
+          }
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+// R tile rows times T tokens; the same instructions per (row, token) pair
+// whatever R and T are (batch invariance). Chunks of 32 values = 8 lanes.
+template <int R, int T>
+void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
+  const int64_t n = tile.n;
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < n; c += 32) {
+    __m256i xv[T];
+    __m256 xs[T];
+    for (int t = 0; t < T; ++t) {
+      xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
+      xs[t] = _mm256_loadu_ps(x[t].lane_scales + c / 4);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
+      const __m256 ws = _mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4);
+      for (int t = 0; t < T; ++t) {
+        const __m256i init = tile.biased ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].lane_bias + c / 4))
+                                         : _mm256_setzero_si256();
+        const __m256i isum = dot_u8s8(init, wv, xv[t]);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(ws, xs[t]), acc[r][t]);
+      }
+    }
+  }
+  if (tile.has_offsets) {
+    for (int r = 0; r < R; ++r) {
+      const float* offsets = tile.offsets + (r0 + r) * (n / 32);
+      for (int64_t b = 0; b < n / 32; b += 8) {
+        const __m256i mask = n / 32 - b >= 8 ? _mm256_set1_epi32(-1) : first_lanes(n / 32 - b);
+        const __m256 off = _mm256_maskload_ps(offsets + b, mask);
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm256_fnmadd_ps(off, _mm256_maskload_ps(x[t].scaled_sums + b, mask), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+}
+
+template <int T>
+void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
+  int r = 0;
+  for (; r + 2 <= tile.n_rows; r += 2) tile_block<2, T>(tile, r, x, Y, ldy);
+  if (r < tile.n_rows) tile_block<1, T>(tile, r, x, Y, ldy);
+}
+
+void gemm_tile_fast(const PreparedTile& tile, const QRow* x, int n_tokens, float* Y, int64_t ldy) {
+  int t = 0;
+  for (; t + 2 <= n_tokens; t += 2) tile_rows<2>(tile, x + t, Y + t * ldy, ldy);
+  if (t < n_tokens) tile_rows<1>(tile, x + t, Y + t * ldy, ldy);
+}
+
+bool gemv_fast(DType, const uint8_t*, int64_t, int64_t, int64_t, const QRow&, float*) { return false; }
+
+// ----------------------------------------------------------------- attention
+
+// e^x for x <= 0 (Cephes' expf); below -87 the result is tiny, not 0, so
+// callers zero masked entries themselves.
+__m256 exp_ps(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
+}
+
+template <bool kHalf>
+__m256 load_kv(const void* base, int64_t j, int64_t stride, int c) {
+  if constexpr (kHalf) {
+    return _mm256_cvtph_ps(load_16_bytes(reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(base) + j * stride + 8 * c)));
+  } else {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + j * stride + 8 * c);
+  }
+}
+
+__m128 reduce4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+constexpr int kKeyBlock = 64;
+constexpr int kRowGroup = 4;
+
+struct RowState {
+  const float* q;
+  float* out;
+  float* o;
+  int n_keys;
+  float max, sum;
+};
+
+template <bool kHalf, int C>
+void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj, int c0) {
+  for (int r = 0; r < n_rows; r += 2) {
+    const int pair = std::min(2, n_rows - r);
+    __m256 o[2][C];
+    for (int i = 0; i < 2; ++i)
+      for (int c = 0; c < C; ++c) o[i][c] = i < pair ? _mm256_loadu_ps(rows[r + i].o + 8 * (c0 + c)) : _mm256_setzero_ps();
+    for (int j = 0; j < nj; ++j) {
+      const __m256 p0 = _mm256_set1_ps(probs[r * kKeyBlock + j]);
+      const __m256 p1 = _mm256_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
+      for (int c = 0; c < C; ++c) {
+        const __m256 v = load_kv<kHalf>(a.v, j0 + j, a.kv_stride, c0 + c);
+        o[0][c] = _mm256_fmadd_ps(p0, v, o[0][c]);
+        o[1][c] = _mm256_fmadd_ps(p1, v, o[1][c]);
+      }
+    }
+    for (int i = 0; i < pair; ++i)
+      for (int c = 0; c < C; ++c) _mm256_storeu_ps(rows[r + i].o + 8 * (c0 + c), o[i][c]);
+  }
+}
+
+template <bool kHalf>
+void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
+  const int hd = a.head_dim;
+  const int chunks = hd / 8;
+  const size_t need = static_cast<size_t>(kRowGroup) * (hd + kKeyBlock);
+  if (scratch.buf.size() < need) scratch.buf.resize(need);
+  float* o_buf = scratch.buf.data();
+  float* probs = o_buf + kRowGroup * hd;
+  const int n_rows_total = a.n_tokens * a.n_heads;
+  for (int g = 0; g < n_rows_total; g += kRowGroup) {
+    const int n_rows = std::min(kRowGroup, n_rows_total - g);
+    RowState rows[kRowGroup];
+    int max_keys = 0;
+    for (int i = 0; i < n_rows; ++i) {
+      const int t = (g + i) / a.n_heads, h = (g + i) % a.n_heads;
+      rows[i] = {a.q + t * a.q_token_stride + h * a.q_head_stride, a.out + t * a.out_token_stride + h * a.out_head_stride,
+                 o_buf + i * hd, a.n_past + t + 1, -INFINITY, 0.0f};
+      std::fill(rows[i].o, rows[i].o + hd, 0.0f);
+      max_keys = std::max(max_keys, rows[i].n_keys);
+    }
+    for (int j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
+      const int nj = std::min(kKeyBlock, max_keys - j0);
+      for (int j = 0; j < nj; j += 4) {
+        const int nk = std::min(4, nj - j);
+        for (int i = 0; i < n_rows; ++i) {
+          __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+          for (int c = 0; c < chunks; ++c) {
+            const __m256 q = _mm256_loadu_ps(rows[i].q + 8 * c);
+            for (int k = 0; k < nk; ++k)
+              acc[k] = _mm256_fmadd_ps(q, load_kv<kHalf>(a.k, j0 + j + k, a.kv_stride, c), acc[k]);
+          }
+          _mm_storeu_ps(probs + i * kKeyBlock + j, reduce4(acc[0], acc[1], acc[2], acc[3]));
+        }
+      }
+      for (int i = 0; i < n_rows; ++i) {
+        RowState& row = rows[i];
+        float* s = probs + i * kKeyBlock;
+        const int visible = std::clamp(row.n_keys - j0, 0, nj);
+        float block_max = -INFINITY;
+        for (int j = 0; j < visible; ++j) {
+          s[j] *= a.scale;
+          block_max = std::max(block_max, s[j]);
+        }
+        const float new_max = std::max(row.max, block_max);
+        const float alpha = row.max == -INFINITY ? 0.0f : _mm256_cvtss_f32(exp_ps(_mm256_set1_ps(row.max - new_max)));
+        __m256 sum = _mm256_setzero_ps();
+        for (int j = 0; j < nj; j += 8) {
+          const __m256i keep = first_lanes(std::max(0, std::min(8, visible - j)));
+          __m256 p = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(new_max)));
+          p = _mm256_and_ps(p, _mm256_castsi256_ps(keep));
+          _mm256_storeu_ps(s + j, p);
+          sum = _mm256_add_ps(sum, p);
+        }
+        row.sum = row.sum * alpha + hsum(sum);
+        row.max = new_max;
+        if (alpha != 1.0f) {
+          for (int c = 0; c < chunks; ++c)
+            _mm256_storeu_ps(row.o + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(row.o + 8 * c), _mm256_set1_ps(alpha)));
+        }
+      }
+      for (int c0 = 0; c0 < chunks; c0 += 4) {
+        switch (std::min(4, chunks - c0)) {
+          case 4: accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0); break;
+          case 3: accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0); break;
+          case 2: accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0); break;
+          default: accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0); break;
+        }
+      }
+    }
+    for (int i = 0; i < n_rows; ++i) {
+      const __m256 inv = _mm256_set1_ps(1.0f / rows[i].sum);
+      for (int c = 0; c < chunks; ++c)
+        _mm256_storeu_ps(rows[i].out + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(rows[i].o + 8 * c), inv));
+    }
+  }
+}
+
+void attention_avx2(const AttentionArgs& a, AttentionScratch& scratch) {
+  // The kernel works in whole vectors of 8 values.
+  if (a.head_dim % 8 != 0) return detail::reference::attention(a, scratch);
+  if (a.kv_type == DType::F16) {
+    attention_impl<true>(a, scratch);
+  } else {
+    attention_impl<false>(a, scratch);
+  }
+}
+
+void silu_mul_avx2(float* g, const float* u, int64_t n) {
+  int64_t i = 0;
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    const __m256 e = exp_ps(_mm256_min_ps(x, _mm256_sub_ps(zero, x)));
+    const __m256 negative = _mm256_cmp_ps(x, zero, _CMP_LT_OQ);
+    const __m256 num = _mm256_blendv_ps(x, _mm256_mul_ps(x, e), negative);
+    const __m256 s = _mm256_div_ps(num, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void f32_to_f16_avx2(const float* x, uint16_t* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) out[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+void f16_to_f32_avx2(const uint16_t* x, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+  for (; i < n; ++i) out[i] = _cvtsh_ss(x[i]);
+}
+
 }  // namespace
 
 namespace detail {
-constexpr IsaKernels kAvx2Kernels = {"avx2", dequantize_row_avx2, dot_avx2, gemm_f32_avx2};
+constexpr IsaKernels kAvx2Kernels = {"avx2",
+                                     dequantize_row_avx2,
+                                     dot_avx2,
+                                     gemm_f32_avx2,
+                                     quantize_acts_fast,
+                                     prepare_tile_fast,
+                                     gemm_tile_fast,
+                                     gemv_fast,
+                                     attention_avx2,
+                                     silu_mul_avx2,
+                                     f32_to_f16_avx2,
+                                     f16_to_f32_avx2};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

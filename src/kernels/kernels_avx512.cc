@@ -20,7 +20,12 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
+
+#include "base/error.h"
 
 #include "kernels/block_layouts.h"
 #include "kernels/kernels_internal.h"
@@ -378,10 +383,246 @@ void gemm_f32_avx512(const float* W, int64_t ldw, int64_t n_rows, const float* X
   }
 }
 
+// ----------------------------------------------------------------- attention
+
+// e^x for x <= 0 (Cephes' expf: x = n ln2 + r, a degree-7 polynomial in r,
+// then 2^n with scalef, which also flushes very negative x to 0).
+__m512 exp_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Loads chunk c (16 values, masked to the head size) of KV row j as floats.
+template <bool kHalf>
+__m512 load_kv(const void* base, int64_t j, int64_t stride, int c, __mmask16 mask) {
+  if constexpr (kHalf) {
+    const uint16_t* p = static_cast<const uint16_t*>(base) + j * stride + 16 * c;
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
+  } else {
+    return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(base) + j * stride + 16 * c);
+  }
+}
+
+// The four sums of a0..a3, in one vector.
+__m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const __m512 a01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  const __m512 a23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  const __m512 b = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))));
+  const __m256 c = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+  return _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+}
+
+constexpr int kKeyBlock = 64;
+constexpr int kRowGroup = 4;
+
+// Online-softmax state of one query row.
+struct RowState {
+  const float* q;
+  float* out;
+  float* o;  // running weighted sum of values, head_dim floats (padded)
+  int n_keys;
+  float max, sum;
+};
+
+// o[0..1] += p * V for the keys of one block: two rows at a time, C
+// vectors of 16 values per row (chunks c0 .. c0 + C - 1).
+template <bool kHalf, int C>
+void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj, int c0,
+                       const __mmask16* masks) {
+  for (int r = 0; r < n_rows; r += 2) {
+    const int pair = std::min(2, n_rows - r);
+    __m512 o[2][C];
+    for (int i = 0; i < pair; ++i)
+      for (int c = 0; c < C; ++c) o[i][c] = _mm512_loadu_ps(rows[r + i].o + 16 * (c0 + c));
+    for (int j = 0; j < nj; ++j) {
+      const __m512 p0 = _mm512_set1_ps(probs[(r)*kKeyBlock + j]);
+      const __m512 p1 = _mm512_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
+      for (int c = 0; c < C; ++c) {
+        const __m512 v = load_kv<kHalf>(a.v, j0 + j, a.kv_stride, c0 + c, masks[c0 + c]);
+        o[0][c] = _mm512_fmadd_ps(p0, v, o[0][c]);
+        if (pair > 1) o[1][c] = _mm512_fmadd_ps(p1, v, o[1][c]);
+      }
+    }
+    for (int i = 0; i < pair; ++i)
+      for (int c = 0; c < C; ++c) _mm512_storeu_ps(rows[r + i].o + 16 * (c0 + c), o[i][c]);
+  }
+}
+
+template <bool kHalf>
+void accumulate_values_any(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj,
+                           int chunks, const __mmask16* masks) {
+  for (int c0 = 0; c0 < chunks; c0 += 8) {
+    switch (std::min(8, chunks - c0)) {
+      case 8: accumulate_values<kHalf, 8>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 7: accumulate_values<kHalf, 7>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 6: accumulate_values<kHalf, 6>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 5: accumulate_values<kHalf, 5>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 4: accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 3: accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 2: accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      default: accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+    }
+  }
+}
+
+// Queries in groups of up to four rows (token-major, then head) share each
+// loaded key and value; keys go in blocks of 64 with an online softmax, so
+// memory does not grow with the context.
+template <bool kHalf>
+void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
+  const int hd = a.head_dim;
+  const int chunks = (hd + 15) / 16;
+  const int padded = 16 * chunks;
+  __mmask16 masks[64];
+  for (int c = 0; c < chunks; ++c) masks[c] = hd - 16 * c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(hd - 16 * c);
+  const size_t need = static_cast<size_t>(kRowGroup) * (padded + kKeyBlock);
+  if (scratch.buf.size() < need) scratch.buf.resize(need);
+  float* o_buf = scratch.buf.data();
+  float* probs = o_buf + kRowGroup * padded;
+  const int n_rows_total = a.n_tokens * a.n_heads;
+  for (int g = 0; g < n_rows_total; g += kRowGroup) {
+    const int n_rows = std::min(kRowGroup, n_rows_total - g);
+    RowState rows[kRowGroup];
+    int max_keys = 0;
+    for (int i = 0; i < n_rows; ++i) {
+      const int t = (g + i) / a.n_heads, h = (g + i) % a.n_heads;
+      rows[i] = {a.q + t * a.q_token_stride + h * a.q_head_stride, a.out + t * a.out_token_stride + h * a.out_head_stride,
+                 o_buf + i * padded, a.n_past + t + 1, -INFINITY, 0.0f};
+      std::fill(rows[i].o, rows[i].o + padded, 0.0f);
+      max_keys = std::max(max_keys, rows[i].n_keys);
+    }
+    for (int j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
+      const int nj = std::min(kKeyBlock, max_keys - j0);
+      // Scores of 4 keys x up to 4 rows at a time.
+      for (int j = 0; j < nj; j += 4) {
+        __m512 acc[kRowGroup][4];
+        for (int i = 0; i < kRowGroup; ++i)
+          for (int k = 0; k < 4; ++k) acc[i][k] = _mm512_setzero_ps();
+        const int nk = std::min(4, nj - j);
+        for (int c = 0; c < chunks; ++c) {
+          __m512 kv[4];
+          for (int k = 0; k < 4; ++k)
+            kv[k] = k < nk ? load_kv<kHalf>(a.k, j0 + j + k, a.kv_stride, c, masks[c]) : _mm512_setzero_ps();
+          for (int i = 0; i < n_rows; ++i) {
+            const __m512 q = _mm512_maskz_loadu_ps(masks[c], rows[i].q + 16 * c);
+            for (int k = 0; k < 4; ++k) acc[i][k] = _mm512_fmadd_ps(q, kv[k], acc[i][k]);
+          }
+        }
+        for (int i = 0; i < n_rows; ++i)
+          _mm_storeu_ps(probs + i * kKeyBlock + j, reduce4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+      }
+      // Online softmax per row: masked scores get probability 0.
+      for (int i = 0; i < n_rows; ++i) {
+        RowState& row = rows[i];
+        float* s = probs + i * kKeyBlock;
+        const int visible = std::clamp(row.n_keys - j0, 0, nj);
+        __m512 block_max = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < visible; j += 16) {
+          const __mmask16 m = visible - j >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(visible - j);
+          const __m512 sc = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), _mm512_set1_ps(a.scale));
+          _mm512_mask_storeu_ps(s + j, m, sc);
+          block_max = _mm512_mask_max_ps(block_max, m, block_max, sc);
+        }
+        const float new_max = std::max(row.max, _mm512_reduce_max_ps(block_max));
+        const float alpha = row.max == -INFINITY ? 0.0f : _mm512_cvtss_f32(exp_ps(_mm512_set1_ps(row.max - new_max)));
+        __m512 sum = _mm512_setzero_ps();
+        for (int j = 0; j < nj; j += 16) {
+          const int in_block = std::max(0, std::min(16, visible - j));
+          const __mmask16 m = in_block >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(in_block);
+          const __m512 p = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + j), _mm512_set1_ps(new_max))));
+          _mm512_storeu_ps(s + j, p);
+          sum = _mm512_add_ps(sum, p);
+        }
+        row.sum = row.sum * alpha + _mm512_reduce_add_ps(sum);
+        row.max = new_max;
+        if (alpha != 1.0f) {
+          const __m512 scale = _mm512_set1_ps(alpha);
+          for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(row.o + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(row.o + 16 * c), scale));
+        }
+      }
+      accumulate_values_any<kHalf>(a, rows, n_rows, probs, j0, nj, chunks, masks);
+    }
+    for (int i = 0; i < n_rows; ++i) {
+      const __m512 inv = _mm512_set1_ps(1.0f / rows[i].sum);
+      for (int c = 0; c < chunks; ++c)
+        _mm512_mask_storeu_ps(rows[i].out + 16 * c, masks[c], _mm512_mul_ps(_mm512_loadu_ps(rows[i].o + 16 * c), inv));
+    }
+  }
+}
+
 }  // namespace
 
-namespace detail {
-constexpr IsaKernels kAvx512Kernels = {"avx512", dequantize_row_avx512, dot_avx512, gemm_f32_avx512};
-}  // namespace detail
+namespace detail::avx512 {
+
+void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) { dequantize_row_avx512(type, src, dst, n); }
+float dot(DType type, const uint8_t* row, const float* x, int64_t n) { return dot_avx512(type, row, x, n); }
+void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens, int64_t n,
+              float* Y, int64_t ldy) {
+  gemm_f32_avx512(W, ldw, n_rows, X, ldx, n_tokens, n, Y, ldy);
+}
+
+void attention(const AttentionArgs& args, AttentionScratch& scratch) {
+  if (args.head_dim > 16 * 64) throw Error("attention: head size " + std::to_string(args.head_dim) + " is too large");
+  if (args.kv_type == DType::F16) {
+    attention_impl<true>(args, scratch);
+  } else {
+    attention_impl<false>(args, scratch);
+  }
+}
+
+// e^-g for any g: exp_ps expects x <= 0, so large negative g (e^-g beyond
+// the float range) is clamped: silu is then g * 0 = 0, as with std::exp.
+void silu_mul(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
+    const __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+    // e^-x = 1 / e^x for x < 0 keeps exp_ps's argument <= 0.
+    const __m512 e = exp_ps(_mm512_min_ps(x, _mm512_sub_ps(_mm512_setzero_ps(), x)));
+    const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    // x >= 0: e = e^-x, silu = x / (1 + e). x < 0: e = e^x, silu = x e / (e + 1).
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 num = _mm512_mask_mul_ps(x, negative, x, e);
+    const __m512 s = _mm512_div_ps(num, _mm512_add_ps(one, e));
+    _mm512_mask_storeu_ps(g + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
+void f32_to_f16(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
+    _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+void f16_to_f32(const uint16_t* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)));
+  }
+}
+
+}  // namespace detail::avx512
 
 }  // namespace glassbox::kernels
+
+#define GLASSBOX_VNNI 0
+#include "kernels/fast_avx512.inc"
+
+namespace glassbox::kernels::detail {
+constexpr IsaKernels kAvx512Kernels = {"avx512",         avx512::dequantize_row, avx512::dot,
+                                       avx512::gemm_f32, quantize_acts_fast,     prepare_tile_fast,
+                                       gemm_tile_fast,   gemv_fast,              avx512::attention,
+                                       avx512::silu_mul, avx512::f32_to_f16,     avx512::f16_to_f32};
+}  // namespace glassbox::kernels::detail

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "kernels/kernels.h"
 #include "tensor/dtype.h"
 
 namespace glassbox::kernels::detail {
@@ -21,16 +22,97 @@ using DotFn = float (*)(DType type, const uint8_t* row, const float* x, int64_t 
 using GemmF32Fn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx,
                            int64_t n_tokens, int64_t n, float* Y, int64_t ldy);
 
+// ---- fast path (quantized activations)
+
+// One row of quantized activations (see QuantizedActs).
+struct QRow {
+  const int8_t* qs;
+  const float* scales;
+  const int32_t* sums;
+  const float* scaled_sums;
+  const int32_t* lane_bias;
+  const float* lane_scales;
+  const int8_t* qs_q4k;  // Q8_256 only
+};
+
+// Quantizes one row of n values into every array of a QRow.
+using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
+                                float* scaled_sums, int32_t* lane_bias, float* lane_scales);
+
+// Weight rows unpacked into one uniform layout for the matrix-matrix
+// kernel, whatever their stored type: per row, n unsigned bytes u, one float
+// scale per 4 bytes (one 32-bit lane of a dot-product instruction), and for
+// types with a per-block minimum one offset per 32 values. A row's product
+// with activations x is
+//   sum over lanes l of  scale_w[l] * scale_x[l] * sum_{4 values} (u - bias) * q_x
+//   - sum over runs b of offset[b] * scaled_sums_x[b]
+// with bias 128 when `biased` (u = w + 128 for signed values) and 0 otherwise.
+struct PreparedTile {
+  int64_t n = 0;
+  int n_rows = 0;
+  uint8_t* values = nullptr;     // [n_rows][n]
+  float* lane_scales = nullptr;  // [n_rows][n / 4]
+  float* offsets = nullptr;      // [n_rows][n / 32], used when has_offsets
+  bool biased = false;
+  bool has_offsets = false;
+};
+
+// Fills `tile` (whose buffers are large enough) from n_rows stored rows.
+using PrepareTileFn = void (*)(DType type, const uint8_t* w, int64_t row_stride, int n_rows, int64_t n,
+                               PreparedTile& tile);
+// Y[t * ldy + r] = row r of the tile . x[t] for r < tile.n_rows, t < n_tokens.
+// The result of each (r, t) is computed the same way whatever n_rows and
+// n_tokens are (batch invariance).
+using GemmTileFn = void (*)(const PreparedTile& tile, const QRow* x, int n_tokens, float* Y, int64_t ldy);
+// Matrix-vector product of n_rows stored rows with one activation row:
+// y[r] for r < n_rows. Returns false when this ISA has no direct kernel for
+// the type (the caller then goes through a prepared tile).
+using GemvFn = bool (*)(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x,
+                        float* y);
+using AttentionFn = void (*)(const AttentionArgs& args, AttentionScratch& scratch);
+using SiluMulFn = void (*)(float* g, const float* u, int64_t n);
+using F32ToF16Fn = void (*)(const float* x, uint16_t* out, int64_t n);
+using F16ToF32Fn = void (*)(const uint16_t* x, float* out, int64_t n);
+
 struct IsaKernels {
   std::string_view name;
   DequantizeFn dequantize_row;
   DotFn dot;
   GemmF32Fn gemm_f32;
+  QuantizeActsFn quantize_acts;
+  PrepareTileFn prepare_tile;  // nullptr: no tiled path (scalar reference per pair)
+  GemmTileFn gemm_tile;
+  GemvFn gemv;
+  AttentionFn attention;
+  SiluMulFn silu_mul;
+  F32ToF16Fn f32_to_f16;
+  F16ToF32Fn f16_to_f32;
 };
 
 extern const IsaKernels kScalarKernels;
 extern const IsaKernels kAvx2Kernels;    // needs AVX2, FMA, F16C
 extern const IsaKernels kAvx512Kernels;  // needs AVX-512 F, BW, VL, DQ
+extern const IsaKernels kAvx512VnniKernels;  // needs AVX-512 F, BW, VL, DQ, VNNI
+
+// The AVX-512 exact-path functions, shared by the two AVX-512 tables.
+namespace avx512 {
+void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n);
+float dot(DType type, const uint8_t* row, const float* x, int64_t n);
+void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens, int64_t n,
+              float* Y, int64_t ldy);
+void attention(const AttentionArgs& args, AttentionScratch& scratch);
+void silu_mul(float* g, const float* u, int64_t n);
+void f32_to_f16(const float* x, uint16_t* out, int64_t n);
+void f16_to_f32(const uint16_t* x, float* out, int64_t n);
+}  // namespace avx512
+
+// Scalar fast-path pieces used by the scalar table and by tests.
+namespace reference {
+void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
+                       float* scaled_sums, int32_t* lane_bias, float* lane_scales);
+bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y);
+void attention(const AttentionArgs& args, AttentionScratch& scratch);
+}  // namespace reference
 
 // Throws glassbox::Error unless `type` is computable and `n` is a
 // non-negative multiple of its block size.

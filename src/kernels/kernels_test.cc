@@ -28,7 +28,7 @@ const std::string kModels = std::string(GLASSBOX_TEST_DATA) + "/reference/models
 
 const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
                            DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
-const char* const kSimdIsas[] = {"avx2", "avx512"};
+const char* const kSimdIsas[] = {"avx2", "avx512", "avx512vnni"};
 
 // Restores automatic ISA selection when a test that forces one ends.
 class IsaGuard {
@@ -350,7 +350,7 @@ TEST(KernelsSimd, DequantizeAndDotMatchScalar) {
 TEST(KernelsSimd, UnalignedRows) {
   IsaGuard guard;
   RowMaker maker(99);
-  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+  for (const char* isa : {"scalar", "avx2", "avx512", "avx512vnni"}) {
     if (!force_isa(isa)) continue;
     for (DType type : kAllTypes) {
       const int64_t n = 2 * traits(type).block_elems * (traits(type).block_elems == 1 ? 37 : 1);
@@ -375,7 +375,7 @@ TEST(KernelsMatmul, MatchesPerTokenScalarDot) {
   IsaGuard guard;
   ThreadPool pool(2);
   RowMaker maker(7);
-  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+  for (const char* isa : {"scalar", "avx2", "avx512", "avx512vnni"}) {
     if (!force_isa(isa)) continue;
     for (DType type : kAllTypes) {
       // 150 rows: several row tiles plus a remainder; F32/F16/BF16 also get a
@@ -447,8 +447,12 @@ TEST(KernelsDispatch, ForceIsa) {
   EXPECT_EQ(active_isa(), "scalar");
   EXPECT_TRUE(force_isa("auto"));
   const std::string best(active_isa());
-  EXPECT_TRUE(best == "scalar" || best == "avx2" || best == "avx512");
-  if (best == "avx512") {
+  EXPECT_TRUE(best == "scalar" || best == "avx2" || best == "avx512" || best == "avx512vnni");
+  if (best == "avx512vnni") {
+    EXPECT_TRUE(force_isa("avx512"));
+    EXPECT_EQ(active_isa(), "avx512");
+  }
+  if (best == "avx512" || best == "avx512vnni") {
     EXPECT_TRUE(force_isa("avx2"));
   }
 }

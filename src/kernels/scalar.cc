@@ -1,11 +1,16 @@
 // Scalar reference kernels: plain loops that follow ggml's block layouts
 // (see block_layouts.h). They define the expected values the SIMD variants
 // are tested against, so clarity wins over speed here.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "kernels/block_layouts.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_internal.h"
+#include "base/error.h"
 #include "tensor/fp16.h"
 
 namespace glassbox::kernels {
@@ -140,7 +145,245 @@ void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64
   }
 }
 
+// ------------------------------------------------------------ fast path
+
+// Round to nearest, ties to even (the SIMD conversions' default rounding),
+// saturated to int8 as the SIMD packing saturates (NaN ends at -128 there too).
+int round_even(float v) {
+  const float r = std::nearbyint(v);
+  if (!(r >= -128.0f)) return -128;
+  return r > 127.0f ? 127 : static_cast<int>(r);
+}
+
+// ggml's x86 quantize_row_q8_0: scale amax / 127 stored as fp16, values
+// x * (127 / amax) rounded to nearest even.
+void quantize_q8_32(const float* x, int64_t n, int8_t* qs, float* scales) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float d = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    scales[b] = fp16_to_f32(f32_to_fp16(d));
+    for (int j = 0; j < 32; ++j) qs[32 * b + j] = static_cast<int8_t>(round_even(xb[j] * id));
+  }
+}
+
+// ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to -127;
+// the float scale is 1 / iscale.
+void quantize_q8_256(const float* x, int64_t n, int8_t* qs, float* scales) {
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const float* xb = x + 256 * b;
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 256; ++j) {
+      if (std::fabs(xb[j]) > amax) {
+        amax = std::fabs(xb[j]);
+        max = xb[j];
+      }
+    }
+    float d = 0.0f;
+    if (amax == 0.0f) {
+      std::memset(qs + 256 * b, 0, 256);
+    } else {
+      const float iscale = -127.0f / max;
+      for (int j = 0; j < 256; ++j) qs[256 * b + j] = static_cast<int8_t>(std::min(127, round_even(iscale * xb[j])));
+      d = 1.0f / iscale;
+    }
+    for (int r = 0; r < 8; ++r) scales[8 * b + r] = d;
+  }
+}
+
+// Signed value of element j of a 32-block of a symmetric type.
+int block32_value(DType type, const uint8_t* block, int j) {
+  switch (type) {
+    case DType::Q8_0: return static_cast<int8_t>(block[kQ8_0Qs + j]);
+    case DType::Q4_0: {
+      const uint8_t byte = block[kQ4_0Qs + (j & 15)];
+      return (j < 16 ? (byte & 0xF) : (byte >> 4)) - 8;
+    }
+    case DType::Q5_0: {
+      const uint8_t byte = block[kQ5_0Qs + (j & 15)];
+      const int high = static_cast<int>((load_u32(block + kQ5_0Qh) >> j) & 1) << 4;
+      return ((j < 16 ? (byte & 0xF) : (byte >> 4)) | high) - 16;
+    }
+    default: return 0;
+  }
+}
+
+double dot_q8_unchecked(DType type, const uint8_t* w, const int8_t* qs, const float* scales, const int32_t* sums,
+                        int64_t n) {
+  double total = 0.0;
+  switch (type) {
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q5_0: {
+      const int64_t block_bytes = traits(type).block_bytes;
+      for (int64_t b = 0; b < n / 32; ++b, w += block_bytes) {
+        int64_t isum = 0;
+        for (int j = 0; j < 32; ++j) isum += block32_value(type, w, j) * qs[32 * b + j];
+        total += static_cast<double>(load_fp16(w)) * scales[b] * static_cast<double>(isum);
+      }
+      return total;
+    }
+    case DType::Q4_K: {
+      for (int64_t b = 0; b < n / 256; ++b, w += kQ4_KBytes) {
+        const int8_t* q = qs + 256 * b;
+        int64_t scaled = 0, mins = 0;
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc, m;
+          q4_k_scale_min(j, w + kQ4_KScales, &sc, &m);
+          const uint8_t* nibbles = w + kQ4_KQs + 32 * (j / 2);
+          int64_t isum = 0;
+          for (int l = 0; l < 32; ++l) isum += ((j % 2 == 0) ? (nibbles[l] & 0xF) : (nibbles[l] >> 4)) * q[32 * j + l];
+          scaled += sc * isum;
+          mins += m * static_cast<int64_t>(sums[8 * b + j]);
+        }
+        const double dx = scales[8 * b];
+        total += dx * (static_cast<double>(load_fp16(w)) * static_cast<double>(scaled) -
+                       static_cast<double>(load_fp16(w + kQ4_KDmin)) * static_cast<double>(mins));
+      }
+      return total;
+    }
+    case DType::Q6_K: {
+      for (int64_t b = 0; b < n / 256; ++b, w += kQ6_KBytes) {
+        int64_t scaled = 0;
+        for (int half = 0; half < 2; ++half) {
+          const uint8_t* ql = w + 64 * half;
+          const uint8_t* qh = w + kQ6_KQh + 32 * half;
+          const int8_t* sc = reinterpret_cast<const int8_t*>(w + kQ6_KScales + 8 * half);
+          for (int k = 0; k < 4; ++k) {
+            for (int l = 0; l < 32; ++l) {
+              const uint8_t low_byte = ql[l + 32 * (k % 2)];
+              const int low = k < 2 ? (low_byte & 0xF) : (low_byte >> 4);
+              const int high = (qh[l] >> (2 * k)) & 3;
+              const int idx = 128 * half + 32 * k + l;
+              scaled += static_cast<int64_t>(sc[2 * k + l / 16]) * ((low | (high << 4)) - 32) * qs[256 * b + idx];
+            }
+          }
+        }
+        total += static_cast<double>(load_fp16(w + kQ6_KD)) * scales[8 * b] * static_cast<double>(scaled);
+      }
+      return total;
+    }
+    default: return 0.0;
+  }
+}
+
+// --------------------------------------------------------------- attention
+
+void attention_reference(const AttentionArgs& a) {
+  const int hd = a.head_dim;
+  auto key = [&](int j, int d) -> double {
+    const int64_t at = static_cast<int64_t>(j) * a.kv_stride + d;
+    if (a.kv_type == DType::F16) return fp16_to_f32(load_u16(static_cast<const uint8_t*>(a.k) + 2 * at));
+    return static_cast<const float*>(a.k)[at];
+  };
+  auto value = [&](int j, int d) -> double {
+    const int64_t at = static_cast<int64_t>(j) * a.kv_stride + d;
+    if (a.kv_type == DType::F16) return fp16_to_f32(load_u16(static_cast<const uint8_t*>(a.v) + 2 * at));
+    return static_cast<const float*>(a.v)[at];
+  };
+  std::vector<double> scores;
+  std::vector<double> out(static_cast<size_t>(hd));
+  for (int t = 0; t < a.n_tokens; ++t) {
+    const int n_keys = a.n_past + t + 1;
+    scores.resize(static_cast<size_t>(n_keys));
+    for (int h = 0; h < a.n_heads; ++h) {
+      const float* q = a.q + t * a.q_token_stride + h * a.q_head_stride;
+      double max_score = -INFINITY;
+      for (int j = 0; j < n_keys; ++j) {
+        double s = 0.0;
+        for (int d = 0; d < hd; ++d) s += static_cast<double>(q[d]) * key(j, d);
+        scores[j] = s * a.scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      double sum = 0.0;
+      for (int j = 0; j < n_keys; ++j) {
+        scores[j] = std::exp(scores[j] - max_score);
+        sum += scores[j];
+      }
+      std::fill(out.begin(), out.end(), 0.0);
+      for (int j = 0; j < n_keys; ++j)
+        for (int d = 0; d < hd; ++d) out[d] += scores[j] * value(j, d);
+      float* o = a.out + t * a.out_token_stride + h * a.out_head_stride;
+      for (int d = 0; d < hd; ++d) o[d] = static_cast<float>(out[d] / sum);
+    }
+  }
+}
+
+void silu_mul_scalar(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void f32_to_f16_scalar(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_fp16(x[i]);
+}
+
+void f16_to_f32_scalar(const uint16_t* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_f32(x[i]);
+}
+
 }  // namespace
+
+namespace detail::reference {
+
+void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
+                       float* scaled_sums, int32_t* lane_bias, float* lane_scales) {
+  if (format == ActFormat::Q8_256) {
+    quantize_q8_256(x, n, qs, scales);
+  } else {
+    quantize_q8_32(x, n, qs, scales);
+  }
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) s += qs[32 * b + j];
+    sums[b] = s;
+    if (scaled_sums != nullptr) scaled_sums[b] = scales[b] * static_cast<float>(s);
+  }
+  if (lane_bias != nullptr) {
+    for (int64_t l = 0; l < n / 4; ++l) {
+      lane_bias[l] = -128 * (qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3]);
+      lane_scales[l] = scales[l / 8];
+    }
+  }
+}
+
+}  // namespace detail::reference
+
+namespace scalar {
+
+void quantize_acts(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums) {
+  if (format == ActFormat::F32 || n < 0 || n % act_block(format) != 0)
+    throw Error("quantize_acts: row length " + std::to_string(n) + " does not fit the format");
+  detail::reference::quantize_acts_row(format, x, n, qs, scales, sums, nullptr, nullptr, nullptr);
+}
+
+float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row) {
+  detail::check_row_args(type, x.n());
+  if (act_format_for(type) != x.format() || x.format() == ActFormat::F32)
+    throw Error("dot_q8: activations are not in the format " + std::string(dtype_name(type)) + " needs");
+  return static_cast<float>(dot_q8_unchecked(type, w, x.qs(row), x.scales(row), x.sums(row), x.n()));
+}
+
+void attention(const AttentionArgs& args) { attention_reference(args); }
+
+void silu_mul(float* g, const float* u, int64_t n) { silu_mul_scalar(g, u, n); }
+
+}  // namespace scalar
+
+namespace detail::reference {
+
+// The scalar table computes the fast path pair by pair with the reference
+// dot product (see kernels.cc); it has no tiles.
+bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    y[r] = static_cast<float>(dot_q8_unchecked(type, w + r * row_stride, x.qs, x.scales, x.sums, n));
+  return true;
+}
+
+void attention(const AttentionArgs& args, AttentionScratch&) { attention_reference(args); }
+
+}  // namespace detail::reference
 
 namespace scalar {
 
@@ -157,7 +400,18 @@ float dot(DType type, const uint8_t* row, const float* x, int64_t n) {
 }  // namespace scalar
 
 namespace detail {
-constexpr IsaKernels kScalarKernels = {"scalar", dequantize_unchecked, dot_unchecked, gemm_f32};
+constexpr IsaKernels kScalarKernels = {"scalar",
+                                       dequantize_unchecked,
+                                       dot_unchecked,
+                                       gemm_f32,
+                                       reference::quantize_acts_row,
+                                       nullptr,
+                                       nullptr,
+                                       reference::gemv,
+                                       reference::attention,
+                                       silu_mul_scalar,
+                                       f32_to_f16_scalar,
+                                       f16_to_f32_scalar};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

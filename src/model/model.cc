@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "kernels/kernels.h"
+#include "tensor/fp16.h"
 
 namespace glassbox {
 
@@ -105,12 +106,16 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
 struct Context::Buffers {
   // [n_batch][dim] row-major activations
   std::vector<float> x, xn, q, k, v, attn_out, proj, gate, up;
-  std::vector<float> scores;  // [n_threads][n_ctx] attention scratch
+  std::vector<float> scores;  // [n_threads][n_ctx] attention scratch (hooks, unusual shapes)
   std::vector<float> probs;   // [n_threads][n_ctx] attention probabilities handed to hooks
   std::vector<float> rope_cos, rope_sin;  // [n_batch][rope_dims/2]
   std::vector<int> pos;
-  // KV cache: [n_layer][n_ctx][kv_dim]
+  // KV cache: [n_layer][n_ctx][kv_dim], F32 or F16 (the other pair empty).
   std::vector<float> k_cache, v_cache;
+  std::vector<uint16_t> k_cache16, v_cache16;
+  // Fast path: the inputs of the matrix products with their quantized forms.
+  kernels::Activations act_xn, act_attn, act_hidden;
+  std::vector<kernels::AttentionScratch> attention_scratch;  // one per pool thread
 };
 
 Context::Context(const Model& model, const ContextOptions& o)
@@ -118,6 +123,9 @@ Context::Context(const Model& model, const ContextOptions& o)
   const ModelConfig& c = model.config();
   n_ctx_ = o.n_ctx > 0 ? o.n_ctx : std::min(c.n_ctx_train, 4096);
   n_batch_ = std::max(1, std::min(o.n_batch, n_ctx_));
+  precision_ = o.precision;
+  kv_type_ = o.kv_cache != KvCacheType::Auto ? o.kv_cache
+                                             : (precision_ == Precision::Fast ? KvCacheType::F16 : KvCacheType::F32);
   Buffers& b = *buf_;
   const size_t nb = n_batch_;
   b.x.resize(nb * c.n_embd);
@@ -134,14 +142,58 @@ Context::Context(const Model& model, const ContextOptions& o)
   b.rope_cos.resize(nb * c.rope_dims / 2);
   b.rope_sin.resize(nb * c.rope_dims / 2);
   b.pos.resize(nb);
-  b.k_cache.resize(static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_k());
-  b.v_cache.resize(static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_v());
+  const size_t k_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_k();
+  const size_t v_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_v();
+  if (kv_type_ == KvCacheType::F16) {
+    b.k_cache16.resize(k_elems);
+    b.v_cache16.resize(v_elems);
+  } else {
+    b.k_cache.resize(k_elems);
+    b.v_cache.resize(v_elems);
+  }
+  if (precision_ == Precision::Fast) {
+    // Sized now so that evaluation does not allocate. The final norm's
+    // output goes through act_xn too.
+    b.act_xn.reserve(n_batch_, c.n_embd);
+    b.act_attn.reserve(n_batch_, c.n_head * c.head_dim_v);
+    b.act_hidden.reserve(n_batch_, c.n_ff);
+  }
+  b.attention_scratch.resize(static_cast<size_t>(pool_.size()));
+  for (auto& s : b.attention_scratch) s.buf.resize(static_cast<size_t>(8) * (std::max(c.head_dim_k, c.head_dim_v) + 96));
   logits_.resize(c.n_vocab);
 }
 
 Context::~Context() = default;
 
+ContextOptions Context::options() const {
+  ContextOptions o;
+  o.n_ctx = n_ctx_;
+  o.n_batch = n_batch_;
+  o.n_threads = pool_.size();
+  o.precision = precision_;
+  o.kv_cache = kv_type_;
+  return o;
+}
+
 void Context::truncate(int n) { n_past_ = std::clamp(n, 0, n_past_); }
+
+namespace {
+
+// Copies `count` cached values, converting between F32 and F16 storage.
+void copy_cache(const std::vector<float>& src32, const std::vector<uint16_t>& src16, size_t src_at,
+                std::vector<float>& dst32, std::vector<uint16_t>& dst16, size_t dst_at, size_t count) {
+  if (!src16.empty() && !dst16.empty()) {
+    std::copy_n(&src16[src_at], count, &dst16[dst_at]);
+  } else if (!src32.empty() && !dst32.empty()) {
+    std::copy_n(&src32[src_at], count, &dst32[dst_at]);
+  } else if (!src32.empty()) {
+    kernels::f32_to_f16_row(&src32[src_at], &dst16[dst_at], static_cast<int64_t>(count));
+  } else {
+    kernels::f16_to_f32_row(&src16[src_at], &dst32[dst_at], static_cast<int64_t>(count));
+  }
+}
+
+}  // namespace
 
 void Context::fork_from(const Context& src, int n) {
   if (&src.model_ != &model_) throw Error("fork_from: contexts of different models");
@@ -150,11 +202,13 @@ void Context::fork_from(const Context& src, int n) {
                 std::to_string(src.n_past_) + ", context size " + std::to_string(n_ctx_));
   const ModelConfig& c = model_.config();
   const size_t row_k = c.kv_dim_k(), row_v = c.kv_dim_v();
+  const Buffers& s = *src.buf_;
+  Buffers& d = *buf_;
   for (int il = 0; il < c.n_layer; ++il) {
-    std::copy_n(&src.buf_->k_cache[static_cast<size_t>(il) * src.n_ctx_ * row_k], n * row_k,
-                &buf_->k_cache[static_cast<size_t>(il) * n_ctx_ * row_k]);
-    std::copy_n(&src.buf_->v_cache[static_cast<size_t>(il) * src.n_ctx_ * row_v], n * row_v,
-                &buf_->v_cache[static_cast<size_t>(il) * n_ctx_ * row_v]);
+    copy_cache(s.k_cache, s.k_cache16, static_cast<size_t>(il) * src.n_ctx_ * row_k, d.k_cache, d.k_cache16,
+               static_cast<size_t>(il) * n_ctx_ * row_k, n * row_k);
+    copy_cache(s.v_cache, s.v_cache16, static_cast<size_t>(il) * src.n_ctx_ * row_v, d.v_cache, d.v_cache16,
+               static_cast<size_t>(il) * n_ctx_ * row_v, n * row_v);
   }
   n_past_ = n;
   n_logit_rows_ = 0;
@@ -194,13 +248,6 @@ void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
   for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
   const float scale = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
   for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-void add_bias(float* x, const std::vector<float>& bias, int n_tokens) {
-  if (bias.empty()) return;
-  const size_t dim = bias.size();
-  for (int t = 0; t < n_tokens; ++t)
-    for (size_t i = 0; i < dim; ++i) x[t * dim + i] += bias[i];
 }
 
 // ggml's YaRN ramp: 1 inside the extrapolated band, falling linearly to 0.
@@ -265,15 +312,154 @@ void apply_rope(const ModelConfig& c, float* x, int n_tokens, int n_heads, int h
 
 }  // namespace
 
+namespace {
+
+// Runs fn(begin, end, thread) over the tokens of a chunk: on the pool for
+// prompt chunks, on the calling thread for a single token (no std::function
+// is made then, so decoding does not allocate).
+template <typename Fn>
+void for_tokens(ThreadPool& pool, int n, const Fn& fn) {
+  if (n >= 8) {
+    pool.ParallelFor(n, [f = &fn](int64_t b, int64_t e, int t) { (*f)(b, e, t); });
+  } else {
+    fn(0, n, 0);
+  }
+}
+
+// Reads element `at` of a cache stored as F32 or F16.
+inline float cache_at(const float* f32, const uint16_t* f16, size_t at) {
+  return f16 != nullptr ? fp16_to_f32(f16[at]) : f32[at];
+}
+
+// Softmax attention of one query over keys 0..n_keys-1 in plain loops: the
+// probabilities handed to hooks, and the fallback for head shapes the
+// kernel does not take (key and value sizes that differ).
+void attention_probs(const float* q, const float* k32, const uint16_t* k16, size_t k_stride, int n_keys, int hk,
+                     float scale, float* probs) {
+  float max_score = -INFINITY;
+  for (int j = 0; j < n_keys; ++j) {
+    float s = 0.0f;
+    for (int d = 0; d < hk; ++d) s += q[d] * cache_at(k32, k16, static_cast<size_t>(j) * k_stride + d);
+    probs[j] = s * scale;
+    max_score = std::max(max_score, probs[j]);
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < n_keys; ++j) {
+    probs[j] = std::exp(probs[j] - max_score);
+    sum += probs[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int j = 0; j < n_keys; ++j) probs[j] *= inv;
+}
+
+}  // namespace
+
+// Causal attention of layer il for the chunk's n tokens (whose K and V are
+// already in the cache): one work item per (KV head, block of tokens), the
+// query heads of a KV head together so that each key is loaded once.
+void Context::attention_layer(int il, int n) {
+  const ModelConfig& c = model_.config();
+  struct Job {
+    Context* self;
+    int il, n, token_block;
+    bool watch;
+  };
+  const bool watch =
+      hooks_ && hooks_->on_attention && (!hooks_->wants_attention || hooks_->wants_attention(il));
+  const int token_block = std::max(1, std::min(16, n));
+  const Job job{this, il, n, token_block, watch};
+  const int n_items = c.n_head_kv * ((n + token_block - 1) / token_block);
+  auto work = [j = &job](int64_t begin, int64_t end, int thread) {
+    Context& ctx = *j->self;
+    const ModelConfig& c = ctx.model_.config();
+    Buffers& b = *ctx.buf_;
+    const int hk = c.head_dim_k, hv = c.head_dim_v, group = c.n_head / c.n_head_kv;
+    const int kv_k = c.kv_dim_k(), kv_v = c.kv_dim_v();
+    const size_t k_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * kv_k;
+    const size_t v_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * kv_v;
+    const bool half = ctx.kv_type_ == KvCacheType::F16;
+    const float* k32 = half ? nullptr : b.k_cache.data() + k_layer;
+    const float* v32 = half ? nullptr : b.v_cache.data() + v_layer;
+    const uint16_t* k16 = half ? b.k_cache16.data() + k_layer : nullptr;
+    const uint16_t* v16 = half ? b.v_cache16.data() + v_layer : nullptr;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hk));
+    for (int64_t item = begin; item < end; ++item) {
+      const int kvh = static_cast<int>(item % c.n_head_kv);
+      const int t0 = static_cast<int>(item / c.n_head_kv) * j->token_block;
+      const int nt = std::min(j->token_block, j->n - t0);
+      if (hk == hv) {
+        kernels::AttentionArgs a;
+        a.q = &b.q[static_cast<size_t>(t0) * c.q_dim() + static_cast<size_t>(kvh) * group * hk];
+        a.q_token_stride = c.q_dim();
+        a.q_head_stride = hk;
+        a.out = &b.attn_out[static_cast<size_t>(t0) * c.n_head * hv + static_cast<size_t>(kvh) * group * hv];
+        a.out_token_stride = static_cast<int64_t>(c.n_head) * hv;
+        a.out_head_stride = hv;
+        a.n_tokens = nt;
+        a.n_heads = group;
+        a.head_dim = hk;
+        a.n_past = ctx.n_past_ + t0;
+        a.kv_type = half ? DType::F16 : DType::F32;
+        a.k = half ? static_cast<const void*>(k16 + kvh * hk) : static_cast<const void*>(k32 + kvh * hk);
+        a.v = half ? static_cast<const void*>(v16 + kvh * hv) : static_cast<const void*>(v32 + kvh * hv);
+        a.kv_stride = kv_k;
+        a.scale = scale;
+        kernels::attention(a, b.attention_scratch[static_cast<size_t>(thread)]);
+      }
+      if (!j->watch && hk == hv) continue;
+      // Plain loops: probabilities for the hook (the output above stays as
+      // computed, so watching changes nothing), or the output itself for
+      // unusual head shapes.
+      float* probs = &b.probs[static_cast<size_t>(thread) * ctx.n_ctx_];
+      for (int t = t0; t < t0 + nt; ++t) {
+        for (int g = 0; g < group; ++g) {
+          const int h = kvh * group + g;
+          const int n_keys = ctx.n_past_ + t + 1;
+          attention_probs(&b.q[(static_cast<size_t>(t) * c.n_head + h) * hk], k32 ? k32 + kvh * hk : nullptr,
+                          k16 ? k16 + kvh * hk : nullptr, kv_k, n_keys, hk, scale, probs);
+          if (hk != hv) {
+            float* out = &b.attn_out[(static_cast<size_t>(t) * c.n_head + h) * hv];
+            std::fill(out, out + hv, 0.0f);
+            for (int key = 0; key < n_keys; ++key)
+              for (int d = 0; d < hv; ++d)
+                out[d] += probs[key] * cache_at(v32 ? v32 + kvh * hv : nullptr, v16 ? v16 + kvh * hv : nullptr,
+                                                static_cast<size_t>(key) * kv_v + d);
+          }
+          if (j->watch) ctx.hooks_->on_attention(j->il, h, ctx.n_past_ + t, n_keys, probs);
+        }
+      }
+    }
+  };
+  pool_.ParallelForDynamic(n_items, 1, work);
+}
+
 void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int logit_row0) {
   const ModelConfig& c = model_.config();
   const Weights& w = model_.weights();
   Buffers& b = *buf_;
   ThreadPool* pool = &pool_;
-  const int D = c.n_embd, hk = c.head_dim_k, hv = c.head_dim_v;
+  const bool fast = precision_ == Precision::Fast;
+  const int D = c.n_embd, hk = c.head_dim_k;
   const int kv_k = c.kv_dim_k(), kv_v = c.kv_dim_v();
-  const int group = c.n_head / c.n_head_kv;
-  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hk));
+
+  // Y = W X for the chunk: X's rows have `ld` floats; `acts` carries their
+  // quantized forms on the fast path.
+  auto product = [&](const TensorView& W, kernels::Activations& acts, const float* X, int ld, float* Y) {
+    if (fast) {
+      acts.set(X, ld, n, W.cols());
+      kernels::matmul_fast(W, acts, Y, pool);
+    } else {
+      kernels::matmul(W, X, n, Y, pool);
+    }
+  };
+  auto norm_rows = [&](const std::vector<float>& weight) {
+    for_tokens(pool_, n, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) rms_norm(&b.x[t * D], weight.data(), &b.xn[t * D], D, c.norm_eps);
+    });
+  };
+  auto add_residual = [&]() {
+    for (size_t i = 0; i < static_cast<size_t>(n) * D; ++i) b.x[i] += b.proj[i];
+  };
 
   // Embedding lookup: dequantize the token's row.
   for (int t = 0; t < n; ++t) {
@@ -284,80 +470,70 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
 
   for (int il = 0; il < c.n_layer; ++il) {
     const LayerWeights& l = w.layers[il];
-    float* k_cache = &b.k_cache[static_cast<size_t>(il) * n_ctx_ * kv_k];
-    float* v_cache = &b.v_cache[static_cast<size_t>(il) * n_ctx_ * kv_v];
 
     // --- attention
-    for (int t = 0; t < n; ++t) rms_norm(&b.x[t * D], l.attn_norm.data(), &b.xn[t * D], D, c.norm_eps);
-    kernels::matmul(l.wq, b.xn.data(), n, b.q.data(), pool);
-    kernels::matmul(l.wk, b.xn.data(), n, b.k.data(), pool);
-    kernels::matmul(l.wv, b.xn.data(), n, b.v.data(), pool);
-    add_bias(b.q.data(), l.bq, n);
-    add_bias(b.k.data(), l.bk, n);
-    add_bias(b.v.data(), l.bv, n);
-    if (c.qk_norm) {
-      for (int i = 0; i < n * c.n_head; ++i) rms_norm(&b.q[i * hk], l.q_norm.data(), &b.q[i * hk], hk, c.norm_eps);
-      for (int i = 0; i < n * c.n_head_kv; ++i)
-        rms_norm(&b.k[i * hk], l.k_norm.data(), &b.k[i * hk], hk, c.norm_eps);
+    norm_rows(l.attn_norm);
+    if (fast) {
+      // Q, K and V from one quantized input, in one parallel section.
+      b.act_xn.set(b.xn.data(), D, n, D);
+      const kernels::MatmulTask tasks[] = {{&l.wq, &b.act_xn, b.q.data(), c.q_dim()},
+                                           {&l.wk, &b.act_xn, b.k.data(), kv_k},
+                                           {&l.wv, &b.act_xn, b.v.data(), kv_v}};
+      kernels::matmul_fast(tasks, pool);
+    } else {
+      kernels::matmul(l.wq, b.xn.data(), n, b.q.data(), pool);
+      kernels::matmul(l.wk, b.xn.data(), n, b.k.data(), pool);
+      kernels::matmul(l.wv, b.xn.data(), n, b.v.data(), pool);
     }
-    apply_rope(c, b.q.data(), n, c.n_head, hk, b.rope_cos.data(), b.rope_sin.data());
-    apply_rope(c, b.k.data(), n, c.n_head_kv, hk, b.rope_cos.data(), b.rope_sin.data());
-    std::memcpy(k_cache + static_cast<size_t>(n_past_) * kv_k, b.k.data(), sizeof(float) * n * kv_k);
-    std::memcpy(v_cache + static_cast<size_t>(n_past_) * kv_v, b.v.data(), sizeof(float) * n * kv_v);
-
-    // Causal attention: one (token, head) pair per work item; scores use a
-    // per-thread row of n_ctx floats, so memory stays linear in context.
-    const int n_items = n * c.n_head;
-    const bool watch_attention = hooks_ && hooks_->on_attention && (!hooks_->wants_attention || hooks_->wants_attention(il));
-    pool_.ParallelFor(n_items, [&](int64_t begin, int64_t end, int thread) {
-      float* scores = &b.scores[static_cast<size_t>(thread) * n_ctx_];
-      for (int64_t item = begin; item < end; ++item) {
-        const int t = static_cast<int>(item / c.n_head), h = static_cast<int>(item % c.n_head);
-        const int kvh = h / group;
-        const float* q = &b.q[(static_cast<size_t>(t) * c.n_head + h) * hk];
-        const int n_keys = n_past_ + t + 1;
-        float max_score = -INFINITY;
-        for (int j = 0; j < n_keys; ++j) {
-          const float* kj = k_cache + static_cast<size_t>(j) * kv_k + kvh * hk;
-          float s = 0.0f;
-          for (int d = 0; d < hk; ++d) s += q[d] * kj[d];
-          s *= attn_scale;
-          scores[j] = s;
-          max_score = std::max(max_score, s);
+    // Biases, q/k norms, rotary embedding, and the new K/V into the cache.
+    for_tokens(pool_, n, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* q = &b.q[t * c.q_dim()];
+        float* k = &b.k[t * kv_k];
+        float* v = &b.v[t * kv_v];
+        if (!l.bq.empty()) {
+          for (int i = 0; i < c.q_dim(); ++i) q[i] += l.bq[i];
+          for (int i = 0; i < kv_k; ++i) k[i] += l.bk[i];
+          for (int i = 0; i < kv_v; ++i) v[i] += l.bv[i];
         }
-        float sum = 0.0f;
-        for (int j = 0; j < n_keys; ++j) {
-          scores[j] = std::exp(scores[j] - max_score);
-          sum += scores[j];
+        if (c.qk_norm) {
+          for (int h = 0; h < c.n_head; ++h) rms_norm(q + h * hk, l.q_norm.data(), q + h * hk, hk, c.norm_eps);
+          for (int h = 0; h < c.n_head_kv; ++h) rms_norm(k + h * hk, l.k_norm.data(), k + h * hk, hk, c.norm_eps);
         }
-        const float inv = 1.0f / sum;
-        if (watch_attention) {  // the hook gets a copy: the forward pass is untouched
-          float* probs = &b.probs[static_cast<size_t>(thread) * n_ctx_];
-          for (int j = 0; j < n_keys; ++j) probs[j] = scores[j] * inv;
-          hooks_->on_attention(il, h, n_past_ + t, n_keys, probs);
-        }
-        float* out = &b.attn_out[(static_cast<size_t>(t) * c.n_head + h) * hv];
-        std::fill(out, out + hv, 0.0f);
-        for (int j = 0; j < n_keys; ++j) {
-          const float p = scores[j] * inv;
-          const float* vj = v_cache + static_cast<size_t>(j) * kv_v + kvh * hv;
-          for (int d = 0; d < hv; ++d) out[d] += p * vj[d];
+        apply_rope(c, q, 1, c.n_head, hk, &b.rope_cos[t * (c.rope_dims / 2)], &b.rope_sin[t * (c.rope_dims / 2)]);
+        apply_rope(c, k, 1, c.n_head_kv, hk, &b.rope_cos[t * (c.rope_dims / 2)], &b.rope_sin[t * (c.rope_dims / 2)]);
+        const size_t pos = static_cast<size_t>(n_past_ + t);
+        const size_t k_at = (static_cast<size_t>(il) * n_ctx_ + pos) * kv_k;
+        const size_t v_at = (static_cast<size_t>(il) * n_ctx_ + pos) * kv_v;
+        if (kv_type_ == KvCacheType::F16) {
+          kernels::f32_to_f16_row(k, &b.k_cache16[k_at], kv_k);
+          kernels::f32_to_f16_row(v, &b.v_cache16[v_at], kv_v);
+        } else {
+          std::memcpy(&b.k_cache[k_at], k, sizeof(float) * kv_k);
+          std::memcpy(&b.v_cache[v_at], v, sizeof(float) * kv_v);
         }
       }
     });
-    kernels::matmul(l.wo, b.attn_out.data(), n, b.proj.data(), pool);
-    for (size_t i = 0; i < static_cast<size_t>(n) * D; ++i) b.x[i] += b.proj[i];
+    attention_layer(il, n);
+    product(l.wo, b.act_attn, b.attn_out.data(), c.n_head * c.head_dim_v, b.proj.data());
+    add_residual();
 
     // --- feed-forward (SwiGLU)
-    for (int t = 0; t < n; ++t) rms_norm(&b.x[t * D], l.ffn_norm.data(), &b.xn[t * D], D, c.norm_eps);
-    kernels::matmul(l.w_gate, b.xn.data(), n, b.gate.data(), pool);
-    kernels::matmul(l.w_up, b.xn.data(), n, b.up.data(), pool);
-    for (size_t i = 0; i < static_cast<size_t>(n) * c.n_ff; ++i) {
-      const float g = b.gate[i];
-      b.gate[i] = g / (1.0f + std::exp(-g)) * b.up[i];
+    norm_rows(l.ffn_norm);
+    if (fast) {
+      b.act_xn.set(b.xn.data(), D, n, D);
+      const kernels::MatmulTask tasks[] = {{&l.w_gate, &b.act_xn, b.gate.data(), c.n_ff},
+                                           {&l.w_up, &b.act_xn, b.up.data(), c.n_ff}};
+      kernels::matmul_fast(tasks, pool);
+    } else {
+      kernels::matmul(l.w_gate, b.xn.data(), n, b.gate.data(), pool);
+      kernels::matmul(l.w_up, b.xn.data(), n, b.up.data(), pool);
     }
-    kernels::matmul(l.w_down, b.gate.data(), n, b.proj.data(), pool);
-    for (size_t i = 0; i < static_cast<size_t>(n) * D; ++i) b.x[i] += b.proj[i];
+    for_tokens(pool_, n, [&](int64_t t0, int64_t t1, int) {
+      kernels::silu_mul(&b.gate[t0 * c.n_ff], &b.up[t0 * c.n_ff], (t1 - t0) * c.n_ff);
+    });
+    product(l.w_down, b.act_hidden, b.gate.data(), c.n_ff, b.proj.data());
+    add_residual();
     if (hooks_ && hooks_->on_layer_output) hooks_->on_layer_output(il, n_past_, n, b.x.data());
   }
   n_past_ += n;
@@ -369,7 +545,12 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
   const int rows = n - first;
   for (int t = first; t < n; ++t) rms_norm(&b.x[t * D], w.output_norm.data(), &b.xn[(t - first) * D], D, c.norm_eps);
   float* dst = logits_.data() + static_cast<size_t>(logit_row0 < 0 ? 0 : logit_row0) * c.n_vocab;
-  kernels::matmul(w.output, b.xn.data(), rows, dst, pool);
+  if (fast) {
+    b.act_xn.set(b.xn.data(), D, rows, D);
+    kernels::matmul_fast(w.output, b.act_xn, dst, pool);
+  } else {
+    kernels::matmul(w.output, b.xn.data(), rows, dst, pool);
+  }
 }
 
 }  // namespace glassbox

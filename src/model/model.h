@@ -70,10 +70,27 @@ struct ForwardHooks {
   std::function<void(int layer, int head, int pos, int n_keys, const float* probs)> on_attention;
 };
 
+// How the forward pass computes.
+enum class Precision : uint8_t {
+  // Activations quantized to 8-bit blocks before each quantized matrix
+  // product, as llama.cpp does on CPU (integer dot products), F16 KV cache.
+  // Logits move by about 0.1 against F32 arithmetic on the same weights
+  // (tests/data/reference/MODELS.md) and stay within that of llama.cpp's.
+  Fast,
+  // F32 activations and F32 KV cache: matches llama.cpp run on the
+  // dequantized-F32 weights to about 1e-4.
+  Exact,
+};
+
+// Element type of the KV cache. Auto: F16 for Fast, F32 for Exact.
+enum class KvCacheType : uint8_t { Auto, F32, F16 };
+
 struct ContextOptions {
   int n_ctx = 0;      // 0: min(model's training context, 4096)
   int n_batch = 256;  // tokens per forward chunk during prefill
   int n_threads = 0;  // 0: hardware threads
+  Precision precision = Precision::Fast;
+  KvCacheType kv_cache = KvCacheType::Auto;
 };
 
 // KV cache + scratch activations for one sequence. All buffers are sized at
@@ -104,14 +121,23 @@ class Context {
   int64_t tokens_evaluated() const { return tokens_evaluated_; }
   const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
+  Precision precision() const { return precision_; }
+  // F16 or F32 (never Auto).
+  KvCacheType kv_cache_type() const { return kv_type_; }
+  // The options as resolved (n_ctx, n_batch, n_threads and the KV type
+  // filled in): a context made with them computes the same way.
+  ContextOptions options() const;
 
  private:
   void forward_chunk(const TokenId* tokens, int n_tokens, bool all_logits, int logit_row0);
+  void attention_layer(int il, int n_tokens);
 
   const Model& model_;
   int n_ctx_ = 0;
   int n_batch_ = 0;
   int n_past_ = 0;
+  Precision precision_ = Precision::Fast;
+  KvCacheType kv_type_ = KvCacheType::F16;
   ThreadPool pool_;
   struct Buffers;
   std::unique_ptr<Buffers> buf_;

@@ -100,6 +100,7 @@ TEST_P(ReferenceLogits, BatchedAndSequentialMatch) {
   ContextOptions co;
   co.n_ctx = 128;
   co.n_threads = 2;
+  co.precision = Precision::Exact;  // F32 activations: the dequant-F32 reference at 1e-4
   Context batch(*model, co);
   batch.eval(tokens, /*all_logits=*/true);
   for (size_t p = 0; p < tokens.size(); ++p)
@@ -136,6 +137,7 @@ TEST_P(ReferenceLogits, NativeLlamaCppWithinQuantizationNoise) {
   ContextOptions co;
   co.n_ctx = 64;
   co.n_threads = 1;
+  co.precision = Precision::Exact;
   Context ctx(*model, co);
   ctx.eval(tokens, true);
   for (size_t p = 0; p < tokens.size(); ++p) EXPECT_LE(max_diff(ctx.logits(static_cast<int>(p)), rows[p]), 0.15);
@@ -160,6 +162,7 @@ TEST(Stories260K, Greedy200FromBos) {
   ASSERT_EQ(ids.size(), 201u);
   ContextOptions co;
   co.n_ctx = 256;
+  co.precision = Precision::Exact;
   Context ctx(*model, co);
   std::vector<TokenId> out = {ids[0]};
   ctx.eval(std::span<const TokenId>(out.data(), 1));

@@ -25,6 +25,7 @@
 #include "server/policy.h"
 #include "server/reasoning_summary.h"
 #include "server/trace_record.h"
+#include "web/web_assets.h"
 
 namespace glassbox::server {
 
@@ -586,17 +587,26 @@ struct Server::Impl {
         if (g.logprobs && !pending_content_lp.empty()) lp["content"] = drain(pending_content_lp);
         if (reasoning_lp && !pending_reasoning_lp.empty()) lp["reasoning_content"] = drain(pending_reasoning_lp);
         if (!lp.empty()) job.push(sse(chunk(chat_choice(ojson::object(), lp))));
-        job.push(sse(chunk(chat_choice(ojson::object(), nullptr, finish))));
-      } else {
+      }
+      ojson finish_chunk = chat ? chunk(chat_choice(ojson::object(), nullptr, finish)) : ojson();
+      if (!chat) {
         ojson lp = nullptr;
         if (g.logprobs && !pending_content_lp.empty()) lp = legacy_logprobs(pending_content_lp, g.top_logprobs, tok);
-        job.push(sse(chunk({{"text", ""}, {"index", 0}, {"logprobs", lp}, {"finish_reason", finish}})));
+        finish_chunk = chunk({{"text", ""}, {"index", 0}, {"logprobs", lp}, {"finish_reason", finish}});
       }
-      ojson last = chunk(nullptr);
-      last["choices"] = ojson::array();
-      last["usage"] = usage_json(r);
-      last["glassbox"] = glassbox_ext;
-      job.push(sse(last));
+      // The usage chunk (choices: []) unless stream_options.include_usage is
+      // false; the glassbox extension rides on the last chunk either way.
+      if (g.include_usage) {
+        job.push(sse(finish_chunk));
+        ojson last = chunk(nullptr);
+        last["choices"] = ojson::array();
+        last["usage"] = usage_json(r);
+        last["glassbox"] = glassbox_ext;
+        job.push(sse(last));
+      } else {
+        finish_chunk["glassbox"] = glassbox_ext;
+        job.push(sse(finish_chunk));
+      }
       job.push("data: [DONE]\n\n");
       job.finish(200, "");
       return;
@@ -1043,7 +1053,9 @@ struct Server::Impl {
     http.set_payload_max_length(config.limits.max_body_bytes);
     http.set_read_timeout(30, 0);
     http.set_write_timeout(30, 0);
-    http.set_keep_alive_timeout(5);
+    // Short: an idle keep-alive connection holds an HTTP thread, and delays
+    // a shutdown, for up to this long.
+    http.set_keep_alive_timeout(2);
     http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
       t_request_start = Clock::now();
       return httplib::Server::HandlerResponse::Unhandled;
@@ -1123,6 +1135,17 @@ struct Server::Impl {
     }));
     http.Get("/v1/audit/export", guarded([this](const httplib::Request& req, httplib::Response& res) {
       handle_audit_export(req, res);
+    }));
+    // The trace explorer (web/): the page and its files, for every other GET.
+    // It holds no data: it calls the API above with the key the user enters.
+    http.Get(R"(/.*)", guarded([](const httplib::Request& req, httplib::Response& res) {
+      const web::Asset* asset = web::find_asset(req.path);
+      if (!asset)
+        throw ApiError(404, "unknown route: GET " + audit::sanitize_utf8(req.path), "", "not_found");
+      res.status = 200;
+      res.set_content(std::string(asset->body), std::string(asset->content_type));
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("Cache-Control", asset->path.rfind("/assets/", 0) == 0 ? "public, max-age=3600" : "no-cache");
     }));
   }
 

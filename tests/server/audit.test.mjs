@@ -77,6 +77,7 @@ for (const { kind, skip } of backends) {
     const failed = outcomes.filter((o) => o.status === 'rejected').length;
     assert.ok(completed.length >= 12);
     assert.equal(completed.length + failed, 50);
+    assert.ok(killed && failed > 0, 'the kill must interrupt requests in flight');
     if (!killed) await server.stop();
 
     // Restart on the same store: every completed response is there, as sent.

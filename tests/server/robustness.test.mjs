@@ -142,7 +142,7 @@ test('a client that disconnects cancels its generation; the trace records it', a
 test('a full queue answers 429 and the server recovers', async () => {
   const busy = await startServer({ db: path.join(tempDir(), 'audit.db'), extra: ['--parallel', '1', '--queue', '0'] });
   try {
-    const body = { messages: user, max_tokens: 600, glassbox: { min_thinking_tokens: 590 } };
+    const body = { messages: user, max_tokens: 300, glassbox: { min_thinking_tokens: 290 } };
     const results = await Promise.all(
       Array.from({ length: 6 }, () => http(`${busy.url}/v1/chat/completions`, { method: 'POST', body })),
     );

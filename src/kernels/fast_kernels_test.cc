@@ -1,0 +1,455 @@
+// The fast path (quantized activations), attention and fp16 conversion:
+// every SIMD variant this CPU runs against the scalar references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/thread_pool.h"
+#include "kernels/kernels.h"
+#include "tensor/fp16.h"
+
+namespace glassbox::kernels {
+namespace {
+
+const char* const kAllIsas[] = {"scalar", "avx2", "avx512", "avx512vnni"};
+const DType kQuantTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
+const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
+                           DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
+
+class IsaGuard {
+ public:
+  ~IsaGuard() { force_isa("auto"); }
+};
+
+// The ISAs of kAllIsas this CPU runs (forcing each in turn).
+std::vector<std::string> available_isas() {
+  IsaGuard guard;
+  std::vector<std::string> out;
+  for (const char* isa : kAllIsas)
+    if (force_isa(isa)) out.push_back(isa);
+  return out;
+}
+
+void put_u16(std::vector<uint8_t>& bytes, size_t at, uint16_t v) { std::memcpy(&bytes[at], &v, 2); }
+
+// Random stored rows: random bytes with finite scales of moderate size.
+std::vector<uint8_t> random_rows(DType type, int64_t n, int64_t rows, int64_t stride, std::mt19937& rng) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(stride * rows));
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+  std::uniform_real_distribution<float> scale(-0.1f, 0.1f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const size_t base = static_cast<size_t>(r * stride);
+    const size_t row_len = static_cast<size_t>(row_bytes(type, n));
+    auto half = [&](size_t at, float f) { put_u16(bytes, base + at, f32_to_fp16(f)); };
+    switch (type) {
+      case DType::F32:
+        for (int64_t i = 0; i < n; ++i) {
+          const float f = value(rng);
+          std::memcpy(&bytes[base + 4 * i], &f, 4);
+        }
+        break;
+      case DType::F16:
+        for (int64_t i = 0; i < n; ++i) half(2 * i, value(rng));
+        break;
+      case DType::BF16:
+        for (int64_t i = 0; i < n; ++i) put_u16(bytes, base + 2 * i, f32_to_bf16(value(rng)));
+        break;
+      case DType::Q4_0:
+      case DType::Q5_0:
+      case DType::Q8_0:
+        for (size_t at = 0; at < row_len; at += static_cast<size_t>(traits(type).block_bytes)) half(at, scale(rng));
+        break;
+      case DType::Q4_K:
+        for (size_t at = 0; at < row_len; at += 144) {
+          half(at, scale(rng) * 0.1f);
+          half(at + 2, scale(rng) * 0.1f);
+        }
+        break;
+      case DType::Q6_K:
+        for (size_t at = 0; at < row_len; at += 210) half(at + 208, scale(rng) * 0.1f);
+        break;
+      default: break;
+    }
+  }
+  return bytes;
+}
+
+std::vector<float> random_floats(int64_t n, std::mt19937& rng, float range = 1.0f) {
+  std::uniform_real_distribution<float> value(-range, range);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = value(rng);
+  return x;
+}
+
+// Bound on the float rounding of a dot product: relative to the sum of
+// |w_i x_i| over the dequantized weights and activations.
+double fast_tolerance(DType type, const uint8_t* row, const QuantizedActs& x, int64_t t) {
+  const int64_t n = x.n();
+  std::vector<float> w(static_cast<size_t>(n));
+  scalar::dequantize_row(type, row, w.data(), n);
+  double magnitude = 0;
+  for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(w[i] * x.qs(t)[i] * x.scales(t)[i / 32]);
+  return 1e-5 * magnitude + 1e-6;
+}
+
+double f32_tolerance(DType type, const uint8_t* row, const float* x, int64_t n) {
+  std::vector<float> w(static_cast<size_t>(n));
+  scalar::dequantize_row(type, row, w.data(), n);
+  double magnitude = 0;
+  for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(static_cast<double>(w[i]) * x[i]);
+  return 1e-5 * magnitude + 1e-6;
+}
+
+// ------------------------------------------------------------ quantization
+
+TEST(FastQuantize, FollowsGgmlRules) {
+  // Q8_0-style blocks: scale amax / 127 rounded to fp16, values x * 127 / amax.
+  std::vector<float> x(32, 0.0f);
+  x[0] = 1.0f;
+  x[1] = -0.5f;
+  x[2] = 0.25f;
+  x[3] = 1.0f / 254.0f;  // exactly half a step: ties to even (0)
+  x[4] = 3.0f / 254.0f;  // 1.5 steps: ties to even (2)
+  std::vector<int8_t> qs(32);
+  std::vector<float> scales(1);
+  std::vector<int32_t> sums(1);
+  scalar::quantize_acts(ActFormat::Q8_32, x.data(), 32, qs.data(), scales.data(), sums.data());
+  EXPECT_EQ(scales[0], fp16_to_f32(f32_to_fp16(1.0f / 127.0f)));
+  EXPECT_EQ(qs[0], 127);
+  EXPECT_EQ(qs[1], -64);  // -63.5 -> -64 (even)
+  EXPECT_EQ(qs[2], 32);   // 31.75
+  EXPECT_EQ(qs[3], 0);
+  EXPECT_EQ(qs[4], 2);
+  EXPECT_EQ(sums[0], 127 - 64 + 32 + 2);
+
+  // Q8_K-style blocks: the value of largest magnitude maps to -127, the
+  // scale is 1 / (-127 / max).
+  std::vector<float> y(256, 0.0f);
+  y[10] = 2.0f;
+  y[11] = -1.0f;
+  std::vector<int8_t> qk(256);
+  std::vector<float> sk(8);
+  std::vector<int32_t> sumk(8);
+  scalar::quantize_acts(ActFormat::Q8_256, y.data(), 256, qk.data(), sk.data(), sumk.data());
+  EXPECT_EQ(qk[10], -127);
+  EXPECT_EQ(qk[11], 64);  // 63.5 -> 64
+  for (int r = 0; r < 8; ++r) EXPECT_EQ(sk[r], 1.0f / (-127.0f / 2.0f));
+  EXPECT_EQ(sumk[0], -127 + 64);
+
+  EXPECT_THROW(scalar::quantize_acts(ActFormat::Q8_256, y.data(), 128, qk.data(), sk.data(), sumk.data()), Error);
+}
+
+TEST(FastQuantize, SimdEqualsScalarBitForBit) {
+  IsaGuard guard;
+  std::mt19937 rng(3);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    for (ActFormat format : {ActFormat::Q8_32, ActFormat::Q8_256}) {
+      for (int64_t n : {256, 512, 1024 + 256}) {
+        for (int64_t extra : {0, 32}) {
+          const int64_t len = format == ActFormat::Q8_32 ? n + extra : n;
+          SCOPED_TRACE(isa + " n=" + std::to_string(len) + (format == ActFormat::Q8_32 ? " Q8_32" : " Q8_256"));
+          const int64_t rows = 3;
+          std::vector<float> x = random_floats(rows * len, rng, 3.0f);
+          for (int64_t i = 0; i < len; ++i) x[static_cast<size_t>(len + i)] = 0.0f;  // an all-zero row
+          x[5] = -7.5f;                                                           // a clear maximum
+          QuantizedActs q;
+          q.quantize(format, x.data(), len, rows, len, nullptr);
+          std::vector<int8_t> qs(static_cast<size_t>(len));
+          std::vector<float> scales(static_cast<size_t>(len / 32));
+          std::vector<int32_t> sums(static_cast<size_t>(len / 32));
+          for (int64_t t = 0; t < rows; ++t) {
+            scalar::quantize_acts(format, x.data() + t * len, len, qs.data(), scales.data(), sums.data());
+            ASSERT_EQ(0, std::memcmp(qs.data(), q.qs(t), static_cast<size_t>(len))) << "row " << t;
+            for (int64_t b = 0; b < len / 32; ++b) {
+              ASSERT_EQ(scales[b], q.scales(t)[b]) << "row " << t << " block " << b;
+              ASSERT_EQ(sums[b], q.sums(t)[b]) << "row " << t << " block " << b;
+              ASSERT_EQ(q.scaled_sums(t)[b], scales[b] * static_cast<float>(sums[b]));
+            }
+            for (int64_t l = 0; l < len / 4; ++l) {
+              const int32_t four = qs[4 * l] + qs[4 * l + 1] + qs[4 * l + 2] + qs[4 * l + 3];
+              ASSERT_EQ(q.lane_bias(t)[l], -128 * four);
+              ASSERT_EQ(q.lane_scales(t)[l], scales[l / 8]);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------ dot products
+
+std::vector<int64_t> fast_lengths(DType type) {
+  if (traits(type).block_elems == 256) return {256, 512, 1024, 2560};
+  return {32, 64, 96, 352, 1024, 1056};
+}
+
+TEST(FastDot, SimdMatchesScalarReference) {
+  IsaGuard guard;
+  std::mt19937 rng(11);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    for (DType type : kQuantTypes) {
+      for (int64_t n : fast_lengths(type)) {
+        SCOPED_TRACE(isa + " " + std::string(dtype_name(type)) + " n=" + std::to_string(n));
+        const int64_t stride = row_bytes(type, n) + 1;  // unaligned rows
+        const auto rows = random_rows(type, n, 2, stride, rng);
+        const auto x = random_floats(n, rng);
+        QuantizedActs q;
+        q.quantize(act_format_for(type), x.data(), n, 1, n, nullptr);
+        for (int r = 0; r < 2; ++r) {
+          const uint8_t* row = rows.data() + r * stride;
+          const float want = scalar::dot_q8(type, row, q, 0);
+          EXPECT_NEAR(dot_q8(type, row, q, 0), want, fast_tolerance(type, row, q, 0));
+        }
+      }
+    }
+  }
+}
+
+// The fast product is close to the exact one (F32 activations): the
+// difference is the activation rounding, at most half a step per value.
+TEST(FastDot, CloseToExactProduct) {
+  std::mt19937 rng(5);
+  for (DType type : kQuantTypes) {
+    const int64_t n = 1024;
+    const auto row = random_rows(type, n, 1, row_bytes(type, n), rng);
+    const auto x = random_floats(n, rng);
+    QuantizedActs q;
+    q.quantize(act_format_for(type), x.data(), n, 1, n, nullptr);
+    std::vector<float> w(n);
+    scalar::dequantize_row(type, row.data(), w.data(), n);
+    double bound = 0;
+    for (int64_t i = 0; i < n; ++i) bound += std::fabs(w[i] * 0.5f * q.scales(0)[i / 32]);
+    EXPECT_NEAR(scalar::dot_q8(type, row.data(), q, 0), scalar::dot(type, row.data(), x.data(), n), bound + 1e-5)
+        << dtype_name(type);
+  }
+}
+
+// ----------------------------------------------------------------- matmul
+
+TEST(FastMatmul, MatchesReferenceForEveryTypeAndTokenCount) {
+  IsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(21);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    for (DType type : kAllTypes) {
+      const int64_t cols = traits(type).block_elems == 256 ? 512 : traits(type).block_elems == 1 ? 203 : 352;
+      const int64_t rows = 150;
+      const int64_t stride = row_bytes(type, cols) + 6;
+      const auto data = random_rows(type, cols, rows, stride, rng);
+      TensorView W;
+      W.type = type;
+      W.data = data.data();
+      W.ne[0] = cols;
+      W.ne[1] = rows;
+      W.row_stride = stride;
+      const int64_t max_tokens = 19;
+      const auto X = random_floats(max_tokens * cols, rng);
+      std::vector<float> Y_all;  // results with all tokens at once
+      for (int64_t n_tokens : {max_tokens, int64_t{1}, int64_t{2}, int64_t{5}}) {
+        SCOPED_TRACE(isa + " " + std::string(dtype_name(type)) + " tokens=" + std::to_string(n_tokens));
+        Activations acts;
+        acts.set(X.data(), cols, n_tokens, cols);
+        std::vector<float> Y(static_cast<size_t>(n_tokens * rows), NAN), Y_serial(Y.size(), NAN);
+        matmul_fast(W, acts, Y.data(), &pool);
+        matmul_fast(W, acts, Y_serial.data(), nullptr);
+        const ActFormat format = act_format_for(type);
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            const float got = Y[t * rows + r];
+            ASSERT_EQ(got, Y_serial[t * rows + r]) << "row " << r << " token " << t << ": threads change the result";
+            if (format == ActFormat::F32) {
+              ASSERT_NEAR(got, scalar::dot(type, W.row(r), &X[t * cols], cols),
+                          f32_tolerance(type, W.row(r), &X[t * cols], cols))
+                  << "row " << r << " token " << t;
+            } else {
+              const QuantizedActs& q = acts.quantized(format);
+              ASSERT_NEAR(got, scalar::dot_q8(type, W.row(r), q, t), fast_tolerance(type, W.row(r), q, t))
+                  << "row " << r << " token " << t;
+            }
+            // Batch invariance: any number of tokens >= 2 gives the same bits.
+            if (n_tokens == max_tokens) {
+              Y_all = Y;
+            } else if (n_tokens >= 2) {
+              ASSERT_EQ(got, Y_all[t * rows + r]) << "row " << r << " token " << t << ": depends on the batch size";
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(FastMatmul, SeveralTasksAndRowRanges) {
+  ThreadPool pool(2);
+  std::mt19937 rng(8);
+  const int64_t cols = 256;
+  const auto q8 = random_rows(DType::Q8_0, cols, 40, row_bytes(DType::Q8_0, cols), rng);
+  const auto q4k = random_rows(DType::Q4_K, cols, 24, row_bytes(DType::Q4_K, cols), rng);
+  TensorView A{DType::Q8_0, q8.data(), {cols, 40, 1, 1}, row_bytes(DType::Q8_0, cols)};
+  TensorView B{DType::Q4_K, q4k.data(), {cols, 24, 1, 1}, row_bytes(DType::Q4_K, cols)};
+  for (int64_t n_tokens : {1, 3}) {
+    const auto X = random_floats(n_tokens * cols, rng);
+    Activations acts;
+    acts.set(X.data(), cols, n_tokens, cols);
+    std::vector<float> ya(n_tokens * 40), yb(n_tokens * 24);
+    const MatmulTask tasks[] = {{&A, &acts, ya.data(), 40}, {&B, &acts, yb.data(), 24}};
+    matmul_fast(tasks, &pool);
+    // The same rows one range at a time.
+    std::vector<float> ya2(ya.size()), yb2(yb.size());
+    matmul_fast_rows(A, acts, 0, 17, ya2.data(), 40);
+    matmul_fast_rows(A, acts, 17, 40, ya2.data(), 40);
+    matmul_fast_rows(B, acts, 0, 24, yb2.data(), 24);
+    EXPECT_EQ(ya, ya2);
+    EXPECT_EQ(yb, yb2);
+  }
+  Activations wrong;
+  const auto X = random_floats(128, rng);
+  wrong.set(X.data(), 128, 1, 128);
+  std::vector<float> y(40);
+  EXPECT_THROW(matmul_fast(A, wrong, y.data(), nullptr), Error);  // 128 values for rows of 256
+}
+
+// -------------------------------------------------------------- attention
+
+struct AttentionCase {
+  int n_tokens, n_heads, head_dim, n_past;
+};
+
+// Runs attention over a random cache of n_past + n_tokens positions.
+std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const std::vector<float>& q,
+                                 const std::vector<float>& k, const std::vector<float>& v, bool reference) {
+  const int64_t kv_stride = c.head_dim + 5;  // rows of a wider cache
+  const int64_t positions = c.n_past + c.n_tokens;
+  std::vector<uint16_t> k16(static_cast<size_t>(positions * kv_stride)), v16(k16.size());
+  for (size_t i = 0; i < k16.size(); ++i) {
+    k16[i] = f32_to_fp16(k[i]);
+    v16[i] = f32_to_fp16(v[i]);
+  }
+  std::vector<float> out(q.size(), NAN);
+  AttentionArgs a;
+  a.q = q.data();
+  a.q_head_stride = c.head_dim;
+  a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  a.out = out.data();
+  a.out_head_stride = a.q_head_stride;
+  a.out_token_stride = a.q_token_stride;
+  a.n_tokens = c.n_tokens;
+  a.n_heads = c.n_heads;
+  a.head_dim = c.head_dim;
+  a.n_past = c.n_past;
+  a.kv_type = kv_type;
+  a.k = kv_type == DType::F16 ? static_cast<const void*>(k16.data()) : k.data();
+  a.v = kv_type == DType::F16 ? static_cast<const void*>(v16.data()) : v.data();
+  a.kv_stride = kv_stride;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (reference) {
+    scalar::attention(a);
+  } else {
+    AttentionScratch scratch;
+    attention(a, scratch);
+  }
+  return out;
+}
+
+TEST(Attention, SimdMatchesReferenceWithF32AndF16Cache) {
+  IsaGuard guard;
+  std::mt19937 rng(17);
+  const AttentionCase cases[] = {{1, 1, 16, 0},  {1, 2, 128, 130}, {7, 3, 64, 0},
+                                 {5, 6, 128, 61}, {3, 2, 80, 200},  {9, 1, 16, 64}};
+  for (const AttentionCase& c : cases) {
+    const int64_t positions = c.n_past + c.n_tokens;
+    const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng, 2.0f);
+    const auto k = random_floats(positions * (c.head_dim + 5), rng, 2.0f);
+    const auto v = random_floats(positions * (c.head_dim + 5), rng);
+    for (DType kv : {DType::F32, DType::F16}) {
+      const auto want = run_attention(c, kv, q, k, v, true);
+      for (const std::string& isa : available_isas()) {
+        ASSERT_TRUE(force_isa(isa));
+        SCOPED_TRACE(isa + " tokens=" + std::to_string(c.n_tokens) + " heads=" + std::to_string(c.n_heads) +
+                     " dim=" + std::to_string(c.head_dim) + " past=" + std::to_string(c.n_past) +
+                     (kv == DType::F16 ? " F16" : " F32"));
+        const auto got = run_attention(c, kv, q, k, v, false);
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << i;
+      }
+    }
+    // An F16 cache changes the result only by the rounding of keys and
+    // values to fp16 (relative 2^-11 each).
+    const auto exact = run_attention(c, DType::F32, q, k, v, true);
+    const auto half = run_attention(c, DType::F16, q, k, v, true);
+    for (size_t i = 0; i < exact.size(); ++i) ASSERT_NEAR(half[i], exact[i], 5e-3) << i;
+  }
+}
+
+// Long context: memory does not depend on it, and the online softmax over
+// many key blocks agrees with the two-pass reference.
+TEST(Attention, LongContext) {
+  IsaGuard guard;
+  std::mt19937 rng(23);
+  const AttentionCase c{2, 2, 64, 3000};
+  const int64_t positions = c.n_past + c.n_tokens;
+  const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng, 3.0f);
+  const auto k = random_floats(positions * (c.head_dim + 5), rng, 2.0f);
+  const auto v = random_floats(positions * (c.head_dim + 5), rng);
+  const auto want = run_attention(c, DType::F16, q, k, v, true);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    const auto got = run_attention(c, DType::F16, q, k, v, false);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << isa;
+  }
+}
+
+// ------------------------------------------------------------------- SiLU
+
+TEST(SiluMul, SimdMatchesScalar) {
+  IsaGuard guard;
+  std::mt19937 rng(4);
+  auto g = random_floats(1003, rng, 12.0f);
+  const auto u = random_floats(1003, rng, 2.0f);
+  g[0] = -120.0f;  // e^120 overflows: silu is -0
+  g[1] = 100.0f;
+  g[2] = 0.0f;
+  std::vector<float> want = g;
+  scalar::silu_mul(want.data(), u.data(), 1003);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    std::vector<float> got = g;
+    silu_mul(got.data(), u.data(), 1003);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1.0f + std::fabs(want[i]))) << isa << " " << i;
+  }
+}
+
+// ---------------------------------------------------------- fp16 rows
+
+TEST(HalfRows, SimdEqualsScalar) {
+  IsaGuard guard;
+  std::mt19937 rng(2);
+  auto x = random_floats(1000, rng, 70000.0f);  // some overflow to inf
+  x[0] = 1e-7f;                                 // fp16 subnormal
+  x[1] = -0.0f;
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    for (int64_t n : {1, 15, 16, 17, 1000}) {
+      std::vector<uint16_t> h(n);
+      f32_to_f16_row(x.data(), h.data(), n);
+      std::vector<float> back(n);
+      f16_to_f32_row(h.data(), back.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(h[i], f32_to_fp16(x[i])) << isa << " " << i;
+        ASSERT_EQ(back[i], fp16_to_f32(h[i])) << isa << " " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace glassbox::kernels

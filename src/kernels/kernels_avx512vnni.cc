@@ -1,0 +1,27 @@
+// AVX-512 with VNNI: the fast-path kernels of fast_avx512.inc built with
+// vpdpbusd (one instruction per 64 byte products instead of three or five);
+// the exact path and attention are the plain AVX-512 ones.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#include <cstring>
+
+#include "kernels/block_layouts.h"
+#include "kernels/kernels_internal.h"
+
+#define GLASSBOX_VNNI 1
+#include "kernels/fast_avx512.inc"
+
+namespace glassbox::kernels::detail {
+constexpr IsaKernels kAvx512VnniKernels = {"avx512vnni",       avx512::dequantize_row, avx512::dot,
+                                           avx512::gemm_f32,   quantize_acts_fast,     prepare_tile_fast,
+                                           gemm_tile_fast,     gemv_fast,              avx512::attention,
+                                           avx512::silu_mul,   avx512::f32_to_f16,     avx512::f16_to_f32};
+}  // namespace glassbox::kernels::detail
