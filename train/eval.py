@@ -53,7 +53,7 @@ def run_setting(model, tok, problems, mode, budget=None, show=0, batch=100):
         text = tok.decode(out)
         got = infer.extract_answer(text)
         ok += got == p["answer"]
-        n_ops = sum(p["question"].count(c) for c in "+*x") + len(re.findall(r"\d\s*-", p["question"]))
+        n_ops = sum(p["question"].count(c) for c in "+*x") + len(re.findall(r"[\d)]\s*-", p["question"]))
         k = "%d_operators" % n_ops
         by_ops.setdefault(k, [0, 0])
         by_ops[k][0] += got == p["answer"]
