@@ -69,12 +69,15 @@ void register_model_commands(CLI::App& app) {
     struct Opts {
       std::string model, tokens;
       bool sequential = false;
+      bool fast = false;
       int threads = 0;
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model file")->required();
     cmd->add_option("--tokens", o->tokens, "comma-separated token ids")->required();
     cmd->add_flag("--sequential", o->sequential, "evaluate token by token instead of one batch");
+    cmd->add_flag("--fast", o->fast,
+                  "use the fast path (8-bit activations, F16 KV cache) instead of exact F32 arithmetic");
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)");
     cmd->callback([o] {
       auto model = load_model(o->model, false);
@@ -83,6 +86,9 @@ void register_model_commands(CLI::App& app) {
       ContextOptions co;
       co.n_ctx = static_cast<int>(ids.size());
       co.n_threads = o->threads;
+      // Exact F32 arithmetic by default: this command is how logits are
+      // compared with other engines.
+      co.precision = o->fast ? Precision::Fast : Precision::Exact;
       Context ctx(*model, co);
       const int n_vocab = ctx.n_vocab();
       std::string out = "{\"n_vocab\": " + std::to_string(n_vocab) + ", \"logits\": [";

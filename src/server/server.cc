@@ -751,8 +751,8 @@ struct Server::Impl {
 
   // Runs a handler, turning ApiError and anything else into JSON errors.
   template <typename F>
-  httplib::Server::Handler guarded(F f) {
-    return [this, f](const httplib::Request& req, httplib::Response& res) {
+  static httplib::Server::Handler guarded(F f) {
+    return [f](const httplib::Request& req, httplib::Response& res) {
       try {
         f(req, res);
       } catch (const ApiError& e) {

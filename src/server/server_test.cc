@@ -236,7 +236,8 @@ TEST(TraceView, ExposureDecidesWhatIsShown) {
   for (Exposure e : {Exposure::Hidden, Exposure::Summary}) {
     const ojson v = trace_view(rec, e);
     const std::string text = v.dump();
-    EXPECT_EQ(text.find("secret"), std::string::npos) << text;
+    // Hidden: not a word of it; summary: an abridged first line at most.
+    EXPECT_EQ(text.find(e == Exposure::Hidden ? "secret" : "secret thoughts here"), std::string::npos) << text;
     EXPECT_EQ(text.find("-1.5"), std::string::npos) << "a thinking token's logprob";
     EXPECT_FALSE(v.contains("report"));
     EXPECT_EQ(v["tokens"].size(), 1u);
@@ -508,7 +509,12 @@ TEST_F(HttpServerTest, BadRequestsAreJsonErrorsAndTheServerGoesOn) {
     const json err = json::parse(r->body);
     EXPECT_TRUE(err["error"]["message"].is_string()) << r->body;
   }
-  EXPECT_EQ(get("/nope", keys_["alice"])->status, 404);
+  EXPECT_EQ(get("/v1/nope", keys_["alice"])->status, 404);
+  EXPECT_EQ(get("/favicon-none.ico", "")->status, 404);
+  // Other paths are the trace explorer's page.
+  auto page = get("/traces/abc", "");
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->get_header_value("Content-Type").find("text/html"), std::string::npos);
   EXPECT_EQ(post("/v1/chat/completions", request_, keys_["alice"])->status, 200);
   auto health = get("/health", "");
   EXPECT_EQ(health->status, 200);

@@ -136,6 +136,28 @@ test('a client that disconnects cancels its generation; the trace records it', a
   assert.ok(trace, 'the cancelled generation was recorded');
   assert.equal(trace.finish_reason, 'cancelled');
   assert.ok(trace.usage.completion_tokens < 4000, `stopped early (${trace.usage.completion_tokens} tokens)`);
+
+  // Non-streaming: the status line comes at once (with the trace id in a
+  // header), the body when the trace is stored; leaving cancels as well.
+  const c2 = new AbortController();
+  const res2 = await fetch(`${server.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ messages: user, max_tokens: 4000, seed: 4, glassbox: { min_thinking_tokens: 3900 } }),
+    signal: c2.signal,
+  });
+  const id2 = res2.headers.get('x-glassbox-trace-id');
+  assert.match(id2, /^[0-9a-f]{32}$/);
+  await new Promise((r) => setTimeout(r, 200));
+  c2.abort();
+  let trace2 = null;
+  for (let i = 0; i < 200 && !trace2; ++i) {
+    await new Promise((r) => setTimeout(r, 100));
+    const t = await http(`${server.url}/v1/traces/${id2}`);
+    if (t.status === 200) trace2 = t.json;
+  }
+  assert.ok(trace2, 'the cancelled generation was recorded');
+  assert.equal(trace2.finish_reason, 'cancelled');
   await stillServes();
 });
 
