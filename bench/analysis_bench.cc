@@ -5,7 +5,8 @@
 //   GLASSBOX_BENCH_MODEL=/path/model.gguf analysis_bench --benchmark_filter=Decode
 //
 // Decode/<k>: one decode step (forward pass of one token + greedy pick) with
-// the trace entry the session records per token: k = -1 no trace at all,
+// the trace entry the session records per token (trace_token_stats, the
+// token's text, the entry appended): k = -1 no trace at all,
 // k = 0 log-probability and entropy only, k = 20 also the top-20
 // alternatives and the DeepConf confidence. The trace overhead is
 // (Decode/k - Decode/-1) / Decode/-1; the target is <= 3% at k = 20.
@@ -14,9 +15,9 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 
@@ -112,7 +113,7 @@ void BM_Decode(benchmark::State& state) {
     if (k >= 0) {
       TraceToken t;
       t.id = next;
-      TokenStats stats = compute_token_stats(ctx.logits(), n_vocab, next, k);
+      TokenStats stats = trace_token_stats(ctx.logits(), n_vocab, next, k);
       t.logprob = stats.chosen_logprob;
       t.entropy = stats.entropy;
       t.confidence = stats.confidence;
@@ -128,20 +129,23 @@ void BM_Decode(benchmark::State& state) {
 }
 BENCHMARK(BM_Decode)->Arg(-1)->Arg(0)->Arg(20)->Unit(benchmark::kMicrosecond)->MinTime(2.0);
 
-// The trace entry alone, on a real logit row.
+// The statistics alone, on a real logit row: what the session uses
+// (trace_token_stats) and the reference (compute_token_stats, /1).
 void BM_TokenStats(benchmark::State& state) {
   Setup& s = setup();
   const int k = static_cast<int>(state.range(0));
+  const bool reference = state.range(1) != 0;
   Context ctx(*s.model, ContextOptions{512, 256, bench_threads()});
   ctx.eval(s.record.result.prompt_tokens);
   std::vector<float> row(ctx.logits(), ctx.logits() + ctx.n_vocab());
   for (auto _ : state) {
-    TokenStats stats = compute_token_stats(row.data(), ctx.n_vocab(), 0, k);
+    TokenStats stats = reference ? compute_token_stats(row.data(), ctx.n_vocab(), 0, k)
+                                 : trace_token_stats(row.data(), ctx.n_vocab(), 0, k);
     benchmark::DoNotOptimize(stats);
   }
-  state.SetLabel(s.name + ", vocab " + std::to_string(ctx.n_vocab()));
+  state.SetLabel(s.name + ", vocab " + std::to_string(ctx.n_vocab()) + (reference ? ", reference" : ""));
 }
-BENCHMARK(BM_TokenStats)->Arg(0)->Arg(20)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_TokenStats)->ArgsProduct({{0, 20}, {0, 1}})->Unit(benchmark::kMicrosecond);
 
 // One analysis at a time; cost per step (or word, or sample) as a counter.
 void run_analysis(benchmark::State& state, const analysis::AnalysisOptions& options, const char* counter,
@@ -157,7 +161,8 @@ void run_analysis(benchmark::State& state, const analysis::AnalysisOptions& opti
     tokens += r.tokens_evaluated;
   }
   state.counters[counter] = total_units > 0 ? 1e3 * total_seconds / total_units : 0;
-  state.counters["tokens_evaluated"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kAvgIterations);
+  state.counters["tokens_evaluated"] =
+      benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kAvgIterations);
   state.SetLabel(s.name);
 }
 
@@ -201,7 +206,8 @@ void BM_Occlusion(benchmark::State& state) {
   analysis::AnalysisOptions o = nothing();
   o.occlusion = true;
   run_analysis(
-      state, o, "ms_per_word", [](const analysis::Report& r) { return static_cast<double>(r.attribution.words.size()); },
+      state, o, "ms_per_word",
+      [](const analysis::Report& r) { return static_cast<double>(r.attribution.words.size()); },
       [](const analysis::Report& r) { return r.attribution.seconds; });
 }
 BENCHMARK(BM_Occlusion)->Unit(benchmark::kMillisecond);
@@ -230,7 +236,8 @@ void BM_SelfConsistency(benchmark::State& state) {
   o.sampling.temperature = 0.6f;
   o.sampling.top_p = 0.95f;
   run_analysis(
-      state, o, "ms_per_sample", [](const analysis::Report& r) { return static_cast<double>(r.self_consistency.samples); },
+      state, o, "ms_per_sample",
+      [](const analysis::Report& r) { return static_cast<double>(r.self_consistency.samples); },
       [](const analysis::Report& r) { return r.self_consistency.seconds; });
 }
 BENCHMARK(BM_SelfConsistency)->Arg(8)->Unit(benchmark::kMillisecond)->Iterations(2);

@@ -7,7 +7,9 @@
 //   kernels_bench --benchmark_min_time=0.05       (a quick pass)
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstring>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,17 +43,26 @@ std::vector<uint8_t> random_weights(DType type, Shape shape, std::mt19937& rng) 
         std::memcpy(&bytes[at], &f, 4);
         break;
       }
-      case DType::F16: put16(at, glassbox::f32_to_fp16(value(rng))); break;
-      case DType::BF16: put16(at, glassbox::f32_to_bf16(value(rng))); break;
+      case DType::F16:
+        put16(at, glassbox::f32_to_fp16(value(rng)));
+        break;
+      case DType::BF16:
+        put16(at, glassbox::f32_to_bf16(value(rng)));
+        break;
       case DType::Q4_0:
       case DType::Q5_0:
-      case DType::Q8_0: put16(at, glassbox::f32_to_fp16(0.01f * value(rng))); break;
+      case DType::Q8_0:
+        put16(at, glassbox::f32_to_fp16(0.01f * value(rng)));
+        break;
       case DType::Q4_K:
         put16(at, glassbox::f32_to_fp16(0.01f * value(rng)));
         put16(at + 2, glassbox::f32_to_fp16(0.01f * value(rng)));
         break;
-      case DType::Q6_K: put16(at + 208, glassbox::f32_to_fp16(0.01f * value(rng))); break;
-      default: break;
+      case DType::Q6_K:
+        put16(at + 208, glassbox::f32_to_fp16(0.01f * value(rng)));
+        break;
+      default:
+        break;
     }
   }
   return bytes;
@@ -65,9 +76,9 @@ struct Case {
 
 void set_counters(benchmark::State& state, const Case& c, int64_t weight_bytes, int64_t n_tokens) {
   state.SetBytesProcessed(state.iterations() * weight_bytes);
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(c.shape.rows * c.shape.cols * n_tokens) *
-                                                     static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(c.shape.rows * c.shape.cols * n_tokens) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 void bench_dot(benchmark::State& state, Case c) {
@@ -81,7 +92,8 @@ void bench_dot(benchmark::State& state, Case c) {
   const int64_t row_bytes = glassbox::row_bytes(c.type, c.shape.cols);
   for (auto _ : state) {
     float sum = 0;
-    for (int64_t r = 0; r < c.shape.rows; ++r) sum += kernels::dot(c.type, &weights[r * row_bytes], x.data(), c.shape.cols);
+    for (int64_t r = 0; r < c.shape.rows; ++r)
+      sum += kernels::dot(c.type, &weights[r * row_bytes], x.data(), c.shape.cols);
     benchmark::DoNotOptimize(sum);
   }
   set_counters(state, c, static_cast<int64_t>(weights.size()), 1);
@@ -145,6 +157,72 @@ void bench_fast(benchmark::State& state, Case c) {
   set_counters(state, c, static_cast<int64_t>(weights.size()), n_tokens);
 }
 
+// Matrix-vector products streaming from memory: 48 matrices of 3072 x 1024
+// (about 85 MB in Q4_K, more than caches hold), one after another as in a
+// forward pass, against a plain read of the same bytes (the bound).
+struct StreamSet {
+  std::vector<std::vector<uint8_t>> weights;
+  std::vector<glassbox::TensorView> views;
+};
+
+StreamSet& stream_set(DType type) {
+  static std::map<DType, StreamSet> sets;
+  StreamSet& s = sets[type];
+  if (s.weights.empty()) {
+    std::mt19937 rng(7);
+    const Shape shape{3072, 1024};
+    for (int i = 0; i < 48; ++i) {
+      s.weights.push_back(random_weights(type, shape, rng));
+      glassbox::TensorView W;
+      W.type = type;
+      W.data = s.weights.back().data();
+      W.ne[0] = shape.cols;
+      W.ne[1] = shape.rows;
+      W.row_stride = glassbox::row_bytes(type, shape.cols);
+      s.views.push_back(W);
+    }
+  }
+  return s;
+}
+
+void bench_stream(benchmark::State& state, DType type) {
+  const int threads = static_cast<int>(state.range(0));
+  const bool read_only = state.range(1) != 0;
+  StreamSet& set = stream_set(type);
+  std::vector<float> X(1024), Y(3072);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (float& v : X) v = value(rng);
+  glassbox::ThreadPool pool(threads);
+  kernels::Activations acts;
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    for (const auto& W : set.views) {
+      if (read_only) {
+        // Sum 64-byte lines: the memory system's read rate.
+        const int64_t size = W.row_stride * W.rows();
+        std::atomic<uint64_t> total{0};
+        pool.ParallelFor(size / 64, [&](int64_t b, int64_t e, int) {
+          uint64_t sum = 0;
+          for (int64_t i = b; i < e; ++i) {
+            uint64_t v;
+            std::memcpy(&v, W.data + 64 * i, 8);
+            sum += v;
+          }
+          total += sum;
+        });
+        benchmark::DoNotOptimize(total.load());
+      } else {
+        acts.set(X.data(), 1024, 1, 1024);
+        kernels::matmul_fast(W, acts, Y.data(), threads > 1 ? &pool : nullptr);
+        benchmark::DoNotOptimize(Y.data());
+      }
+      bytes += W.row_stride * W.rows();
+    }
+  }
+  state.SetBytesProcessed(bytes);
+}
+
 // Causal attention of one KV head over a context of `past` positions.
 void bench_attention(benchmark::State& state, std::string isa) {
   if (!kernels::force_isa(isa)) {
@@ -163,8 +241,8 @@ void bench_attention(benchmark::State& state, std::string isa) {
     k[i] = glassbox::f32_to_fp16(value(rng));
     v[i] = glassbox::f32_to_fp16(value(rng));
   }
-  kernels::AttentionArgs a{q.data(), heads * dim, dim, out.data(), heads * dim, dim, n_tokens, heads, dim, past,
-                           k.data(), v.data(), DType::F16, dim, 0.088f};
+  kernels::AttentionArgs a{q.data(), heads * dim, dim,      out.data(), heads * dim, dim, n_tokens, heads,
+                           dim,      past,        k.data(), v.data(),   DType::F16,  dim, 0.088f};
   kernels::AttentionScratch scratch;
   for (auto _ : state) {
     kernels::attention(a, scratch);
@@ -178,7 +256,7 @@ void bench_attention(benchmark::State& state, std::string isa) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0,
+  const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
                          DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
   const Shape shapes[] = {{1024, 1024}, {1024, 3072}};
   for (const char* isa : {"scalar", "avx2", "avx512"}) {
@@ -218,6 +296,14 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond);
   }
   kernels::force_isa("auto");
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {
+    benchmark::RegisterBenchmark((std::string("Stream/") + std::string(glassbox::dtype_name(type))).c_str(),
+                                 bench_stream, type)
+        ->ArgsProduct({{1, 2}, {0, 1}})
+        ->ArgNames({"threads", "read_only"})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -10,5 +10,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev libbenchmark-dev \
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libutf8proc-dev libpcre2-dev libssl-dev libsqlite3-dev libpq-dev \
   postgresql chromium \
-  clang-14 libclang-rt-14-dev \
+  clang-14 libclang-rt-14-dev clang-format \
   python3 python3-numpy >/dev/null

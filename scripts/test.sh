@@ -16,6 +16,9 @@ else
   echo "== PostgreSQL could not be started (see /tmp/glassbox-pg.log): its audit tests are skipped"
 fi
 
+echo "== Formatting (clang-format)"
+bash scripts/format.sh --check
+
 echo "== Release build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -189,6 +190,102 @@ TEST(Cli, GenerateStories260KGreedy) {
   const RunResult r = run("generate -m " + model + " -p 'Once upon a time' -n 20 --temp 0");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, expected.out) << r.out;
+}
+
+// The embedded default model: `glassbox run` with no -m finds and uses it.
+const fs::path kSourceRoot = fs::path(GLASSBOX_TEST_DATA).parent_path().parent_path();
+const fs::path kTinyReasoner = kSourceRoot / "models" / "glassbox-tiny-reasoner.gguf";
+
+long long last_integer(const std::string& text) {
+  long long value = 0;
+  bool found = false;
+  for (size_t i = 0; i < text.size();) {
+    const bool minus = text[i] == '-' && i + 1 < text.size() && std::isdigit(static_cast<unsigned char>(text[i + 1]));
+    if (minus || std::isdigit(static_cast<unsigned char>(text[i]))) {
+      size_t end = i + (minus ? 1 : 0);
+      while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+      value = std::stoll(text.substr(i, end - i));
+      found = true;
+      i = end;
+    } else {
+      ++i;
+    }
+  }
+  return found ? value : -999999;
+}
+
+TEST(Cli, RunAnswersWithTheEmbeddedTinyReasoner) {
+  ASSERT_TRUE(fs::exists(kTinyReasoner)) << kTinyReasoner;
+  const RunResult r = run("run 'What is (17 + 25) * 3 - 4?' -t 1");
+  ASSERT_EQ(r.status, 0) << r.err;
+  // The thinking is shown apart from the answer, and the answer is right:
+  // (17 + 25) * 3 - 4 = 122.
+  const size_t answer_at = r.out.rfind("The answer is");
+  ASSERT_NE(answer_at, std::string::npos) << r.out;
+  EXPECT_EQ(last_integer(r.out.substr(answer_at)), 122) << r.out;
+  EXPECT_NE(r.out.find("17+25"), std::string::npos) << "the thinking is printed: " << r.out;
+}
+
+TEST(Cli, EvalScoresTheFixedProblemSet) {
+  ASSERT_TRUE(fs::exists(kTinyReasoner)) << kTinyReasoner;
+  const fs::path problems = kSourceRoot / "models" / "eval" / "ci-small.jsonl";
+  std::vector<nlohmann::json> expected;
+  {
+    std::ifstream in(problems);
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty()) expected.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(expected.size(), 20u);
+
+  const RunResult think = run("eval --problems " + q(problems) + " --json -t 1");
+  ASSERT_EQ(think.status, 0) << think.err;
+  const auto j = nlohmann::json::parse(think.out);
+  ASSERT_EQ(j["problems"], 20);
+  ASSERT_EQ(j["items"].size(), 20u);
+  int correct = 0;
+  double thinking = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const auto& item = j["items"][i];
+    EXPECT_EQ(item["question"], expected[i]["question"]);
+    EXPECT_EQ(item["answer"], expected[i]["answer"]);
+    EXPECT_EQ(item["correct"].get<bool>(), !item["predicted"].is_null() && item["predicted"] == item["answer"]);
+    correct += item["correct"].get<bool>();
+    thinking += item["reasoning_tokens"].get<double>();
+  }
+  EXPECT_EQ(j["correct"], correct);
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), correct / 20.0);
+  EXPECT_NEAR(j["mean_thinking_tokens"].get<double>(), thinking / 20, 1e-9);
+  // The model card's floor for this set: a broken engine, tokenizer or
+  // template scores near zero.
+  EXPECT_GE(correct, 14) << think.out;
+
+  // Without thinking, no thinking tokens, and (the point of thinking) far
+  // fewer right answers; a budget of 16 tokens sits in between.
+  const RunResult no_think = run("eval --problems " + q(problems) + " --json --no-think -t 1");
+  ASSERT_EQ(no_think.status, 0) << no_think.err;
+  const auto n = nlohmann::json::parse(no_think.out);
+  EXPECT_EQ(n["mean_thinking_tokens"].get<double>(), 0.0);
+  EXPECT_TRUE(n["no_think"].get<bool>());
+  EXPECT_LE(n["correct"].get<int>() + 8, correct) << no_think.out;
+  const RunResult budget = run("eval --problems " + q(problems) + " --json --think-budget 16 -t 1");
+  ASSERT_EQ(budget.status, 0) << budget.err;
+  const auto b = nlohmann::json::parse(budget.out);
+  EXPECT_EQ(b["think_budget"], 16);
+  for (const auto& item : b["items"]) EXPECT_LE(item["reasoning_tokens"].get<int>(), 18) << item;
+
+  // The human-readable summary names the same accuracy.
+  const RunResult text = run("eval --problems " + q(problems) + " --limit 4 -t 1");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("accuracy:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("problems:              4"), std::string::npos) << text.out;
+}
+
+TEST(Cli, EvalRejectsBadProblemFiles) {
+  const fs::path bad = temp_dir() / "bad.jsonl";
+  std::ofstream(bad) << "{\"question\": \"What is 1 + 2?\", \"answer\": 3}\n{\"question\": 5}\n";
+  expect_clean_failure(run("eval --problems " + q(bad) + " -t 1"), "bad.jsonl");
+  expect_clean_failure(run("eval --problems " + q(temp_dir() / "missing.jsonl") + " -t 1"), "missing.jsonl");
 }
 
 }  // namespace

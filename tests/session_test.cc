@@ -1,14 +1,14 @@
 // Generation with thinking control on the reference models: budgets hold
 // exactly, min-think forces more thinking, no-think gives none, and the token
 // trace is consistent with what was generated.
-#include "session/chat_session.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "session/chat_session.h"
 
 namespace glassbox {
 namespace {

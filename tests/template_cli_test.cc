@@ -106,8 +106,9 @@ TEST(TemplateCli, BadTemplateReportsLineAndColumn) {
   fs::create_directories(dir);
   std::ofstream(dir / "m.json") << R"([{"role":"user","content":"hi"}])";
   std::ofstream(dir / "t.jinja") << "line one\n{{ messages | no_such_filter }}\n";
-  const std::string cmd = shell_quote(kBin.string()) + " template --template " + shell_quote((dir / "t.jinja").string()) +
-                          " --messages " + shell_quote((dir / "m.json").string()) + " 2>&1";
+  const std::string cmd = shell_quote(kBin.string()) + " template --template " +
+                          shell_quote((dir / "t.jinja").string()) + " --messages " +
+                          shell_quote((dir / "m.json").string()) + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;

@@ -103,6 +103,9 @@ def main():
     ap.add_argument("--ckpt_every_s", type=float, default=180)
     ap.add_argument("--eval_every_s", type=float, default=600)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rewarm", type=int, default=0,
+                    help="on resume, restart the schedule: warm up over this many steps to --lr, then cosine "
+                         "to --min_lr over the remaining time (a warm restart for a longer run)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -134,17 +137,28 @@ def main():
     def save():
         tmp = ckpt_path + ".tmp"
         torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": elapsed, "tokens_seen": tokens_seen, "args": vars(args)}, tmp)
+                    "elapsed": elapsed, "tokens_seen": tokens_seen, "args": vars(args),
+                    "sched_start": (sched_start_step, sched_start_elapsed)}, tmp)
         os.replace(tmp, ckpt_path)
+
+    # A warm restart starts a fresh warm-up + cosine at the resumed point; it is stored so that resuming the
+    # continuation again keeps the same schedule.
+    sched_start_step, sched_start_elapsed = 0, 0.0
+    if os.path.exists(ckpt_path) and "sched_start" in ck:
+        sched_start_step, sched_start_elapsed = ck["sched_start"]
+    if args.rewarm and step > 0:
+        sched_start_step, sched_start_elapsed = step, elapsed
+        print("warm restart of the schedule at step %d" % step, flush=True)
+    warmup = args.rewarm if sched_start_step > 0 else args.warmup
 
     model.train()
     last_ckpt = last_eval = time.time()
     t_prev = time.time()
     loss_acc, n_acc = 0.0, 0
     while elapsed < budget:
-        progress = elapsed / budget
-        if step < args.warmup:
-            lr = args.lr * (step + 1) / args.warmup
+        progress = (elapsed - sched_start_elapsed) / max(1.0, budget - sched_start_elapsed)
+        if step - sched_start_step < warmup:
+            lr = args.lr * (step - sched_start_step + 1) / warmup
         else:
             lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:

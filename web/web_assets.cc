@@ -8,8 +8,8 @@ std::span<const Asset> embedded_asset_table();
 namespace {
 
 bool starts_with_segment(std::string_view path, std::string_view prefix) {
-  return path == prefix || (path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix &&
-                            path[prefix.size()] == '/');
+  return path == prefix ||
+         (path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix && path[prefix.size()] == '/');
 }
 
 }  // namespace

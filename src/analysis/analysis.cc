@@ -16,7 +16,12 @@ Workspace::Workspace(const Model& m, Context& main_context, const TraceRecord& r
     : model(m),
       tok(m.tokenizer()),
       main(main_context),
-      work(m, ContextOptions{main_context.n_ctx(), 256, main_context.pool().size()}),
+      // Sized for the sequence plus what a fork may add (greedy or resampled
+      // tokens), not the main context's whole size: its KV cache is memory.
+      work(m, ContextOptions{std::min(main_context.n_ctx(),
+                                      static_cast<int>(rec.result.prompt_tokens.size() + rec.result.trace.size()) +
+                                          opts.greedy_max_tokens + opts.resample_max_tokens + 8),
+                             256, main_context.pool().size()}),
       record(rec),
       result(rec.result),
       options(opts) {
@@ -31,8 +36,9 @@ void Workspace::fork_eval(int position, std::span<const TokenId> tokens) {
 }
 
 double Workspace::logprob(int row, TokenId id) const {
-  const float* logits = work.logits(row);
-  return static_cast<double>(logits[id]) - log_sum_exp(logits, work.n_vocab());
+  // The session's fast statistics (one vectorised pass): rows are scored by
+  // the thousand in occlusion and importance.
+  return trace_token_stats(work.logits(row), work.n_vocab(), id, 0).chosen_logprob;
 }
 
 TokenId argmax(const float* logits, int n_vocab) {
@@ -213,8 +219,7 @@ namespace {
 
 // `hold` makes `main` hold the given tokens and returns how many it evaluated.
 Report analyze_impl(const Model& model, Context& main, ChatSession* session, const TraceRecord& record,
-                    const AnalysisOptions& options,
-                    const std::function<int64_t(std::span<const TokenId>)>& hold) {
+                    const AnalysisOptions& options, const std::function<int64_t(std::span<const TokenId>)>& hold) {
   validate(options);
   if (!model.has_tokenizer()) throw Error("the model has no tokenizer");
   const auto t0 = detail::Clock::now();

@@ -40,9 +40,9 @@ namespace glassbox::analysis {
 
 // A generation with what produced it: enough to analyse it again later.
 struct TraceRecord {
-  std::string model;                 // path of the GGUF file (informational when re-analysing with -m)
+  std::string model;  // path of the GGUF file (informational when re-analysing with -m)
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // the conversation, last user turn included
-  ChatOptions options;               // as generated (on_token is not recorded)
+  ChatOptions options;                                                // as generated (on_token is not recorded)
   ChatResult result;
 };
 
@@ -63,28 +63,28 @@ AttentionRequest parse_attention_request(const std::string& text);
 
 struct AnalysisOptions {
   StepOptions steps;
-  int trace_group_window = 16;       // tokens per group for whole-trace (and self-consistency) group confidence
+  int trace_group_window = 16;  // tokens per group for whole-trace (and self-consistency) group confidence
 
   bool early_answer = true;
-  double decision_threshold = 0.5;   // the answer is "decided" once its probability stays >= this
-  int greedy_max_tokens = 12;        // greedy answer decoded at each point, at most this many tokens
+  double decision_threshold = 0.5;  // the answer is "decided" once its probability stays >= this
+  int greedy_max_tokens = 12;       // greedy answer decoded at each point, at most this many tokens
 
   bool importance = true;
-  int resamples = 0;                 // per step: resampled replacements (0: removal only)
-  int resample_max_tokens = 48;      // a resampled step ends at a line break or after this many tokens
+  int resamples = 0;             // per step: resampled replacements (0: removal only)
+  int resample_max_tokens = 48;  // a resampled step ends at a line break or after this many tokens
 
   bool occlusion = true;
   bool attention = true;
-  int max_occlusion_words = 48;      // words beyond this are not occluded (cost bound)
-  std::string mask_text = "_";       // an occluded word's tokens are replaced by this text's first token
+  int max_occlusion_words = 48;  // words beyond this are not occluded (cost bound)
+  std::string mask_text = "_";   // an occluded word's tokens are replaced by this text's first token
 
   bool logit_lens = false;
   std::vector<AttentionRequest> attention_maps;
 
-  int samples = 0;                   // self-consistency traces (0: off)
-  int warmup_samples = 4;            // DeepConf: traces run in full to set the stop threshold
-  double keep_fraction = 0.9;        // DeepConf: the threshold keeps this share of the warm-up traces
-  bool early_stop = true;            // stop a trace once its group confidence falls below the threshold
+  int samples = 0;             // self-consistency traces (0: off)
+  int warmup_samples = 4;      // DeepConf: traces run in full to set the stop threshold
+  double keep_fraction = 0.9;  // DeepConf: the threshold keeps this share of the warm-up traces
+  bool early_stop = true;      // stop a trace once its group confidence falls below the threshold
 
   // Sampling for resamples and self-consistency traces. Its seed is the base:
   // every draw gets a seed of its own derived from it.
@@ -94,27 +94,27 @@ struct AnalysisOptions {
 // The final answer: the last integer in the reply, else the whole reply.
 struct AnswerInfo {
   bool found = false;
-  std::string text;                 // the answer's text ("73", or the whole reply)
-  std::optional<long long> value;   // when it is an integer
+  std::string text;                      // the answer's text ("73", or the whole reply)
+  std::optional<long long> value;        // when it is an integer
   int token_begin = -1, token_end = -1;  // trace indices of the answer tokens
-  int bridge_begin = -1;            // trace index where the forced text after the thinking starts
-  std::string bridge_text;          // what is forced after each cut ("\n</think>\n\nThe answer is ")
-  double logprob = 0;               // sum of the trace's log-probabilities of the answer tokens
+  int bridge_begin = -1;                 // trace index where the forced text after the thinking starts
+  std::string bridge_text;               // what is forced after each cut ("\n</think>\n\nThe answer is ")
+  double logprob = 0;                    // sum of the trace's log-probabilities of the answer tokens
 };
 
 struct EarlyAnswerPoint {
-  int after_step = -1;              // -1: before the first step (thinking cut at once)
-  int position = 0;                 // sequence position where the thinking was cut
-  double logprob = 0;               // teacher-forced log P(answer tokens)
-  double probability = 0;           // exp(logprob)
-  std::string greedy_text;          // what the model writes greedily there
+  int after_step = -1;      // -1: before the first step (thinking cut at once)
+  int position = 0;         // sequence position where the thinking was cut
+  double logprob = 0;       // teacher-forced log P(answer tokens)
+  double probability = 0;   // exp(logprob)
+  std::string greedy_text;  // what the model writes greedily there
   std::optional<long long> greedy_answer;
-  bool greedy_matches = false;      // the greedy answer is the final answer
+  bool greedy_matches = false;  // the greedy answer is the final answer
 };
 
 struct EarlyAnswer {
   bool computed = false;
-  std::string skipped;              // why not, when not computed
+  std::string skipped;  // why not, when not computed
   std::vector<EarlyAnswerPoint> points;
   std::optional<int> decided_step;  // first step from which the probability stays >= the threshold (-1: before any)
   int64_t tokens_evaluated = 0;     // forced + greedy tokens (never a prompt or thinking token)
@@ -124,33 +124,37 @@ struct EarlyAnswer {
 
 struct StepImportance {
   int step = 0;
-  double removed_logprob = 0;       // log P(answer) with the step removed
-  double removed_delta = 0;         // baseline - removed_logprob (> 0: the step supports the answer)
-  double importance = 0;            // max(0, delta) normalised over steps (resampled delta when resampling)
-  std::optional<double> resampled_logprob;  // log of the mean P(answer) over the resamples
+  double removed_logprob = 0;  // log P(answer) with the step removed
+  double removed_delta = 0;    // baseline - removed_logprob (> 0: the step supports the answer)
+  double importance = 0;       // positive removed_delta normalised over the steps (sum 1)
+  // Resampling: the step replaced by a sample from the fork before it.
+  // Resamples identical to the step are not counterfactuals and are left
+  // out; none left (the model would write the step anyway): no value.
+  std::optional<double> resampled_logprob;  // log of the mean P(answer) over the differing resamples
   std::optional<double> resampled_delta;
-  int identical_resamples = 0;      // resamples that reproduced the step's tokens exactly
+  std::optional<double> resampled_importance;  // positive resampled_delta normalised over the steps
+  int identical_resamples = 0;                 // resamples that reproduced the step's tokens exactly
   std::vector<std::string> resampled_texts;
 };
 
 struct Importance {
   bool computed = false;
   std::string skipped;
-  double baseline_logprob = 0;      // log P(answer) with every step (the early-answer value after the last step)
+  double baseline_logprob = 0;  // log P(answer) with every step (the early-answer value after the last step)
   int resamples = 0;
   std::vector<StepImportance> steps;
-  std::vector<int> top;             // most important steps first (at most 3)
+  std::vector<int> top;  // most important steps first (at most 3)
   int64_t tokens_evaluated = 0;
   double seconds = 0;
 };
 
 struct WordAttribution {
   std::string word;
-  int byte_begin = 0, byte_end = 0;    // in the question
-  int token_begin = 0, token_end = 0;  // prompt positions
-  std::optional<double> occlusion;     // baseline - log P(answer) with the word masked (thinking kept)
+  int byte_begin = 0, byte_end = 0;          // in the question
+  int token_begin = 0, token_end = 0;        // prompt positions
+  std::optional<double> occlusion;           // baseline - log P(answer) with the word masked (thinking kept)
   std::optional<double> occlusion_response;  // the same for the whole reply (thinking + answer)
-  double attention = 0;                // mean attention from the answer tokens (layers, heads, queries)
+  double attention = 0;                      // mean attention from the answer tokens (layers, heads, queries)
 };
 
 struct PromptAttribution {
@@ -158,7 +162,7 @@ struct PromptAttribution {
   std::string skipped;
   std::string question;
   std::vector<WordAttribution> words;
-  double attention_on_question = 0;   // share of the answer's attention that lands on the question
+  double attention_on_question = 0;  // share of the answer's attention that lands on the question
   double baseline_response_logprob = 0;
   int64_t tokens_evaluated = 0;
   double seconds = 0;
@@ -166,7 +170,7 @@ struct PromptAttribution {
 
 struct LogitLensLayer {
   int layer = 0;
-  int rank = 0;                     // 0: the answer's first token is the layer's top token
+  int rank = 0;  // 0: the answer's first token is the layer's top token
   double probability = 0;
   TokenId top_id = -1;
   std::string top_text;
@@ -176,25 +180,25 @@ struct LogitLensLayer {
 struct LogitLens {
   bool computed = false;
   std::string skipped;
-  int position = 0;                 // the position whose residual stream is read
-  TokenId target = -1;              // the answer's first token
+  int position = 0;     // the position whose residual stream is read
+  TokenId target = -1;  // the answer's first token
   std::string target_text;
   std::vector<LogitLensLayer> layers;
 };
 
 struct AttentionMap {
-  AttentionRequest request;         // resolved (no -1 left except head)
+  AttentionRequest request;  // resolved (no -1 left except head)
   std::vector<std::string> query_tokens, key_tokens;
-  std::vector<float> weights;       // [query][key]
+  std::vector<float> weights;  // [query][key]
 };
 
 struct SampleTrace {
   int index = 0;
   bool warmup = false;
-  std::string answer;               // "" when none
+  std::string answer;  // "" when none
   std::string finish_reason;
   int tokens = 0;
-  double confidence = 0;            // lowest group confidence (the vote weight)
+  double confidence = 0;  // lowest group confidence (the vote weight)
   double mean_confidence = 0;
   bool stopped_early = false;
 };
@@ -211,12 +215,12 @@ struct SelfConsistency {
   int samples = 0;
   std::optional<double> threshold;  // group confidence below which a trace is stopped
   std::vector<SampleTrace> traces;
-  std::vector<Vote> votes;          // heaviest first
+  std::vector<Vote> votes;  // heaviest first
   std::string majority, weighted_winner;
-  double agreement = 0;             // share of voting traces that give the weighted winner
+  double agreement = 0;               // share of voting traces that give the weighted winner
   bool winner_matches_trace = false;  // the weighted winner is the analysed trace's answer
   int64_t tokens_generated = 0;
-  int64_t tokens_saved = 0;         // estimated: stopped traces x (mean full length - their length)
+  int64_t tokens_saved = 0;  // estimated: stopped traces x (mean full length - their length)
   double seconds = 0;
 };
 
@@ -231,8 +235,8 @@ struct StepFlags {
   int lowest_group_confidence = -1;  // lowest sliding-window confidence
   int least_likely_token = -1;       // holds the written token the model found least likely
   int most_important = -1;
-  int decisive = -1;                 // where the answer was decided (early-answer curve)
-  int final_result = -1;             // computes the final result (heuristic, integer answers)
+  int decisive = -1;      // where the answer was decided (early-answer curve)
+  int final_result = -1;  // computes the final result (heuristic, integer answers)
 };
 
 struct Report {
@@ -251,7 +255,7 @@ struct Report {
   std::vector<AttentionMap> attention_maps;
   SelfConsistency self_consistency;
   AnalysisOptions options;
-  int64_t tokens_evaluated = 0;     // by every analysis together
+  int64_t tokens_evaluated = 0;  // by every analysis together
   double seconds = 0;
 };
 

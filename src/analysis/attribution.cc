@@ -105,8 +105,7 @@ PromptAttribution prompt_attribution(Workspace& ws, const std::string& question,
       WordAttribution& w = out.words[wi];
       // One batch: the masked word, the rest of the prompt, the reply up to the answer's end.
       std::vector<TokenId> batch(static_cast<size_t>(w.token_end - w.token_begin), mask.front());
-      batch.insert(batch.end(), ws.sequence.begin() + w.token_end,
-                   ws.sequence.begin() + P + answer.token_end);
+      batch.insert(batch.end(), ws.sequence.begin() + w.token_end, ws.sequence.begin() + P + answer.token_end);
       ws.fork_eval(w.token_begin, batch);
       const int shift = P - w.token_begin;  // batch index of trace token j is shift + j
       double response = 0, ans = 0;
@@ -248,7 +247,8 @@ std::vector<AttentionMap> attention_maps(Workspace& ws, const AnswerInfo& answer
     };
     {
       HookScope scope(ws.work, hooks);
-      ws.fork_eval(r.query_begin, std::span<const TokenId>(ws.sequence).subspan(static_cast<size_t>(r.query_begin), nq));
+      ws.fork_eval(r.query_begin,
+                   std::span<const TokenId>(ws.sequence).subspan(static_cast<size_t>(r.query_begin), nq));
     }
     AttentionMap map;
     map.request = r;

@@ -34,8 +34,7 @@ std::vector<int> top_steps(const std::vector<StepImportance>& steps, int n) {
   std::vector<int> order;
   for (const StepImportance& s : steps)
     if (s.importance > 0) order.push_back(s.step);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return steps[a].importance > steps[b].importance; });
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return steps[a].importance > steps[b].importance; });
   if (static_cast<int>(order.size()) > n) order.resize(n);
   return order;
 }
@@ -122,8 +121,11 @@ Importance step_importance(Workspace& ws, const std::vector<Step>& steps, const 
           ws.work.eval(std::span<const TokenId>(&id, 1));
           logits = ws.work.logits();
         }
-        si.identical_resamples += std::equal(sampled.begin(), sampled.end(), original.begin(), original.end());
+        const bool identical = std::equal(sampled.begin(), sampled.end(), original.begin(), original.end());
+        si.identical_resamples += identical;
         si.resampled_texts.push_back(text);
+        // A resample that rewrote the step word for word is no counterfactual.
+        if (identical) continue;
         // Then the rest as generated, teacher-forced, from the current state.
         std::vector<TokenId> tail;
         if (pending) tail.push_back(sampled.back());
@@ -135,16 +137,27 @@ Importance step_importance(Workspace& ws, const std::vector<Step>& steps, const 
           lp += ws.logprob(answer_at - 1 + j, tail[static_cast<size_t>(answer_at + j)]);
         logprobs.push_back(lp);
       }
-      si.resampled_logprob = log_mean_exp(logprobs);
-      si.resampled_delta = out.baseline_logprob - *si.resampled_logprob;
+      if (!logprobs.empty()) {
+        si.resampled_logprob = log_mean_exp(logprobs);
+        si.resampled_delta = out.baseline_logprob - *si.resampled_logprob;
+      }
     }
     out.steps.push_back(std::move(si));
   }
-  // Normalised importance: positive deltas share 1 (resampling when done).
-  double total = 0;
-  for (const StepImportance& s : out.steps) total += std::max(0.0, s.resampled_delta.value_or(s.removed_delta));
-  for (StepImportance& s : out.steps)
-    s.importance = total > 0 ? std::max(0.0, s.resampled_delta.value_or(s.removed_delta)) / total : 0.0;
+  // Normalised importance: positive deltas share 1. Deltas under the noise
+  // floor (float evaluation differences) count as none.
+  constexpr double kNoiseFloor = 1e-3;
+  auto positive = [&](double delta) { return delta > kNoiseFloor ? delta : 0.0; };
+  double removed_total = 0, resampled_total = 0;
+  for (const StepImportance& s : out.steps) {
+    removed_total += positive(s.removed_delta);
+    if (s.resampled_delta) resampled_total += positive(*s.resampled_delta);
+  }
+  for (StepImportance& s : out.steps) {
+    s.importance = removed_total > 0 ? positive(s.removed_delta) / removed_total : 0.0;
+    if (o.resamples > 0)
+      s.resampled_importance = resampled_total > 0 ? positive(s.resampled_delta.value_or(0)) / resampled_total : 0.0;
+  }
   out.top = top_steps(out.steps, 3);
   out.computed = true;
   out.tokens_evaluated = ws.work.tokens_evaluated() - evaluated_before;

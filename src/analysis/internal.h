@@ -35,14 +35,12 @@ struct Workspace {
   // Trace ids [begin, end).
   std::span<const TokenId> trace_ids(int begin, int end) const {
     return std::span<const TokenId>(sequence).subspan(static_cast<size_t>(prompt_len + begin),
-                                                       static_cast<size_t>(end - begin));
+                                                      static_cast<size_t>(end - begin));
   }
 };
 
 using Clock = std::chrono::steady_clock;
-inline double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Index of the largest logit (ties: the lowest id).
 TokenId argmax(const float* logits, int n_vocab);

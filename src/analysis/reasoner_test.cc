@@ -118,10 +118,11 @@ TEST_F(ReasonerTest, EarlyAnswerRisesAtTheFinalComputationAndItMattersMost) {
     const auto& im = rep.importance.steps;
     importance_ok += f != 0 && im[static_cast<size_t>(f)].removed_delta > im[0].removed_delta;
   }
-  std::printf("tiny reasoner, %d problems: accuracy %.1f%%; early-answer low before / high from the final "
-              "computation: %.1f%% (decided exactly there: %.1f%%); removing the final computation hurts more than "
-              "removing the first step: %.1f%%\n",
-              n, 100.0 * correct / n, 100.0 * curve_ok / n, 100.0 * decided_at_final / n, 100.0 * importance_ok / n);
+  std::printf(
+      "tiny reasoner, %d problems: accuracy %.1f%%; early-answer low before / high from the final "
+      "computation: %.1f%% (decided exactly there: %.1f%%); removing the final computation hurts more than "
+      "removing the first step: %.1f%%\n",
+      n, 100.0 * correct / n, 100.0 * curve_ok / n, 100.0 * decided_at_final / n, 100.0 * importance_ok / n);
   EXPECT_GE(curve_ok, 0.9 * n);
   EXPECT_GE(importance_ok, 0.9 * n);
 }
@@ -167,10 +168,11 @@ TEST_F(ReasonerTest, PlantedArithmeticErrorIsFlagged) {
     followed += rep.answer.value && *rep.answer.value != p.answer;
   }
   ASSERT_GT(n, 0) << "no step with a result to corrupt";
-  std::printf("tiny reasoner, %d planted errors: flagged %.1f%% (lowest confidence %.1f%%, lowest group confidence "
-              "%.1f%%, least likely token %.1f%%, most important %.1f%%); the answer followed the error in %.1f%%\n",
-              n, 100.0 * flagged / n, 100.0 * by_confidence / n, 100.0 * by_group / n, 100.0 * by_token / n,
-              100.0 * by_importance / n, 100.0 * followed / n);
+  std::printf(
+      "tiny reasoner, %d planted errors: flagged %.1f%% (lowest confidence %.1f%%, lowest group confidence "
+      "%.1f%%, least likely token %.1f%%, most important %.1f%%); the answer followed the error in %.1f%%\n",
+      n, 100.0 * flagged / n, 100.0 * by_confidence / n, 100.0 * by_group / n, 100.0 * by_token / n,
+      100.0 * by_importance / n, 100.0 * followed / n);
   EXPECT_GE(flagged, 0.8 * n);
 }
 

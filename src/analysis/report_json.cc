@@ -31,7 +31,9 @@ const char* split_name(StepSplit s) { return s == StepSplit::Lines ? "lines" : "
 ojson options_json(const AnalysisOptions& o) {
   ojson attention = ojson::array();
   for (const AttentionRequest& r : o.attention_maps)
-    attention.push_back({{"layer", r.layer}, {"head", r.head}, {"queries", span(r.query_begin, r.query_end)},
+    attention.push_back({{"layer", r.layer},
+                         {"head", r.head},
+                         {"queries", span(r.query_begin, r.query_end)},
                          {"keys", span(r.key_begin, r.key_end)}});
   return {{"split", split_name(o.steps.split)},
           {"tail_tokens", o.steps.tail_tokens},
@@ -111,7 +113,8 @@ ojson to_json(const Report& rep) {
     sj["mean_logprob"] = number(st.mean_logprob);
     sj["min_logprob"] = number(st.min_logprob);
     const TraceToken& least = rep.trace[static_cast<size_t>(st.least_likely_token)];
-    sj["least_likely_token"] = {{"index", st.least_likely_token}, {"text", least.text}, {"logprob", number(least.logprob)}};
+    sj["least_likely_token"] = {
+        {"index", st.least_likely_token}, {"text", least.text}, {"logprob", number(least.logprob)}};
     sj["result"] = optional(st.result);
     steps.push_back(std::move(sj));
   }
@@ -153,13 +156,14 @@ ojson to_json(const Report& rep) {
       ojson sj = {{"step", si.step},
                   {"removed_logprob", number(si.removed_logprob)},
                   {"removed_delta", number(si.removed_delta)}};
-      if (si.resampled_logprob) {
+      sj["importance"] = number(si.importance);
+      if (im.resamples > 0) {
         sj["resampled_logprob"] = optional(si.resampled_logprob);
         sj["resampled_delta"] = optional(si.resampled_delta);
+        sj["resampled_importance"] = optional(si.resampled_importance);
         sj["identical_resamples"] = si.identical_resamples;
         sj["resampled_texts"] = si.resampled_texts;
       }
-      sj["importance"] = number(si.importance);
       list.push_back(std::move(sj));
     }
     j["importance"] = skipped_or(im.computed, im.skipped,
@@ -238,7 +242,8 @@ ojson to_json(const Report& rep) {
                         {"mean_confidence", number(t.mean_confidence)},
                         {"stopped_early", t.stopped_early}});
     ojson votes = ojson::array();
-    for (const Vote& v : sc.votes) votes.push_back({{"answer", v.answer}, {"count", v.count}, {"weight", number(v.weight)}});
+    for (const Vote& v : sc.votes)
+      votes.push_back({{"answer", v.answer}, {"count", v.count}, {"weight", number(v.weight)}});
     j["self_consistency"] = skipped_or(sc.computed, sc.skipped,
                                        {{"computed", true},
                                         {"samples", sc.samples},

@@ -96,7 +96,8 @@ SelfConsistency self_consistency(ChatSession& session, const TraceRecord& record
     v.weight += s.confidence;
   }
   for (auto& [key, v] : votes) out.votes.push_back(v);
-  std::stable_sort(out.votes.begin(), out.votes.end(), [](const Vote& a, const Vote& b) { return a.weight > b.weight; });
+  std::stable_sort(out.votes.begin(), out.votes.end(),
+                   [](const Vote& a, const Vote& b) { return a.weight > b.weight; });
   int voters = 0;
   const Vote* majority = nullptr;
   for (const Vote& v : out.votes) {
@@ -108,8 +109,8 @@ SelfConsistency self_consistency(ChatSession& session, const TraceRecord& record
     out.majority = majority->answer;
     out.agreement = static_cast<double>(out.votes.front().count) / voters;
   }
-  out.winner_matches_trace = answer.found && !out.weighted_winner.empty() &&
-                             out.weighted_winner == answer_of(record.result.content);
+  out.winner_matches_trace =
+      answer.found && !out.weighted_winner.empty() && out.weighted_winner == answer_of(record.result.content);
   // Tokens a stopped trace did not generate, against the finished ones' mean length.
   if (full > 0) {
     const double mean_full = full_tokens / full;

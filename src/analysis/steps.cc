@@ -62,11 +62,16 @@ bool ends_sentence(std::string_view text) {
 
 const char* role_name(StepRole role) {
   switch (role) {
-    case StepRole::Setup: return "setup";
-    case StepRole::Compute: return "compute";
-    case StepRole::Check: return "check";
-    case StepRole::Backtrack: return "backtrack";
-    case StepRole::Conclude: return "conclude";
+    case StepRole::Setup:
+      return "setup";
+    case StepRole::Compute:
+      return "compute";
+    case StepRole::Check:
+      return "check";
+    case StepRole::Backtrack:
+      return "backtrack";
+    case StepRole::Conclude:
+      return "conclude";
   }
   return "setup";
 }

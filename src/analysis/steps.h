@@ -30,15 +30,15 @@ struct Step {
   std::string text;                    // the tokens' text, line breaks trimmed
   int token_begin = 0, token_end = 0;  // trace indices [begin, end)
   StepRole role = StepRole::Setup;
-  double mean_confidence = 0;          // DeepConf token confidence, averaged over the step
+  double mean_confidence = 0;  // DeepConf token confidence, averaged over the step
   double min_confidence = 0;
   double tail_confidence = 0;          // mean over the last tail_tokens tokens
   double lowest_group_confidence = 0;  // lowest sliding-window mean ending inside the step
   double mean_entropy = 0;
-  double mean_logprob = 0;             // of the written tokens
+  double mean_logprob = 0;  // of the written tokens
   double min_logprob = 0;
-  int least_likely_token = 0;          // trace index of the written token with min_logprob
-  std::optional<long long> result;     // last integer of a compute step (its result)
+  int least_likely_token = 0;       // trace index of the written token with min_logprob
+  std::optional<long long> result;  // last integer of a compute step (its result)
 };
 
 // The contiguous range of Thinking-phase tokens in the trace ([begin, end),
@@ -49,8 +49,7 @@ std::pair<int, int> thinking_range(std::span<const TraceToken> trace);
 // holds a line break, and in Sentences mode also after a token ending in
 // '.', '!' or '?' that is followed by whitespace. A step of whitespace only
 // joins the step before it (or the next one at the start).
-std::vector<std::pair<int, int>> split_steps(std::span<const TraceToken> trace, int begin, int end,
-                                             StepSplit mode);
+std::vector<std::pair<int, int>> split_steps(std::span<const TraceToken> trace, int begin, int end, StepSplit mode);
 
 // Rules, in order (first match wins), on the lower-cased trimmed text:
 //   backtrack: starts with "wait", "actually", "no,", "no.", "hmm", "oops",

@@ -29,12 +29,20 @@ std::vector<std::string> texts(const std::vector<Step>& steps) {
 }
 
 TEST(Steps, SplitsLinesAtTokenBoundaries) {
-  std::vector<TraceToken> trace = {
-      tok("<think>", 1, 0, 0, TokenPhase::OpenMarker),
-      tok("\n"), tok("57"), tok("+"), tok("12"), tok("\n"),            // step 0 (leading blank joins it)
-      tok("57"), tok("+12"), tok("=69"), tok("\n"), tok("\n"),         // step 1 (blank line joins it)
-      tok("69+4=73"), tok("\n"),                                       // step 2
-      tok("</think>", 1, 0, 0, TokenPhase::CloseMarker)};
+  std::vector<TraceToken> trace = {tok("<think>", 1, 0, 0, TokenPhase::OpenMarker),
+                                   tok("\n"),
+                                   tok("57"),
+                                   tok("+"),
+                                   tok("12"),
+                                   tok("\n"),  // step 0 (leading blank joins it)
+                                   tok("57"),
+                                   tok("+12"),
+                                   tok("=69"),
+                                   tok("\n"),
+                                   tok("\n"),  // step 1 (blank line joins it)
+                                   tok("69+4=73"),
+                                   tok("\n"),  // step 2
+                                   tok("</think>", 1, 0, 0, TokenPhase::CloseMarker)};
   const auto [b, e] = thinking_range(trace);
   EXPECT_EQ(b, 1);
   EXPECT_EQ(e, 13);
@@ -55,7 +63,7 @@ TEST(Steps, SplitsLinesAtTokenBoundaries) {
 
 TEST(Steps, SplitsSentences) {
   std::vector<TraceToken> trace = {tok("First"), tok(" we add."), tok(" Then"), tok(" 3.5"), tok(" is"),
-                                   tok(" it!"),  tok("\n"),       tok("Done"), tok("?")};
+                                   tok(" it!"),  tok("\n"),       tok("Done"),  tok("?")};
   const auto lines = build_steps(trace, 0, static_cast<int>(trace.size()), {});
   EXPECT_EQ(texts(lines), (std::vector<std::string>{"First we add. Then 3.5 is it!", "Done?"}));
   StepOptions o;
@@ -67,7 +75,7 @@ TEST(Steps, SplitsSentences) {
 
 TEST(Steps, StatisticsByHand) {
   // Confidences 4, 2, 6, 8 | 1, 3 ; logprobs -0.1, -2, -0.3, -0.2 | -0.5, -4
-  std::vector<TraceToken> trace = {tok("a", 4, -0.1f, 1.0f), tok("b", 2, -2.0f, 0.0f), tok("c", 6, -0.3f, 0.5f),
+  std::vector<TraceToken> trace = {tok("a", 4, -0.1f, 1.0f),  tok("b", 2, -2.0f, 0.0f), tok("c", 6, -0.3f, 0.5f),
                                    tok("\n", 8, -0.2f, 0.5f), tok("d", 1, -0.5f, 2.0f), tok("e", 3, -4.0f, 1.0f)};
   StepOptions o;
   o.tail_tokens = 2;
@@ -75,12 +83,12 @@ TEST(Steps, StatisticsByHand) {
   const auto steps = build_steps(trace, 0, 6, o);
   ASSERT_EQ(steps.size(), 2u);
   const Step& s0 = steps[0];
-  EXPECT_DOUBLE_EQ(s0.mean_confidence, 5.0);   // (4+2+6+8)/4
+  EXPECT_DOUBLE_EQ(s0.mean_confidence, 5.0);  // (4+2+6+8)/4
   EXPECT_DOUBLE_EQ(s0.min_confidence, 2.0);
-  EXPECT_DOUBLE_EQ(s0.tail_confidence, 7.0);   // (6+8)/2
+  EXPECT_DOUBLE_EQ(s0.tail_confidence, 7.0);  // (6+8)/2
   // Group means over the last 3: 4, 3, 4, 16/3 -> lowest 3.
   EXPECT_DOUBLE_EQ(s0.lowest_group_confidence, 3.0);
-  EXPECT_DOUBLE_EQ(s0.mean_entropy, 0.5);      // (1+0+0.5+0.5)/4
+  EXPECT_DOUBLE_EQ(s0.mean_entropy, 0.5);  // (1+0+0.5+0.5)/4
   EXPECT_NEAR(s0.min_logprob, -2.0, 1e-6);
   EXPECT_EQ(s0.least_likely_token, 1);
   const Step& s1 = steps[1];

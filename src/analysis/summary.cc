@@ -102,22 +102,36 @@ std::string render_summary(const Report& rep, bool color) {
   const TraceSummary& s = rep.summary;
   out += "Trace: " + std::to_string(s.generated_tokens) + " tokens (" + std::to_string(s.thinking_tokens) +
          " thinking, " + std::to_string(rep.steps.size()) + " steps); confidence mean " +
-         format("%.2f", s.mean_confidence) + ", lowest group " + format("%.2f", s.lowest_group_confidence) +
-         ", tail " + format("%.2f", s.tail_confidence) + "; mean entropy " + format("%.3f", s.mean_entropy) + " nats\n";
+         format("%.2f", s.mean_confidence) + ", lowest group " + format("%.2f", s.lowest_group_confidence) + ", tail " +
+         format("%.2f", s.tail_confidence) + "; mean entropy " + format("%.3f", s.mean_entropy) + " nats\n";
 
   if (!rep.steps.empty()) {
     double max_conf = 0;
     for (const Step& st : rep.steps) max_conf = std::max(max_conf, st.mean_confidence);
     const bool curve = rep.early_answer.computed;
     const bool importance = rep.importance.computed;
-    out += "\n" + paint("  #  role       confidence             min logp", "1");
-    if (curve) out += paint("  p(answer)  greedy", "1");
-    if (importance) out += paint("  import.", "1");
-    out += paint("  step", "1") + "\n";
+    // Columns: index 3, role 9, confidence bar 12 + value 7, min log p 8,
+    // p(answer) 9, greedy 8, importance 7, then the step's text.
+    char header[160];
+    std::snprintf(header, sizeof header, "%3s  %-9s  %-19s  %8s", "#", "role", "confidence", "min logp");
+    std::string head = header;
+    if (curve) {
+      std::snprintf(header, sizeof header, "  %9s  %-8s", "p(answer)", "greedy");
+      head += header;
+    }
+    if (importance) {
+      std::snprintf(header, sizeof header, "  %7s", "import.");
+      head += header;
+    }
+    out += "\n" + paint(head + "  step", "1") + "\n";
     if (curve) {
       const EarlyAnswerPoint& p = rep.early_answer.points.front();
-      out += "  -  (before thinking)                                " + format("%9.3f", p.probability) + "  " +
-             clip(p.greedy_answer ? std::to_string(*p.greedy_answer) : p.greedy_text, 8) + "\n";
+      std::string row = "  -  (before thinking)";
+      row.resize(45, ' ');
+      const std::string greedy = clip(p.greedy_answer ? std::to_string(*p.greedy_answer) : p.greedy_text, 6);
+      char cell[64];
+      std::snprintf(cell, sizeof cell, "  %9.3f  %-8s", p.probability, greedy.c_str());
+      out += row + cell + "\n";
     }
     for (const Step& st : rep.steps) {
       const double share = max_conf > 0 ? st.mean_confidence / max_conf : 0;
@@ -128,10 +142,10 @@ std::string render_summary(const Report& rep, bool color) {
       out += format("  %8.2f", st.min_logprob);
       if (curve) {
         const EarlyAnswerPoint& p = rep.early_answer.points[static_cast<size_t>(st.index) + 1];
-        std::string greedy = p.greedy_answer ? std::to_string(*p.greedy_answer) : clip(p.greedy_text, 6);
-        greedy = clip(greedy, 6) + (p.greedy_matches ? " ✓" : "  ");
+        const std::string greedy = clip(p.greedy_answer ? std::to_string(*p.greedy_answer) : p.greedy_text, 6);
         char cell[64];
-        std::snprintf(cell, sizeof cell, "  %9.3f  %-8s", p.probability, greedy.c_str());
+        std::snprintf(cell, sizeof cell, "  %9.3f  %-6s%s", p.probability, greedy.c_str(),
+                      p.greedy_matches ? " ✓" : "  ");
         out += cell;
       }
       if (importance) out += format("  %6.0f%%", 100 * rep.importance.steps[static_cast<size_t>(st.index)].importance);
@@ -153,11 +167,11 @@ std::string render_summary(const Report& rep, bool color) {
              (d < 0 ? std::string("before the thinking")
                     : "at step " + std::to_string(d) + " " + quoted(rep.steps[static_cast<size_t>(d)].text)) +
              ": p(answer) " + (point > 0 ? format("%.3f", before) + " -> " : std::string()) +
-             format("%.3f", e.points[point].probability) + " and stays >= " +
-             format("%.2f", rep.options.decision_threshold) + "\n";
+             format("%.3f", e.points[point].probability) +
+             " and stays >= " + format("%.2f", rep.options.decision_threshold) + "\n";
     } else {
-      out += paint("Not decided: ", "1") + "p(answer) ends below " + format("%.2f", rep.options.decision_threshold) +
-             "\n";
+      out +=
+          paint("Not decided: ", "1") + "p(answer) ends below " + format("%.2f", rep.options.decision_threshold) + "\n";
     }
   } else {
     out += "Early-answer curve: " + e.skipped + "\n";
@@ -169,10 +183,18 @@ std::string render_summary(const Report& rep, bool color) {
     for (size_t i = 0; i < im.top.size(); ++i) {
       const StepImportance& si = im.steps[static_cast<size_t>(im.top[i])];
       out += (i ? ", " : "") + std::string("#") + std::to_string(si.step) + " " + percent(si.importance) + " (" +
-             "removing it: log p " + format("%+.2f", -si.removed_delta) +
-             (si.resampled_delta ? ", resampled: " + format("%+.2f", -*si.resampled_delta) : std::string()) + ")";
+             "removing it: log p " + format("%+.2f", -si.removed_delta) + ")";
     }
     out += "\n";
+    if (im.resamples > 0) {
+      out += paint("Resampled steps", "1") + " (" + std::to_string(im.resamples) +
+             " each; log p change, identical resamples):";
+      for (const StepImportance& si : im.steps)
+        out += " #" + std::to_string(si.step) + " " +
+               (si.resampled_delta ? format("%+.2f", -*si.resampled_delta) : std::string("n/a")) + " (" +
+               std::to_string(si.identical_resamples) + ")" + (&si == &im.steps.back() ? "" : ",");
+      out += "\n";
+    }
   } else {
     out += "Step importance: " + im.skipped + "\n";
   }
@@ -183,9 +205,8 @@ std::string render_summary(const Report& rep, bool color) {
       if (w.occlusion) by_occlusion.push_back(&w);
       by_attention.push_back(&w);
     }
-    std::stable_sort(by_occlusion.begin(), by_occlusion.end(), [](auto* x, auto* y) {
-      return *x->occlusion_response > *y->occlusion_response;
-    });
+    std::stable_sort(by_occlusion.begin(), by_occlusion.end(),
+                     [](auto* x, auto* y) { return *x->occlusion_response > *y->occlusion_response; });
     std::stable_sort(by_attention.begin(), by_attention.end(),
                      [](auto* x, auto* y) { return x->attention > y->attention; });
     if (!by_occlusion.empty()) {
@@ -222,8 +243,8 @@ std::string render_summary(const Report& rep, bool color) {
     out += paint("Logit lens", "1") + " for " + quoted(l.target_text, 12) + " at position " +
            std::to_string(l.position) + ":";
     for (const LogitLensLayer& x : l.layers)
-      out += " L" + std::to_string(x.layer) + " rank " + std::to_string(x.rank) + " p " + format("%.3f", x.probability) +
-             (&x == &l.layers.back() ? "" : ";");
+      out += " L" + std::to_string(x.layer) + " rank " + std::to_string(x.rank) + " p " +
+             format("%.3f", x.probability) + (&x == &l.layers.back() ? "" : ";");
     out += "\n";
   }
   for (const AttentionMap& m : rep.attention_maps) {

@@ -44,7 +44,7 @@ void read(const ojson& obj, const char* key, bool& out, const std::string& where
   out = it->get<bool>();
 }
 template <typename Int>
-  requires std::is_integral_v<Int>
+requires std::is_integral_v<Int>
 void read(const ojson& obj, const char* key, Int& out, const std::string& where) {
   const auto it = obj.find(key);
   if (it == obj.end()) return;
@@ -57,7 +57,8 @@ void read(const ojson& obj, const char* key, Int& out, const std::string& where)
   }
   const auto v = it->get<int64_t>();
   if constexpr (std::is_signed_v<Int>) {
-    if (v < std::numeric_limits<Int>::min() || v > std::numeric_limits<Int>::max()) bad(where + "." + key, "out of range");
+    if (v < std::numeric_limits<Int>::min() || v > std::numeric_limits<Int>::max())
+      bad(where + "." + key, "out of range");
   } else {
     if (v < 0) bad(where + "." + key, "out of range");
   }
@@ -79,10 +80,14 @@ void read(const ojson& obj, const char* key, double& out, const std::string& whe
 ojson options_to_json(const ChatOptions& o) {
   ojson j;
   const SamplingParams& s = o.sampling;
-  j["sampling"] = {{"temperature", s.temperature},         {"top_k", s.top_k},
-                   {"top_p", s.top_p},                     {"min_p", s.min_p},
-                   {"repeat_penalty", s.repeat_penalty},   {"repeat_last_n", s.repeat_last_n},
-                   {"presence_penalty", s.presence_penalty}, {"frequency_penalty", s.frequency_penalty},
+  j["sampling"] = {{"temperature", s.temperature},
+                   {"top_k", s.top_k},
+                   {"top_p", s.top_p},
+                   {"min_p", s.min_p},
+                   {"repeat_penalty", s.repeat_penalty},
+                   {"repeat_last_n", s.repeat_last_n},
+                   {"presence_penalty", s.presence_penalty},
+                   {"frequency_penalty", s.frequency_penalty},
                    {"seed", s.seed}};
   j["max_tokens"] = o.max_tokens;
   j["think_budget"] = o.think_budget;
@@ -151,22 +156,32 @@ ChatOptions options_from_json(const ojson& j) {
 
 const char* phase_name(TokenPhase phase) {
   switch (phase) {
-    case TokenPhase::BeforeThinking: return kPhaseNames[0];
-    case TokenPhase::OpenMarker: return kPhaseNames[1];
-    case TokenPhase::Thinking: return kPhaseNames[2];
-    case TokenPhase::CloseMarker: return kPhaseNames[3];
-    case TokenPhase::Answer: return kPhaseNames[4];
+    case TokenPhase::BeforeThinking:
+      return kPhaseNames[0];
+    case TokenPhase::OpenMarker:
+      return kPhaseNames[1];
+    case TokenPhase::Thinking:
+      return kPhaseNames[2];
+    case TokenPhase::CloseMarker:
+      return kPhaseNames[3];
+    case TokenPhase::Answer:
+      return kPhaseNames[4];
   }
   return kPhaseNames[4];
 }
 
 const char* origin_name(TokenOrigin origin) {
   switch (origin) {
-    case TokenOrigin::Sampled: return kOriginNames[0];
-    case TokenOrigin::ForcedContinuation: return kOriginNames[1];
-    case TokenOrigin::ForcedBudgetMessage: return kOriginNames[2];
-    case TokenOrigin::ForcedClose: return kOriginNames[3];
-    case TokenOrigin::ForcedOpen: return kOriginNames[4];
+    case TokenOrigin::Sampled:
+      return kOriginNames[0];
+    case TokenOrigin::ForcedContinuation:
+      return kOriginNames[1];
+    case TokenOrigin::ForcedBudgetMessage:
+      return kOriginNames[2];
+    case TokenOrigin::ForcedClose:
+      return kOriginNames[3];
+    case TokenOrigin::ForcedOpen:
+      return kOriginNames[4];
   }
   return kOriginNames[0];
 }
@@ -272,9 +287,9 @@ TraceRecord trace_from_json(const ojson& j) {
         known_phase = true;
       }
     }
-    for (const TokenOrigin candidate : {TokenOrigin::Sampled, TokenOrigin::ForcedContinuation,
-                                        TokenOrigin::ForcedBudgetMessage, TokenOrigin::ForcedClose,
-                                        TokenOrigin::ForcedOpen}) {
+    for (const TokenOrigin candidate :
+         {TokenOrigin::Sampled, TokenOrigin::ForcedContinuation, TokenOrigin::ForcedBudgetMessage,
+          TokenOrigin::ForcedClose, TokenOrigin::ForcedOpen}) {
       if (origin == origin_name(candidate)) {
         t.origin = candidate;
         known_origin = true;
@@ -291,8 +306,8 @@ TraceRecord trace_from_json(const ojson& j) {
     if (const auto it = tj.find("top"); it != tj.end()) {
       if (!it->is_array()) bad(w + ".top", "expected an array of [id, logprob]");
       for (const auto& a : *it) {
-        if (!a.is_array() || a.size() != 2 || !a[0].is_number_integer() || !a[1].is_number() || a[0].get<int64_t>() < 0 ||
-            a[0].get<int64_t>() > std::numeric_limits<TokenId>::max())
+        if (!a.is_array() || a.size() != 2 || !a[0].is_number_integer() || !a[1].is_number() ||
+            a[0].get<int64_t>() < 0 || a[0].get<int64_t>() > std::numeric_limits<TokenId>::max())
           bad(w + ".top", "expected an array of [id, logprob]");
         t.top.push_back(TokenLogprob{static_cast<TokenId>(a[0].get<int64_t>()), a[1].get<float>()});
       }
@@ -354,7 +369,7 @@ double replay_trace(ChatSession& session, TraceRecord& record) {
       const int j = pos0 + i + 1 - P;  // the trace token this row predicts
       if (j < 0 || j >= static_cast<int>(r.trace.size())) continue;
       TraceToken& t = r.trace[static_cast<size_t>(j)];
-      TokenStats stats = compute_token_stats(session.context().logits(i), n_vocab, t.id, record.options.trace_top_k);
+      TokenStats stats = trace_token_stats(session.context().logits(i), n_vocab, t.id, record.options.trace_top_k);
       max_diff = std::max(max_diff, std::fabs(static_cast<double>(stats.chosen_logprob) - t.logprob));
       t.logprob = stats.chosen_logprob;
       t.entropy = stats.entropy;

@@ -196,13 +196,14 @@ VerifyResult AuditStore::verify() {
 
   scan(1, [&](const StoredRecord& r) {
     if (r.seq > last_seq) return false;
-    const std::string name = "record " + std::to_string(r.seq) + (r.trace_id.empty() ? "" : " (trace " + r.trace_id + ")");
+    const std::string name =
+        "record " + std::to_string(r.seq) + (r.trace_id.empty() ? "" : " (trace " + r.trace_id + ")");
     if (r.seq > expected_seq && !check_gap(r.seq, r.trace_id.empty() ? "" : " (trace " + r.trace_id + ")"))
       return false;
     if (tombstones.count(r.seq))
       return fail(r.seq, r.trace_id,
-                  name + " is listed as deleted by retention record " +
-                      std::to_string(tombstones[r.seq].listed_by) + " but is present");
+                  name + " is listed as deleted by retention record " + std::to_string(tombstones[r.seq].listed_by) +
+                      " but is present");
     nlohmann::json body;
     try {
       body = nlohmann::json::parse(r.body);
@@ -227,9 +228,8 @@ VerifyResult AuditStore::verify() {
       return value == column;
     };
     if (!column_matches("kind", r.kind) || !column_matches("trace_id", r.trace_id) ||
-        !column_matches("model", r.model) || !column_matches("key_name", r.key_name) ||
-        !body.contains("created_at") || !body["created_at"].is_number_integer() ||
-        body["created_at"].get<int64_t>() != r.created_at_ms)
+        !column_matches("model", r.model) || !column_matches("key_name", r.key_name) || !body.contains("created_at") ||
+        !body["created_at"].is_number_integer() || body["created_at"].get<int64_t>() != r.created_at_ms)
       return fail(r.seq, r.trace_id, name + ": its columns differ from the hashed body (edited)");
     if (r.prev_hash != prev_hash)
       return fail(r.seq, r.trace_id,

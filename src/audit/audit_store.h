@@ -68,11 +68,11 @@ struct RecordQuery {
 
 struct VerifyResult {
   bool ok = true;
-  int64_t records = 0;         // records present and checked
-  int64_t first_bad_seq = 0;   // the first broken (or missing) record; 0 when ok
+  int64_t records = 0;        // records present and checked
+  int64_t first_bad_seq = 0;  // the first broken (or missing) record; 0 when ok
   std::string first_bad_trace_id;
-  std::string message;         // what is wrong, naming the record ("" when ok)
-  ChainHead head;              // the chain head as stored
+  std::string message;  // what is wrong, naming the record ("" when ok)
+  ChainHead head;       // the chain head as stored
 };
 
 // The hash of a record whose predecessor's hash is prev_hash_hex.

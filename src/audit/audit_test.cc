@@ -39,7 +39,8 @@ TEST(ChainHash, MatchesHashlib) {
   // sha256(32 zero bytes || '{"a":1}') and the next link, computed with hashlib.
   const std::string first = chain_hash(kZeroHash, R"({"a":1})");
   EXPECT_EQ(first, "b06a229070741292512e8760f470dd7a4c46ccfdf253df781d88dabe58c1ccb1");
-  EXPECT_EQ(chain_hash(first, R"({"b":[true,null]})"), "0605ad2594e463046cea88e2e4a7b6ec643bd1803628c26ababda352b7ecbc32");
+  EXPECT_EQ(chain_hash(first, R"({"b":[true,null]})"),
+            "0605ad2594e463046cea88e2e4a7b6ec643bd1803628c26ababda352b7ecbc32");
   EXPECT_THROW(chain_hash("nothex", "{}"), Error);
 }
 
@@ -61,7 +62,10 @@ TEST(Utf8, ValidateAndSanitize) {
   EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
   EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
   EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // > U+10FFFF
-  EXPECT_EQ(sanitize_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(sanitize_utf8("a\xFF"
+                          "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(sanitize_utf8("ok"), "ok");
   EXPECT_TRUE(is_valid_utf8(sanitize_utf8("\xE2\x82")));
   EXPECT_EQ(utf8_prefix_length("a\xC3\xA9", 2), 1u);

@@ -80,10 +80,11 @@ ojson otel_span(const StoredRecord& stored, const nlohmann::json& record, const 
     if (request && find(*request, "messages"))
       attrs.push_back(string_attr("gen_ai.input.messages", (*request)["messages"].dump()));
     else if (request && find(*request, "prompt"))
-      attrs.push_back(string_attr("gen_ai.input.messages",
-                                  nlohmann::json::array({{{"role", "user"},
-                                                          {"parts", {{{"type", "text"}, {"content", (*request)["prompt"]}}}}}})
-                                      .dump()));
+      attrs.push_back(
+          string_attr("gen_ai.input.messages",
+                      nlohmann::json::array(
+                          {{{"role", "user"}, {"parts", {{{"type", "text"}, {"content", (*request)["prompt"]}}}}}})
+                          .dump()));
     nlohmann::json parts = nlohmann::json::array();
     if (const auto* r = find(record, "reasoning"); r && r->is_string() && !r->get<std::string>().empty())
       parts.push_back({{"type", "reasoning"}, {"content", *r}});

@@ -65,8 +65,10 @@ class PostgresStore final : public AuditStore {
     std::vector<std::string> texts;
     texts.reserve(params.size());
     for (const auto& p : params) {
-      if (const auto* i = std::get_if<int64_t>(&p)) texts.push_back(std::to_string(*i));
-      else texts.push_back(std::get<std::string>(p));
+      if (const auto* i = std::get_if<int64_t>(&p))
+        texts.push_back(std::to_string(*i));
+      else
+        texts.push_back(std::get<std::string>(p));
     }
     std::vector<const char*> values;
     std::vector<int> lengths;
@@ -208,10 +210,14 @@ class PostgresStore final : public AuditStore {
     for (PQconninfoOption* o = options; o->keyword; ++o) {
       if (!o->val) continue;
       const std::string k = o->keyword;
-      if (k == "user") user = o->val;
-      else if (k == "host") host = o->val;
-      else if (k == "port") port = o->val;
-      else if (k == "dbname") db = o->val;
+      if (k == "user")
+        user = o->val;
+      else if (k == "host")
+        host = o->val;
+      else if (k == "port")
+        port = o->val;
+      else if (k == "dbname")
+        db = o->val;
     }
     PQconninfoFree(options);
     return "postgresql://" + (user.empty() ? "" : user + "@") + host + (port.empty() ? "" : ":" + port) + "/" + db;
@@ -223,8 +229,6 @@ class PostgresStore final : public AuditStore {
 
 }  // namespace
 
-std::unique_ptr<AuditStore> open_postgres_store(const std::string& url) {
-  return std::make_unique<PostgresStore>(url);
-}
+std::unique_ptr<AuditStore> open_postgres_store(const std::string& url) { return std::make_unique<PostgresStore>(url); }
 
 }  // namespace glassbox::audit

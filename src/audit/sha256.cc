@@ -32,8 +32,7 @@ Digest Sha256::finish() {
   Digest d{};
   unsigned int len = 0;
   auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
-  if (EVP_DigestFinal_ex(ctx, d.data(), &len) != 1 || len != d.size())
-    throw Error("OpenSSL: SHA-256 final failed");
+  if (EVP_DigestFinal_ex(ctx, d.data(), &len) != 1 || len != d.size()) throw Error("OpenSSL: SHA-256 final failed");
   if (EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) throw Error("OpenSSL: cannot reset SHA-256");
   return d;
 }
@@ -95,8 +94,7 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 
 std::string random_hex(size_t bytes) {
   std::vector<uint8_t> buf(bytes);
-  if (bytes && RAND_bytes(buf.data(), static_cast<int>(bytes)) != 1)
-    throw Error("OpenSSL: no random bytes available");
+  if (bytes && RAND_bytes(buf.data(), static_cast<int>(bytes)) != 1) throw Error("OpenSSL: no random bytes available");
   return to_hex(buf);
 }
 

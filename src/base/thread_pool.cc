@@ -36,6 +36,7 @@ bool spin_until(Pred pred) {
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
+  job_.claimed = std::make_unique<std::atomic<uint8_t>[]>(static_cast<size_t>(n_threads_));
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -46,19 +47,22 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::work_on(Job& job, int index) {
-  const RangeFn& fn = *job.fn;
-  if (job.grain == 0) {
-    const int64_t per = (job.n + n_threads_ - 1) / n_threads_;
-    const int64_t begin = std::min(job.n, per * index);
-    const int64_t end = std::min(job.n, begin + per);
-    if (begin < end) fn(begin, end, index);
+void ThreadPool::run_static_chunk(int chunk) {
+  const int64_t per = (job_.n + n_threads_ - 1) / n_threads_;
+  const int64_t begin = std::min(job_.n, per * chunk);
+  const int64_t end = std::min(job_.n, begin + per);
+  if (begin < end) (*job_.fn)(begin, end, chunk);
+}
+
+void ThreadPool::work_on(int index) {
+  if (job_.grain == 0) {
+    if (job_.claimed[index].exchange(1, std::memory_order_acq_rel) == 0) run_static_chunk(index);
     return;
   }
   for (;;) {
-    const int64_t begin = job.next.fetch_add(job.grain, std::memory_order_relaxed);
-    if (begin >= job.n) return;
-    fn(begin, std::min(job.n, begin + job.grain), index);
+    const int64_t begin = job_.next.fetch_add(job_.grain, std::memory_order_relaxed);
+    if (begin >= job_.n) return;
+    (*job_.fn)(begin, std::min(job_.n, begin + job_.grain), index);
   }
 }
 
@@ -67,17 +71,28 @@ void ThreadPool::run(int64_t n, int64_t grain, const RangeFn& fn) {
   job_.n = n;
   job_.grain = grain;
   job_.next.store(0, std::memory_order_relaxed);
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  // Publishing: the seq_cst increment orders the job fields before it, and
-  // against the workers' sleeping_workers_ increments (see worker()).
-  generation_.fetch_add(1);
+  for (int i = 0; i < n_threads_; ++i) job_.claimed[i].store(0, std::memory_order_relaxed);
+  const uint32_t g = ++last_generation_;
+  state_.store(static_cast<uint64_t>(g) << 32, std::memory_order_release);
+  // Publishing: the seq_cst store orders the job before it, and against the
+  // workers' sleeping_workers_ increments (see worker()).
+  generation_.store(g);
   if (sleeping_workers_.load() > 0) generation_.notify_all();
 
-  work_on(job_, 0);
-
-  if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+  work_on(0);
+  if (grain == 0) {
+    // Chunks of threads that have not started yet.
+    for (int i = 1; i < n_threads_; ++i) {
+      if (job_.claimed[i].exchange(1, std::memory_order_acq_rel) == 0) run_static_chunk(i);
+    }
+  }
+  // Every chunk is taken. Close the job to latecomers and wait for the
+  // workers still inside.
+  const uint64_t before = state_.fetch_or(kClosed);
+  if ((before & kInsideMask) != 0 &&
+      !spin_until([this] { return (state_.load(std::memory_order_acquire) & kInsideMask) == 0; })) {
     caller_sleeping_.store(true);
-    for (int p = pending_.load(); p != 0; p = pending_.load()) pending_.wait(p);
+    for (uint64_t s = state_.load(); (s & kInsideMask) != 0; s = state_.load()) state_.wait(s);
     caller_sleeping_.store(false);
   }
   job_.fn = nullptr;
@@ -114,9 +129,21 @@ void ThreadPool::worker(int index) {
       sleeping_workers_.fetch_sub(1);
     }
     if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
-    work_on(job_, index);
-    if (pending_.fetch_sub(1) == 1 && caller_sleeping_.load()) pending_.notify_one();
+    const uint32_t g = generation_.load(std::memory_order_acquire);
+    seen = g;
+    // Enter the job unless the caller has moved past it or closed it.
+    uint64_t s = state_.load(std::memory_order_acquire);
+    bool entered = false;
+    while ((s >> 32) == g && (s & kClosed) == 0) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+        entered = true;
+        break;
+      }
+    }
+    if (!entered) continue;
+    work_on(index);
+    const uint64_t after = state_.fetch_sub(1) - 1;
+    if ((after & kInsideMask) == 0 && (after & kClosed) != 0 && caller_sleeping_.load()) state_.notify_one();
   }
 }
 

@@ -4,15 +4,21 @@
 // Decoding one token runs about 150 parallel sections, a few microseconds
 // each, so waking workers must be cheap: a job is published by bumping an
 // atomic generation counter that idle workers spin on for a short while
-// before they sleep on it (futex), and completion is an atomic countdown the
-// caller spins on the same way. Only a worker (or caller) that actually went
-// to sleep costs a system call to wake.
+// before they sleep on it (futex). Only a worker that actually went to sleep
+// costs a system call to wake.
+//
+// The caller never waits for a worker that has not started: it does its own
+// share, then takes over every chunk nobody has claimed, closes the job, and
+// waits only for the workers inside it. On a machine busy with other
+// processes a descheduled worker then costs nothing instead of a time slice
+// per parallel section.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>  // kept for code that relied on this header for it
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,15 +37,19 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(begin, end, thread_index) over [0, n) split into one contiguous
-  // chunk per thread (thread i always gets the i-th chunk); returns when all
+  // Calls fn(begin, end, thread_index) over [0, n) split into one
+  // contiguous chunk per thread: chunk i is [i*per, (i+1)*per) and is always
+  // passed index i, but when thread i has not started by the time the
+  // caller is done with its own chunk, the caller runs it (as index i). No
+  // two threads ever run with the same index at once. Returns when all
   // chunks are done. Not reentrant.
   void ParallelFor(int64_t n, const RangeFn& fn);
 
   // Calls fn(begin, end, thread_index) over [0, n) in chunks of `grain`
   // items (the last may be shorter) that the threads take in turn from a
   // shared counter, so a thread the OS delays does not hold up the others.
-  // Which thread gets which chunk varies; results must not depend on it.
+  // thread_index is the running thread's. Which thread gets which chunk
+  // varies; results must not depend on it.
   void ParallelForDynamic(int64_t n, int64_t grain, const RangeFn& fn);
 
  private:
@@ -48,19 +58,26 @@ class ThreadPool {
     int64_t n = 0;
     int64_t grain = 0;  // 0: static split
     std::atomic<int64_t> next{0};
+    std::unique_ptr<std::atomic<uint8_t>[]> claimed;  // static split: chunk taken
   };
 
   void run(int64_t n, int64_t grain, const RangeFn& fn);
-  void work_on(Job& job, int index);
+  void run_static_chunk(int chunk);
+  void work_on(int index);
   void worker(int index);
+
+  // state_: generation of the current job (high 32 bits), a closed flag and
+  // the number of workers inside the job (low bits).
+  static constexpr uint64_t kClosed = uint64_t{1} << 31;
+  static constexpr uint64_t kInsideMask = kClosed - 1;
 
   int n_threads_;
   std::vector<std::thread> threads_;
   Job job_;
-  // Bumped once per job; workers wait for it to change. Odd values are never
-  // special: only inequality with the last seen value matters.
+  uint32_t last_generation_ = 0;  // written by the calling thread only
+  // Bumped once per job; idle workers wait for it to change.
   std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};       // workers still running the current job
+  std::atomic<uint64_t> state_{0};
   std::atomic<int> sleeping_workers_{0};
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};

@@ -23,8 +23,7 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
 TEST(ThreadPool, ReusableManyTimes) {
   ThreadPool pool(2);
   std::atomic<int64_t> sum{0};
-  for (int rep = 0; rep < 2000; ++rep)
-    pool.ParallelFor(10, [&](int64_t b, int64_t e, int) { sum += e - b; });
+  for (int rep = 0; rep < 2000; ++rep) pool.ParallelFor(10, [&](int64_t b, int64_t e, int) { sum += e - b; });
   EXPECT_EQ(sum.load(), 20000);
 }
 
@@ -73,6 +72,33 @@ TEST(ThreadPool, SingleThreadRunsInline) {
     ++calls;
   });
   EXPECT_EQ(calls, 1);
+}
+
+}  // namespace glassbox
+
+namespace glassbox {
+
+// Per-thread scratch indexed by thread_index stays safe: no index is ever
+// used by two threads at the same time, also when the caller takes over the
+// chunk of a worker that has not started.
+TEST(ThreadPool, NoIndexRunsTwiceAtOnce) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> busy(4);
+  std::atomic<int> clashes{0};
+  std::atomic<int> cpu_spin{0};
+  auto fn = [&](int64_t, int64_t, int t) {
+    if (busy[t].fetch_add(1) != 0) ++clashes;
+    for (int i = 0; i < 200; ++i) cpu_spin.fetch_add(1, std::memory_order_relaxed);
+    busy[t].fetch_sub(1);
+  };
+  for (int rep = 0; rep < 3000; ++rep) {
+    if (rep % 2 == 0) {
+      pool.ParallelFor(4, fn);
+    } else {
+      pool.ParallelForDynamic(16, 1, fn);
+    }
+  }
+  EXPECT_EQ(clashes.load(), 0);
 }
 
 }  // namespace glassbox

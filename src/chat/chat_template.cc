@@ -33,8 +33,7 @@ jinja::Context make_chat_context(const ChatRequest& request) {
   return ctx;
 }
 
-ChatTemplate::ChatTemplate(std::string_view source, jinja::Options options)
-    : template_(source, std::move(options)) {}
+ChatTemplate::ChatTemplate(std::string_view source, jinja::Options options) : template_(source, std::move(options)) {}
 
 std::string ChatTemplate::render(const ChatRequest& request) const {
   return template_.render(make_chat_context(request));

@@ -11,11 +11,10 @@
 #pragma once
 
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "jinja/jinja.h"
 

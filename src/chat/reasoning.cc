@@ -16,10 +16,10 @@ struct MarkerPair {
 
 // Known reasoning delimiters, most common first.
 constexpr std::array<MarkerPair, 5> kKnownPairs{{
-    {"<think>", "</think>"},                            // Qwen3, QwQ, DeepSeek-R1, SmolLM3, Granite
-    {"[THINK]", "[/THINK]"},                            // Magistral / Ministral reasoning
-    {"<|START_THINKING|>", "<|END_THINKING|>"},         // Command-A reasoning
-    {"<seed:think>", "</seed:think>"},                  // Seed-OSS
+    {"<think>", "</think>"},                                              // Qwen3, QwQ, DeepSeek-R1, SmolLM3, Granite
+    {"[THINK]", "[/THINK]"},                                              // Magistral / Ministral reasoning
+    {"<|START_THINKING|>", "<|END_THINKING|>"},                           // Command-A reasoning
+    {"<seed:think>", "</seed:think>"},                                    // Seed-OSS
     {"\xe2\x97\x81think\xe2\x96\xb7", "\xe2\x97\x81/think\xe2\x96\xb7"},  // Kimi: ◁think▷ ◁/think▷
 }};
 
@@ -104,8 +104,7 @@ ReasoningParser::ReasoningParser(ReasoningMarkers markers) : markers_(std::move(
   }
 }
 
-void ReasoningParser::emit(std::vector<ReasoningSegment>& out, ReasoningSegment::Kind kind,
-                           std::string_view text) {
+void ReasoningParser::emit(std::vector<ReasoningSegment>& out, ReasoningSegment::Kind kind, std::string_view text) {
   if (text.empty()) return;
   if (!out.empty() && out.back().kind == kind) {
     out.back().text.append(text);
@@ -141,7 +140,7 @@ void ReasoningParser::run(std::vector<ReasoningSegment>& out) {
           continue;
         }
         if (rest.size() < open.size() && open.starts_with(rest)) return;  // may still open
-        phase_ = ReasoningPhase::Content;  // no block: the output is content, verbatim
+        phase_ = ReasoningPhase::Content;                                 // no block: the output is content, verbatim
         continue;
       }
       case ReasoningPhase::Reasoning: {
@@ -162,8 +161,7 @@ void ReasoningParser::run(std::vector<ReasoningSegment>& out) {
         }
         const size_t close_at = pending_.find(close);
         if (close_at != std::string::npos) {
-          emit(out, Kind::Reasoning,
-               strip_trailing_newlines(std::string_view(pending_).substr(0, close_at)));
+          emit(out, Kind::Reasoning, strip_trailing_newlines(std::string_view(pending_).substr(0, close_at)));
           pending_.erase(0, close_at + close.size());
           phase_ = ReasoningPhase::Content;
           block_closed_ = true;
@@ -240,8 +238,7 @@ std::vector<ReasoningSegment> ReasoningParser::finish() {
     case ReasoningPhase::Content:
       // Held only at the start of content: newlines (dropped) or a partial
       // close marker after force_close that never completed (kept).
-      emit(out, ReasoningSegment::Kind::Content,
-           std::string_view(pending_).substr(leading_newlines(pending_)));
+      emit(out, ReasoningSegment::Kind::Content, std::string_view(pending_).substr(leading_newlines(pending_)));
       break;
   }
   pending_.clear();
@@ -253,8 +250,7 @@ ParsedReasoning parse_reasoning(std::string_view text, const ReasoningMarkers& m
   ParsedReasoning parsed;
   auto collect = [&parsed](const std::vector<ReasoningSegment>& segments) {
     for (const ReasoningSegment& segment : segments) {
-      (segment.kind == ReasoningSegment::Kind::Reasoning ? parsed.reasoning : parsed.content) +=
-          segment.text;
+      (segment.kind == ReasoningSegment::Kind::Reasoning ? parsed.reasoning : parsed.content) += segment.text;
     }
   };
   collect(parser.push(text));

@@ -85,8 +85,8 @@ class ReasoningParser {
   std::vector<ReasoningSegment> finish();
 
   ReasoningPhase phase() const { return phase_; }
-  bool block_opened() const { return block_opened_; }      // a block began (prompt or output)
-  bool block_closed() const { return block_closed_; }      // it ended (marker or force_close)
+  bool block_opened() const { return block_opened_; }  // a block began (prompt or output)
+  bool block_closed() const { return block_closed_; }  // it ended (marker or force_close)
   bool closed_by_force() const { return closed_by_force_; }
   // After finish(): the output ended inside the block (no close ever came).
   bool unclosed() const { return finished_ && block_opened_ && !block_closed_; }
@@ -98,11 +98,11 @@ class ReasoningParser {
 
   ReasoningMarkers markers_;
   ReasoningPhase phase_ = ReasoningPhase::AwaitingBlock;
-  std::string pending_;                 // received, not yet emitted
-  bool at_reasoning_start_ = false;     // leading newlines of the reasoning are still dropped
-  bool at_content_start_ = false;       // leading newlines after the block are still dropped
-  bool swallow_close_ = false;          // after force_close: a close marker may still arrive
-  bool swallow_open_ = false;           // prompt opened the block: a repeated open marker is dropped
+  std::string pending_;              // received, not yet emitted
+  bool at_reasoning_start_ = false;  // leading newlines of the reasoning are still dropped
+  bool at_content_start_ = false;    // leading newlines after the block are still dropped
+  bool swallow_close_ = false;       // after force_close: a close marker may still arrive
+  bool swallow_open_ = false;        // prompt opened the block: a repeated open marker is dropped
   bool block_opened_ = false;
   bool block_closed_ = false;
   bool closed_by_force_ = false;

@@ -23,8 +23,7 @@ struct Outcome {
 };
 
 std::ostream& operator<<(std::ostream& os, const Outcome& o) {
-  return os << "{reasoning=\"" << o.reasoning << "\", content=\"" << o.content
-            << "\", unclosed=" << o.unclosed << "}";
+  return os << "{reasoning=\"" << o.reasoning << "\", content=\"" << o.content << "\", unclosed=" << o.unclosed << "}";
 }
 
 void collect(Outcome& outcome, const std::vector<ReasoningSegment>& segments) {
@@ -45,16 +44,14 @@ Outcome parse_pieces(const ReasoningMarkers& markers, const std::vector<std::str
 
 // The result must not depend on how the stream is cut: whole, every 2-way
 // and 3-way split, and byte by byte.
-void expect_split_invariant(const ReasoningMarkers& markers, std::string_view text,
-                            const Outcome& expected) {
+void expect_split_invariant(const ReasoningMarkers& markers, std::string_view text, const Outcome& expected) {
   ASSERT_EQ(parse_pieces(markers, {text}), expected) << "whole text: " << text;
   const size_t n = text.size();
   for (size_t i = 0; i <= n; ++i) {
     ASSERT_EQ(parse_pieces(markers, {text.substr(0, i), text.substr(i)}), expected)
         << "split at " << i << " of: " << text;
     for (size_t j = i; j <= n; ++j) {
-      ASSERT_EQ(parse_pieces(markers, {text.substr(0, i), text.substr(i, j - i), text.substr(j)}),
-                expected)
+      ASSERT_EQ(parse_pieces(markers, {text.substr(0, i), text.substr(i, j - i), text.substr(j)}), expected)
           << "split at " << i << "," << j << " of: " << text;
     }
   }
@@ -70,8 +67,7 @@ ReasoningMarkers think_markers(bool prompt_opens = false) {
 }
 
 TEST(ReasoningParser, ThinkThenAnswerStripsLayoutNewlines) {
-  expect_split_invariant(think_markers(), "<think>\nI think.\n</think>\n\nAnswer.",
-                         {"I think.", "Answer.", false});
+  expect_split_invariant(think_markers(), "<think>\nI think.\n</think>\n\nAnswer.", {"I think.", "Answer.", false});
 }
 
 TEST(ReasoningParser, PromptOpenedBlock) {
@@ -116,18 +112,15 @@ TEST(ReasoningParser, OpenMarkerInsideReasoningStaysReasoning) {
 TEST(ReasoningParser, SpacesAreKeptOnlyNewlinesAreLayout) {
   expect_split_invariant(think_markers(), "<think>\n  indented  \n</think>\n \n Final.",
                          {"  indented  ", " \n Final.", false});
-  expect_split_invariant(think_markers(), "<think>\r\nwindows\r\n</think>\r\n\r\nok\r\n",
-                         {"windows", "ok\r\n", false});
+  expect_split_invariant(think_markers(), "<think>\r\nwindows\r\n</think>\r\n\r\nok\r\n", {"windows", "ok\r\n", false});
 }
 
 TEST(ReasoningParser, InnerBlankLinesAndTrailingContentNewlinesKept) {
-  expect_split_invariant(think_markers(), "<think>\na\n\nb\n</think>\n\nc\n\nd\n",
-                         {"a\n\nb", "c\n\nd\n", false});
+  expect_split_invariant(think_markers(), "<think>\na\n\nb\n</think>\n\nc\n\nd\n", {"a\n\nb", "c\n\nd\n", false});
 }
 
 TEST(ReasoningParser, FalseAlarmPartialMarkers) {
-  expect_split_invariant(think_markers(), "<think>a </thinking> b</th</think>c",
-                         {"a </thinking> b</th", "c", false});
+  expect_split_invariant(think_markers(), "<think>a </thinking> b</th</think>c", {"a </thinking> b</th", "c", false});
   expect_split_invariant(think_markers(), "<think>x\n</\n</think>y", {"x\n</", "y", false});
 }
 
@@ -151,8 +144,9 @@ TEST(ReasoningParser, OtherMarkerPairs) {
   ReasoningMarkers kimi;  // multi-byte UTF-8 markers, cut inside characters by the splits
   kimi.open = "\xe2\x97\x81think\xe2\x96\xb7";
   kimi.close = "\xe2\x97\x81/think\xe2\x96\xb7";
-  expect_split_invariant(kimi, "\xe2\x97\x81think\xe2\x96\xb7\xe6\x80\x9d\xe8\x80\x83\xe2\x97\x81/think\xe2\x96\xb7\n\n\xe7\xad\x94",
-                         {"\xe6\x80\x9d\xe8\x80\x83", "\xe7\xad\x94", false});
+  expect_split_invariant(
+      kimi, "\xe2\x97\x81think\xe2\x96\xb7\xe6\x80\x9d\xe8\x80\x83\xe2\x97\x81/think\xe2\x96\xb7\n\n\xe7\xad\x94",
+      {"\xe6\x80\x9d\xe8\x80\x83", "\xe7\xad\x94", false});
 }
 
 TEST(ReasoningParser, StreamsAsSoonAsTextIsCertain) {
@@ -166,8 +160,8 @@ TEST(ReasoningParser, StreamsAsSoonAsTextIsCertain) {
   auto out = parser.push("abc");
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], (ReasoningSegment{Kind::Reasoning, "abc"}));
-  EXPECT_TRUE(parser.push("\n").empty());     // may be layout before </think>
-  EXPECT_TRUE(parser.push("</th").empty());   // may be the marker
+  EXPECT_TRUE(parser.push("\n").empty());    // may be layout before </think>
+  EXPECT_TRUE(parser.push("</th").empty());  // may be the marker
   EXPECT_TRUE(parser.push("ink>\n").empty());
   EXPECT_EQ(parser.phase(), ReasoningPhase::Content);
   EXPECT_TRUE(parser.block_closed());
@@ -282,8 +276,8 @@ TEST(ReasoningParserReference, MatchesQwen3TemplateSplitting) {
     if (name.rfind("h3_strip_chars_inline_think", 0) != 0) continue;
     const std::string message = c.at("messages").back().at("content").get<std::string>();
     const ParsedReasoning parsed = parse_reasoning(message, ReasoningMarkers{});
-    const std::string rerendered = "<|im_start|>assistant\n<think>\n" + parsed.reasoning +
-                                   "\n</think>\n\n" + parsed.content + "<|im_end|>\n";
+    const std::string rerendered =
+        "<|im_start|>assistant\n<think>\n" + parsed.reasoning + "\n</think>\n\n" + parsed.content + "<|im_end|>\n";
     const std::string expected = expected_rendering(c);
     ASSERT_GE(expected.size(), rerendered.size()) << name;
     EXPECT_EQ(expected.substr(expected.size() - rerendered.size()), rerendered) << name;
@@ -296,8 +290,7 @@ enum class PromptEnd { Neither, Opens, Closes };
 
 // What each template's generation prompt does, read off the template sources
 // (not computed): which kwargs make it open or close the thinking block.
-PromptEnd expected_prompt_end(const std::string& tmpl, const nlohmann::json& kwargs,
-                              const std::string& case_name) {
+PromptEnd expected_prompt_end(const std::string& tmpl, const nlohmann::json& kwargs, const std::string& case_name) {
   auto flag = [&](const char* key) -> int {  // -1 unset, 0 false, 1 true
     if (!kwargs.contains(key)) return -1;
     return kwargs.at(key).get<bool>() ? 1 : 0;
@@ -327,7 +320,7 @@ PromptEnd expected_prompt_end(const std::string& tmpl, const nlohmann::json& kwa
 TEST(DetectMarkers, ReferenceTemplates) {
   struct TemplateExpectation {
     const char* name;
-    const char* open;   // expected markers
+    const char* open;  // expected markers
     bool detected;
   };
   const TemplateExpectation templates[] = {
@@ -351,8 +344,8 @@ TEST(DetectMarkers, ReferenceTemplates) {
   int checked = 0;
   for (const auto& t : templates) {
     const nlohmann::json file = load_template_cases(t.name);
-    const std::string source = read_text_file(std::string(GLASSBOX_TEST_DATA) +
-                                              "/reference/templates/templates/" + t.name + ".jinja");
+    const std::string source =
+        read_text_file(std::string(GLASSBOX_TEST_DATA) + "/reference/templates/templates/" + t.name + ".jinja");
     for (const auto& c : file.at("cases")) {
       if (!c.at("add_generation_prompt").get<bool>() || !c.contains("rendered")) continue;
       const std::string name = c.at("name").get<std::string>();

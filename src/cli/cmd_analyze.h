@@ -15,10 +15,10 @@
 namespace glassbox::cli {
 
 struct AnalyzeFlags {
-  bool analyze = false;            // run only: analyse each reply
-  std::string save_trace;          // run only: write the trace here
-  int trace_top_k = 20;            // alternatives recorded per token
-  std::string steps = "lines";     // lines | sentences
+  bool analyze = false;         // run only: analyse each reply
+  std::string save_trace;       // run only: write the trace here
+  int trace_top_k = 20;         // alternatives recorded per token
+  std::string steps = "lines";  // lines | sentences
   int resamples = 0;
   int samples = 0;
   bool logit_lens = false;

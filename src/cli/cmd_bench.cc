@@ -52,8 +52,8 @@ std::string model_label(const Model& model, uint64_t n_params) {
   const double p = static_cast<double>(n_params);
   const std::string size = p >= 1e8 ? format("%.1fB", p / 1e9) : format("%.0fM", p / 1e6);
   const auto ftype = model.file().get_int("general.file_type");
-  const std::string type = ftype ? std::string(quantize::file_type_description(static_cast<uint32_t>(*ftype)))
-                                 : "unknown type";
+  const std::string type =
+      ftype ? std::string(quantize::file_type_description(static_cast<uint32_t>(*ftype))) : "unknown type";
   return model.config().arch + " " + size + " " + type;
 }
 
@@ -109,8 +109,7 @@ struct ThreadResults {
 
 double gbps(double bytes_per_second) { return bytes_per_second / 1e9; }
 
-void print_table(const Model& model, const bench::WeightFootprint& fp,
-                 const std::vector<ThreadResults>& results) {
+void print_table(const Model& model, const bench::WeightFootprint& fp, const std::vector<ThreadResults>& results) {
   const std::string label = model_label(model, fp.n_params);
   const std::string backend = "CPU " + std::string(kernels::active_isa());
   struct Row {
@@ -120,9 +119,9 @@ void print_table(const Model& model, const bench::WeightFootprint& fp,
   rows.push_back({{"model", "size", "params", "backend", "threads", "test", "t/s"}});
   for (const ThreadResults& tr : results) {
     for (const bench::TestResult& t : tr.tests) {
-      rows.push_back({{label, format_size(fp.file_tensor_bytes), format_params(fp.n_params), backend,
-                       std::to_string(tr.threads), t.name,
-                       format("%.2f", t.tps.mean) + " ± " + format("%.2f", t.tps.sd)}});
+      rows.push_back(
+          {{label, format_size(fp.file_tensor_bytes), format_params(fp.n_params), backend, std::to_string(tr.threads),
+            t.name, format("%.2f", t.tps.mean) + " ± " + format("%.2f", t.tps.sd)}});
     }
   }
   // Widths in characters, not bytes: "±" is two bytes of UTF-8.
@@ -157,19 +156,21 @@ void print_table(const Model& model, const bench::WeightFootprint& fp,
   std::printf("\n");
   for (size_t i = 1; i < rows.size(); ++i) print_row(rows[i]);
 
-  std::printf("\nweights read per generated token: %s (%.1f MB: every layer matrix, the output matrix, one "
-              "embedding row)\n",
-              format_size(fp.bytes_per_token).c_str(), static_cast<double>(fp.bytes_per_token) / 1e6);
+  std::printf(
+      "\nweights read per generated token: %s (%.1f MB: every layer matrix, the output matrix, one "
+      "embedding row)\n",
+      format_size(fp.bytes_per_token).c_str(), static_cast<double>(fp.bytes_per_token) / 1e6);
   for (const ThreadResults& tr : results) {
-    std::printf("measured read bandwidth, %d thread%s: %.2f GB/s (best of %d reads of a %s buffer, before and "
-                "after the tests)\n",
-                tr.threads, tr.threads == 1 ? "" : "s", gbps(tr.bandwidth.bytes_per_second), tr.bandwidth.runs,
-                format_size(tr.bandwidth.buffer_bytes).c_str());
+    std::printf(
+        "measured read bandwidth, %d thread%s: %.2f GB/s (best of %d reads of a %s buffer, before and "
+        "after the tests)\n",
+        tr.threads, tr.threads == 1 ? "" : "s", gbps(tr.bandwidth.bytes_per_second), tr.bandwidth.runs,
+        format_size(tr.bandwidth.buffer_bytes).c_str());
     for (const bench::TestResult& t : tr.tests) {
       if (t.n_gen == 0) continue;
       const double used = t.tps.mean * static_cast<double>(fp.bytes_per_token);
-      std::printf("  %s: %.2f t/s x %.1f MB = %.2f GB/s of weights = %.1f%% of measured bandwidth\n",
-                  t.name.c_str(), t.tps.mean, static_cast<double>(fp.bytes_per_token) / 1e6, gbps(used),
+      std::printf("  %s: %.2f t/s x %.1f MB = %.2f GB/s of weights = %.1f%% of measured bandwidth\n", t.name.c_str(),
+                  t.tps.mean, static_cast<double>(fp.bytes_per_token) / 1e6, gbps(used),
                   tr.bandwidth.bytes_per_second > 0 ? 100.0 * used / tr.bandwidth.bytes_per_second : 0.0);
     }
   }
@@ -267,8 +268,8 @@ void run_bench(const BenchArgs& a) {
     so.repetitions = a.repetitions;
     so.seed = a.seed;
     so.progress = [&](std::string_view test, int rep, int reps) {
-      line.show("bench: " + std::string(test) + (rep == 0 ? " warm-up done" : " " + std::to_string(rep) + "/" +
-                                                                             std::to_string(reps)));
+      line.show("bench: " + std::string(test) +
+                (rep == 0 ? " warm-up done" : " " + std::to_string(rep) + "/" + std::to_string(reps)));
     };
     for (int p : a.n_prompt) {
       if (p > 0) tr.tests.push_back(bench::bench_prompt(ctx, p, so));

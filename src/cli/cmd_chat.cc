@@ -150,8 +150,10 @@ class TerminalPrinter {
   void reasoning(const std::string& text) {
     if (hide_ || text.empty()) return;
     if (state_ != State::Reasoning) {
-      if (tty_) std::fputs("\033[2m", stdout);
-      else std::fputs("Thinking:\n", stdout);
+      if (tty_)
+        std::fputs("\033[2m", stdout);
+      else
+        std::fputs("Thinking:\n", stdout);
       state_ = State::Reasoning;
     }
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -265,8 +267,8 @@ void run_eval(const EvalOpts& o) {
       const auto j = nlohmann::json::parse(line);
       problems.push_back({j.at("question").get<std::string>(), j.at("answer").get<long long>()});
     } catch (const std::exception& e) {
-      throw Error(o.problems + ":" + std::to_string(line_no) + ": expected {\"question\": string, \"answer\": integer}: " +
-                  e.what());
+      throw Error(o.problems + ":" + std::to_string(line_no) +
+                  ": expected {\"question\": string, \"answer\": integer}: " + e.what());
     }
     if (o.limit > 0 && static_cast<int>(problems.size()) >= o.limit) break;
   }
@@ -350,14 +352,14 @@ void register_chat_commands(CLI::App& app) {
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("-m,--model", o->model, "GGUF model (template and bos/eos tokens)");
-    cmd->add_option("--messages", o->messages, "JSON file: an array of messages, or {\"messages\": [...]}")
-        ->required();
+    cmd->add_option("--messages", o->messages, "JSON file: an array of messages, or {\"messages\": [...]}")->required();
     cmd->add_flag("--no-generation-prompt", o->no_generation_prompt, "do not open the assistant's turn");
     cmd->add_option("--kwargs", o->kwargs, "template variables as a JSON object");
     cmd->add_option("--template", o->template_file, "Jinja template file (instead of the model's)");
     auto* bos = cmd->add_option("--bos", o->bos, "bos_token text");
     auto* eos = cmd->add_option("--eos", o->eos, "eos_token text");
-    cmd->add_option("--date", o->date, "the date strftime_now() sees, YYYY-MM-DD (default: today), for reproducible renders");
+    cmd->add_option("--date", o->date,
+                    "the date strftime_now() sees, YYYY-MM-DD (default: today), for reproducible renders");
     cmd->callback([o, bos, eos] {
       if (o->model.empty() && o->template_file.empty()) throw Error("template needs -m MODEL or --template FILE");
       ojson doc;

@@ -25,8 +25,9 @@ void print_inspect(const Model& m) {
   std::printf("head dim:        k %d, v %d\n", c.head_dim_k, c.head_dim_v);
   std::printf("feed-forward:    %d\n", c.n_ff);
   std::printf("context (train): %d\n", c.n_ctx_train);
-  std::printf("rope:            %s, dims %d, base %g", c.rope_mode == RopeMode::Norm ? "norm (adjacent pairs)" : "neox (half split)",
-              c.rope_dims, static_cast<double>(c.rope_base));
+  std::printf("rope:            %s, dims %d, base %g",
+              c.rope_mode == RopeMode::Norm ? "norm (adjacent pairs)" : "neox (half split)", c.rope_dims,
+              static_cast<double>(c.rope_base));
   if (c.rope_scaling != RopeScaling::None)
     std::printf(", %s scaling x%g", c.rope_scaling == RopeScaling::Linear ? "linear" : "yarn",
                 1.0 / static_cast<double>(c.rope_freq_scale));

@@ -186,10 +186,8 @@ std::string store_location(const std::string& db, const std::string& config) {
 
 void print_verify(const audit::VerifyResult& v, const std::string& where, bool as_json) {
   if (as_json) {
-    nlohmann::ordered_json j = {{"ok", v.ok},
-                                {"records", v.records},
-                                {"head", {{"seq", v.head.seq}, {"hash", v.head.hash}}},
-                                {"store", where}};
+    nlohmann::ordered_json j = {
+        {"ok", v.ok}, {"records", v.records}, {"head", {{"seq", v.head.seq}, {"hash", v.head.hash}}}, {"store", where}};
     if (!v.ok) {
       j["first_bad_seq"] = v.first_bad_seq;
       j["first_bad_trace_id"] = v.first_bad_trace_id;
@@ -200,14 +198,16 @@ void print_verify(const audit::VerifyResult& v, const std::string& where, bool a
   }
   if (v.ok)
     std::printf("ok: %lld records verified in %s; head seq %lld hash %s\n", static_cast<long long>(v.records),
-                where.c_str(), static_cast<long long>(v.head.seq), v.head.hash.empty() ? "(empty)" : v.head.hash.c_str());
+                where.c_str(), static_cast<long long>(v.head.seq),
+                v.head.hash.empty() ? "(empty)" : v.head.hash.c_str());
 }
 
 }  // namespace
 
 void register_serve_commands(CLI::App& app) {
   {
-    auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with traces, an exposure policy and an audit trail");
+    auto* cmd =
+        app.add_subcommand("serve", "OpenAI-compatible HTTP server with traces, an exposure policy and an audit trail");
     auto o = std::make_shared<ServeOpts>();
     cmd->add_option("-m,--model", o->model, "GGUF model (default: the embedded tiny reasoner)");
     cmd->add_option("--host", o->host, "address to listen on (default 127.0.0.1; others need API keys)");
@@ -226,7 +226,8 @@ void register_serve_commands(CLI::App& app) {
     cmd->add_option("-t,--threads", o->threads, "compute threads per sequence (default: cores / parallel)");
     cmd->add_option("--retain-days", o->retain_days, "delete trace records older than this many days (hourly)")
         ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--max-tokens", o->max_tokens, "largest max_tokens a request may ask for")->check(CLI::Range(1, 1 << 24));
+    cmd->add_option("--max-tokens", o->max_tokens, "largest max_tokens a request may ask for")
+        ->check(CLI::Range(1, 1 << 24));
     cmd->add_option("--max-messages", o->max_messages, "most messages in one request")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--max-body-bytes", o->max_body_bytes, "largest request body (413 above)")
         ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
@@ -255,8 +256,8 @@ void register_serve_commands(CLI::App& app) {
       const std::string key = server::add_key(o->config, o->name, *role, *exposure);
       std::printf("%s\n", key.c_str());
       std::fflush(stdout);
-      std::fprintf(stderr, "added key '%s' (%s, %s exposure) to %s; the key is shown only this once\n",
-                   o->name.c_str(), o->role.c_str(), o->exposure.c_str(), o->config.c_str());
+      std::fprintf(stderr, "added key '%s' (%s, %s exposure) to %s; the key is shown only this once\n", o->name.c_str(),
+                   o->role.c_str(), o->exposure.c_str(), o->config.c_str());
     });
     auto* list = keys->add_subcommand("list", "List the keys of a config file (names, roles, exposures)");
     auto lo = std::make_shared<std::string>(kDefaultConfig);
@@ -298,8 +299,10 @@ void register_serve_commands(CLI::App& app) {
     exp->callback([o] {
       if (o->format != "jsonl" && o->format != "otel") throw Error("--format must be jsonl or otel");
       auto store = audit::AuditStore::open(store_location(o->db, o->config));
-      const std::optional<int64_t> since = o->since.empty() ? std::nullopt : std::optional(audit::parse_time_ms(o->since));
-      const std::optional<int64_t> until = o->until.empty() ? std::nullopt : std::optional(audit::parse_time_ms(o->until));
+      const std::optional<int64_t> since =
+          o->since.empty() ? std::nullopt : std::optional(audit::parse_time_ms(o->since));
+      const std::optional<int64_t> until =
+          o->until.empty() ? std::nullopt : std::optional(audit::parse_time_ms(o->until));
       std::FILE* out = stdout;
       if (!o->output.empty()) {
         out = std::fopen(o->output.c_str(), "wb");

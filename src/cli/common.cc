@@ -22,8 +22,8 @@ std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer) 
       if (pct == last_percent) return;
       last_percent = pct;
       const int width = 30, fill = pct * width / 100;
-      std::fprintf(stderr, "\rloading %s [%.*s%*s] %3d%%", path.c_str(), fill,
-                   "##############################", width - fill, "", pct);
+      std::fprintf(stderr, "\rloading %s [%.*s%*s] %3d%%", path.c_str(), fill, "##############################",
+                   width - fill, "", pct);
       std::fflush(stderr);
     };
   }
@@ -54,8 +54,7 @@ std::vector<TokenId> parse_id_list(const std::string& text) {
     }
     TokenId v = 0;
     const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (ec != std::errc() || end != item.data() + item.size())
-      throw Error("'" + item + "' is not a valid token id");
+    if (ec != std::errc() || end != item.data() + item.size()) throw Error("'" + item + "' is not a valid token id");
     ids.push_back(v);
     pos = comma + 1;
   }

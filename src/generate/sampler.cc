@@ -20,8 +20,7 @@ constexpr float kBucketSpan = 32.0f;
 // every later comparison or softmax meaningless. -inf is a legitimate mask.
 void check_logit(float value, int id) {
   if (std::isnan(value) || value == std::numeric_limits<float>::infinity()) {
-    throw Error("logits row holds a non-finite value (" + std::to_string(value) + ") at token " +
-                std::to_string(id));
+    throw Error("logits row holds a non-finite value (" + std::to_string(value) + ") at token " + std::to_string(id));
   }
 }
 
@@ -42,8 +41,7 @@ void validate(const SamplingParams& p) {
     throw Error("min_p must be in [0, 1], got " + std::to_string(p.min_p));
   }
   if (!(p.repeat_penalty > 0.0f) || !std::isfinite(p.repeat_penalty)) {
-    throw Error("repeat_penalty must be a finite number > 0, got " +
-                std::to_string(p.repeat_penalty));
+    throw Error("repeat_penalty must be a finite number > 0, got " + std::to_string(p.repeat_penalty));
   }
   if (p.repeat_last_n < -1) {
     throw Error("repeat_last_n must be -1 (whole history), 0 (off) or positive, got " +
@@ -71,9 +69,8 @@ void Sampler::ensure_capacity(int n_vocab) {
 
 void Sampler::apply_penalties(float* logits, int n_vocab, std::span<const TokenId> history) {
   check_row_size(n_vocab);
-  const bool off = params_.repeat_last_n == 0 ||
-                   (params_.repeat_penalty == 1.0f && params_.presence_penalty == 0.0f &&
-                    params_.frequency_penalty == 0.0f);
+  const bool off = params_.repeat_last_n == 0 || (params_.repeat_penalty == 1.0f && params_.presence_penalty == 0.0f &&
+                                                  params_.frequency_penalty == 0.0f);
   if (off || history.empty()) return;
   ensure_capacity(n_vocab);
   size_t window = history.size();
@@ -323,8 +320,7 @@ TokenStats compute_token_stats(const float* logits, int n_vocab, TokenId chosen,
   const float max_logit = checked_row_max(logits, n_vocab);
   if (max_logit == kNegInf) throw Error("every logit is -inf: no distribution to describe");
   if (chosen < 0 || chosen >= n_vocab) {
-    throw Error("chosen token " + std::to_string(chosen) + " is outside the vocabulary of " +
-                std::to_string(n_vocab));
+    throw Error("chosen token " + std::to_string(chosen) + " is outside the vocabulary of " + std::to_string(n_vocab));
   }
   if (k < 0) throw Error("top-k size must be >= 0, got " + std::to_string(k));
   k = std::min(k, n_vocab);

@@ -32,12 +32,12 @@
 namespace glassbox {
 
 struct SamplingParams {
-  float temperature = 0.8f;      // 0: greedy; < 0 is invalid
-  int top_k = 40;                // <= 0: off
-  float top_p = 0.95f;           // in (0, 1]; 1: off
-  float min_p = 0.05f;           // in [0, 1]; 0: off (relative to the most likely token)
-  float repeat_penalty = 1.0f;   // > 0; 1: off. Logit > 0 is divided by it, <= 0 multiplied
-  int repeat_last_n = 64;        // window of history the penalties look at; 0: off, -1: all
+  float temperature = 0.8f;        // 0: greedy; < 0 is invalid
+  int top_k = 40;                  // <= 0: off
+  float top_p = 0.95f;             // in (0, 1]; 1: off
+  float min_p = 0.05f;             // in [0, 1]; 0: off (relative to the most likely token)
+  float repeat_penalty = 1.0f;     // > 0; 1: off. Logit > 0 is divided by it, <= 0 multiplied
+  int repeat_last_n = 64;          // window of history the penalties look at; 0: off, -1: all
   float presence_penalty = 0.0f;   // subtracted once from every token seen in the window
   float frequency_penalty = 0.0f;  // subtracted once per occurrence in the window
   uint64_t seed = 42;
@@ -80,13 +80,13 @@ class Sampler {
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  std::vector<float> work_logits_;       // penalised copy of the row, by id
-  std::vector<Candidate> candidates_;    // surviving candidates
-  std::vector<float> weights_;           // unnormalised draw weights of the candidates
+  std::vector<float> work_logits_;                     // penalised copy of the row, by id
+  std::vector<Candidate> candidates_;                  // surviving candidates
+  std::vector<float> weights_;                         // unnormalised draw weights of the candidates
   std::array<double, kMassBuckets> mass_by_bucket_{};  // top-p: probability mass per logit band
-  std::vector<int32_t> occurrences_;     // per id counts inside the penalty window
+  std::vector<int32_t> occurrences_;                   // per id counts inside the penalty window
   size_t candidate_count_ = 0;
-  size_t sorted_count_ = 0;              // leading candidates known to be in final order
+  size_t sorted_count_ = 0;  // leading candidates known to be in final order
 };
 
 // ---------------------------------------------------------------------------
@@ -100,9 +100,9 @@ struct TokenLogprob {
 
 struct TokenStats {
   TokenId chosen = -1;
-  float chosen_logprob = 0.0f;     // log p(chosen)
-  float entropy = 0.0f;            // of the whole distribution, in nats
-  std::vector<TokenLogprob> top;   // the k most likely, descending, ties by lower id
+  float chosen_logprob = 0.0f;    // log p(chosen)
+  float entropy = 0.0f;           // of the whole distribution, in nats
+  std::vector<TokenLogprob> top;  // the k most likely, descending, ties by lower id
   // DeepConf token confidence: -mean(logprob) over `top` (higher = the model
   // is more peaked). Entries with logprob -inf (masked tokens) are skipped.
   float confidence = 0.0f;

@@ -207,8 +207,7 @@ TEST(Sampler, TopKRenormalises) {
   SamplingParams params = plain();
   params.top_k = 2;
   const int draws = 10000;
-  expect_frequencies(draw_counts(params, logits_for({0.1, 0.2, 0.3, 0.4}), draws),
-                     {0.0, 0.0, 3.0 / 7, 4.0 / 7}, draws);
+  expect_frequencies(draw_counts(params, logits_for({0.1, 0.2, 0.3, 0.4}), draws), {0.0, 0.0, 3.0 / 7, 4.0 / 7}, draws);
 }
 
 TEST(Sampler, TopPSeesTheTopKRenormalisedDistribution) {
@@ -253,8 +252,7 @@ TEST(Sampler, FiltersRunBeforeTemperature) {
 
 TEST(Sampler, MaskedTokensAreNeverDrawn) {
   const int draws = 3000;
-  expect_frequencies(draw_counts(plain(), {0.0f, kNegInf, 0.0f, kNegInf}, draws), {0.5, 0.0, 0.5, 0.0},
-                     draws);
+  expect_frequencies(draw_counts(plain(), {0.0f, kNegInf, 0.0f, kNegInf}, draws), {0.5, 0.0, 0.5, 0.0}, draws);
 }
 
 TEST(Sampler, PenaltiesFollowTheLlamaCppFormula) {
@@ -272,7 +270,7 @@ TEST(Sampler, PenaltiesFollowTheLlamaCppFormula) {
   EXPECT_FLOAT_EQ(logits[1], -2.0f * 2 - (1 * 0.5f + 0.25f));  // negative: multiplied
   EXPECT_FLOAT_EQ(logits[2], 1.0f);                            // not in the window
   EXPECT_FLOAT_EQ(logits[3], 0.5f / 2 - (1 * 0.5f + 0.25f));
-  EXPECT_FLOAT_EQ(logits[4], 3.0f);                            // only before the window
+  EXPECT_FLOAT_EQ(logits[4], 3.0f);  // only before the window
 
   // -1: the whole history; 4 is penalised too.
   params.repeat_last_n = -1;
@@ -297,7 +295,7 @@ TEST(Sampler, PenaltiesAreAppliedBeforeChoosing) {
   const std::vector<TokenId> history{0};
   EXPECT_EQ(sampler.sample(logits.data(), 3, {}), 0);
   EXPECT_EQ(sampler.sample(logits.data(), 3, history), 1);  // 3 / 1.5 = 2 < 2.5
-  EXPECT_EQ(logits[0], 3.0f);                                // the caller's row is untouched
+  EXPECT_EQ(logits[0], 3.0f);                               // the caller's row is untouched
   // Repeated calls give the same answer: the occurrence counters reset.
   EXPECT_EQ(sampler.sample(logits.data(), 3, history), 1);
   EXPECT_EQ(sampler.sample(logits.data(), 3, {}), 0);

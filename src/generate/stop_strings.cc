@@ -6,8 +6,7 @@
 
 namespace glassbox {
 
-StopStringMatcher::StopStringMatcher(std::vector<std::string> stop_strings)
-    : stops_(std::move(stop_strings)) {
+StopStringMatcher::StopStringMatcher(std::vector<std::string> stop_strings) : stops_(std::move(stop_strings)) {
   for (size_t i = 0; i < stops_.size(); ++i) {
     if (stops_[i].empty()) throw Error("stop string " + std::to_string(i) + " is empty");
     longest_ = std::max(longest_, stops_[i].size());

@@ -22,9 +22,9 @@ namespace glassbox {
 class StopStringMatcher {
  public:
   struct Result {
-    std::string text;        // safe to emit now
-    bool stopped = false;    // a stop string completed (this push or earlier)
-    int stop_index = -1;     // which one (index into the constructor's list), or -1
+    std::string text;      // safe to emit now
+    bool stopped = false;  // a stop string completed (this push or earlier)
+    int stop_index = -1;   // which one (index into the constructor's list), or -1
   };
 
   // Throws glassbox::Error if a stop string is empty. No stop strings: every
@@ -42,7 +42,7 @@ class StopStringMatcher {
  private:
   std::vector<std::string> stops_;
   size_t longest_ = 0;
-  std::string held_;   // tail that is a proper prefix of some stop string
+  std::string held_;  // tail that is a proper prefix of some stop string
   int stop_index_ = -1;
 };
 

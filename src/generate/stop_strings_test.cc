@@ -19,8 +19,7 @@ struct StreamOutcome {
 };
 
 std::ostream& operator<<(std::ostream& os, const StreamOutcome& o) {
-  return os << "{emitted=\"" << o.emitted << "\", stopped=" << o.stopped << ", index=" << o.stop_index
-            << "}";
+  return os << "{emitted=\"" << o.emitted << "\", stopped=" << o.stopped << ", index=" << o.stop_index << "}";
 }
 
 StreamOutcome run(const std::vector<std::string>& stops, const std::vector<std::string_view>& pieces) {

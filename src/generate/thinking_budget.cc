@@ -13,15 +13,14 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; 
 ThinkingBudget::ThinkingBudget(ThinkingBudgetConfig config) : config_(std::move(config)) {
   const ThinkingBudgetConfig& c = config_;
   if (c.max_thinking_tokens < -1) {
-    throw Error("thinking budget must be -1 (unlimited) or >= 0, got " +
-                std::to_string(c.max_thinking_tokens));
+    throw Error("thinking budget must be -1 (unlimited) or >= 0, got " + std::to_string(c.max_thinking_tokens));
   }
   if (c.min_thinking_tokens < 0) {
     throw Error("minimum thinking tokens must be >= 0, got " + std::to_string(c.min_thinking_tokens));
   }
   if (c.max_thinking_tokens >= 0 && c.min_thinking_tokens > c.max_thinking_tokens) {
-    throw Error("minimum thinking tokens (" + std::to_string(c.min_thinking_tokens) +
-                ") exceed the thinking budget (" + std::to_string(c.max_thinking_tokens) + ")");
+    throw Error("minimum thinking tokens (" + std::to_string(c.min_thinking_tokens) + ") exceed the thinking budget (" +
+                std::to_string(c.max_thinking_tokens) + ")");
   }
   if (c.no_think && c.min_thinking_tokens > 0) {
     throw Error("no-think and a minimum number of thinking tokens contradict each other");
@@ -35,9 +34,8 @@ ThinkingBudget::ThinkingBudget(ThinkingBudgetConfig config) : config_(std::move(
   if (c.min_thinking_tokens > 0 && c.continuation_tokens.empty()) {
     throw Error("a minimum number of thinking tokens needs continuation tokens (e.g. \"Wait\")");
   }
-  planned_.reserve(c.budget_message_tokens.size() + c.close_marker_tokens.size() +
-                   c.after_close_tokens.size() + c.open_marker_tokens.size() +
-                   c.continuation_tokens.size() + 1);
+  planned_.reserve(c.budget_message_tokens.size() + c.close_marker_tokens.size() + c.after_close_tokens.size() +
+                   c.open_marker_tokens.size() + c.continuation_tokens.size() + 1);
 }
 
 void ThinkingBudget::append(TokenId id, TokenPhase phase, TokenOrigin origin) {
@@ -106,9 +104,12 @@ std::span<const PlannedToken> ThinkingBudget::start() {
 
 TokenPhase ThinkingBudget::phase() const {
   switch (state_) {
-    case State::BeforeThinking: return TokenPhase::BeforeThinking;
-    case State::Thinking: return TokenPhase::Thinking;
-    case State::Answer: break;
+    case State::BeforeThinking:
+      return TokenPhase::BeforeThinking;
+    case State::Thinking:
+      return TokenPhase::Thinking;
+    case State::Answer:
+      break;
   }
   return TokenPhase::Answer;
 }
@@ -120,8 +121,7 @@ Decision ThinkingBudget::step(TokenId sampled, std::string_view token_text) {
 
   switch (state_) {
     case State::BeforeThinking: {
-      const bool open_by_id =
-          config_.open_marker_tokens.size() == 1 && sampled == config_.open_marker_tokens[0];
+      const bool open_by_id = config_.open_marker_tokens.size() == 1 && sampled == config_.open_marker_tokens[0];
       const bool open_by_text = completes_marker(config_.open_marker_text, token_text);
       if (open_by_id || open_by_text) {
         append(sampled, TokenPhase::OpenMarker, TokenOrigin::Sampled);
@@ -139,8 +139,7 @@ Decision ThinkingBudget::step(TokenId sampled, std::string_view token_text) {
       size_t space = 0;
       while (space < before_text_.size() && is_space(before_text_[space])) ++space;
       const std::string_view rest = std::string_view(before_text_).substr(space);
-      const bool may_still_open =
-          !token_text.empty() && std::string_view(config_.open_marker_text).starts_with(rest);
+      const bool may_still_open = !token_text.empty() && std::string_view(config_.open_marker_text).starts_with(rest);
       if (may_still_open && !is_end_of_generation(sampled)) {
         append(sampled, TokenPhase::BeforeThinking, TokenOrigin::Sampled);
       } else {
@@ -159,8 +158,7 @@ Decision ThinkingBudget::step(TokenId sampled, std::string_view token_text) {
         break;
       }
       seen_thinking_output_ = true;
-      const bool close_by_id =
-          config_.close_marker_tokens.size() == 1 && sampled == config_.close_marker_tokens[0];
+      const bool close_by_id = config_.close_marker_tokens.size() == 1 && sampled == config_.close_marker_tokens[0];
       const bool close_by_text = completes_marker(config_.close_marker_text, token_text);
       const bool closes = close_by_id || close_by_text;
       const bool ends = is_end_of_generation(sampled);

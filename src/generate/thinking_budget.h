@@ -57,18 +57,18 @@
 namespace glassbox {
 
 struct ThinkingBudgetConfig {
-  int max_thinking_tokens = -1;  // -1: unlimited; >= 0: the budget
-  int min_thinking_tokens = 0;   // 0: off
-  bool no_think = false;         // close the block at once
+  int max_thinking_tokens = -1;     // -1: unlimited; >= 0: the budget
+  int min_thinking_tokens = 0;      // 0: off
+  bool no_think = false;            // close the block at once
   bool starts_in_thinking = false;  // the prompt opened the block (ReasoningMarkers::prompt_opens_block)
 
   std::string open_marker_text = "<think>";
   std::string close_marker_text = "</think>";
-  std::vector<TokenId> open_marker_tokens;    // tokens of open_marker_text (needed only to force an empty block)
-  std::vector<TokenId> close_marker_tokens;   // tokens of close_marker_text (required when anything may be forced)
-  std::vector<TokenId> after_close_tokens;    // e.g. tokens of "\n\n", forced after a forced close
-  std::vector<TokenId> budget_message_tokens; // e.g. "\n\nConsidering the limited time, ...\n"; may be empty
-  std::vector<TokenId> continuation_tokens;   // e.g. tokens of "Wait" (required when min_thinking_tokens > 0)
+  std::vector<TokenId> open_marker_tokens;        // tokens of open_marker_text (needed only to force an empty block)
+  std::vector<TokenId> close_marker_tokens;       // tokens of close_marker_text (required when anything may be forced)
+  std::vector<TokenId> after_close_tokens;        // e.g. tokens of "\n\n", forced after a forced close
+  std::vector<TokenId> budget_message_tokens;     // e.g. "\n\nConsidering the limited time, ...\n"; may be empty
+  std::vector<TokenId> continuation_tokens;       // e.g. tokens of "Wait" (required when min_thinking_tokens > 0)
   std::vector<TokenId> end_of_generation_tokens;  // eos/eot ids: never counted; replaced under min-think
 };
 
@@ -98,11 +98,11 @@ struct PlannedToken {
 
 struct Decision {
   enum class Action : uint8_t {
-    Accept,          // tokens = {sampled} (possibly followed by forced tokens)
-    Replace,         // the sampled token is discarded; tokens are fed instead
+    Accept,   // tokens = {sampled} (possibly followed by forced tokens)
+    Replace,  // the sampled token is discarded; tokens are fed instead
   };
   Action action = Action::Accept;
-  TokenId replaced = -1;               // the discarded sampled token when action == Replace
+  TokenId replaced = -1;                 // the discarded sampled token when action == Replace
   std::span<const PlannedToken> tokens;  // feed in order; valid until the next call
 };
 
@@ -121,7 +121,7 @@ class ThinkingBudget {
   // several tokens); it may be empty when close_marker_tokens is one token.
   Decision step(TokenId sampled, std::string_view token_text = {});
 
-  TokenPhase phase() const;                  // phase the next sampled token would get
+  TokenPhase phase() const;  // phase the next sampled token would get
   bool in_thinking() const { return state_ == State::Thinking; }
   int thinking_tokens() const { return thinking_count_; }
   bool closed_by_force() const { return closed_by_force_; }
@@ -145,8 +145,8 @@ class ThinkingBudget {
   bool closed_by_force_ = false;
   bool started_ = false;
   bool seen_thinking_output_ = false;  // a token was sampled inside the block
-  std::string recent_text_;   // last bytes of the current phase's text, for marker spotting
-  std::string before_text_;   // output before any block: whitespace and a partial open marker
+  std::string recent_text_;            // last bytes of the current phase's text, for marker spotting
+  std::string before_text_;            // output before any block: whitespace and a partial open marker
   std::vector<PlannedToken> planned_;
 };
 

@@ -13,28 +13,36 @@ namespace {
 
 // A fake vocabulary: markers, layout, a budget message, "Wait", words.
 enum : TokenId {
-  kOpen = 0,       // "<think>"
-  kClose = 1,      // "</think>"
-  kWait = 2,       // "Wait"
-  kComma = 3,      // ","
-  kNewlines = 4,   // "\n\n"
-  kEos = 5,        // end of generation
-  kMsg1 = 6,       // "\n\nConsidering the limited time"
-  kMsg2 = 7,       // ", I have to answer now.\n"
-  kLt = 8,         // "</"   (a close marker spelled over three tokens)
-  kThink = 9,      // "think"
-  kGt = 10,        // ">"
-  kNewline = 11,   // "\n"
-  kLtOpen = 12,    // "<"    (an open marker spelled over three tokens: "<" "think" ">")
-  kWord = 100,     // 100+: "w100", "w101", ...
+  kOpen = 0,      // "<think>"
+  kClose = 1,     // "</think>"
+  kWait = 2,      // "Wait"
+  kComma = 3,     // ","
+  kNewlines = 4,  // "\n\n"
+  kEos = 5,       // end of generation
+  kMsg1 = 6,      // "\n\nConsidering the limited time"
+  kMsg2 = 7,      // ", I have to answer now.\n"
+  kLt = 8,        // "</"   (a close marker spelled over three tokens)
+  kThink = 9,     // "think"
+  kGt = 10,       // ">"
+  kNewline = 11,  // "\n"
+  kLtOpen = 12,   // "<"    (an open marker spelled over three tokens: "<" "think" ">")
+  kWord = 100,    // 100+: "w100", "w101", ...
 };
 
 std::string text_of(TokenId id) {
-  static const std::map<TokenId, std::string> texts{
-      {kOpen, "<think>"}, {kClose, "</think>"}, {kWait, "Wait"}, {kComma, ","},
-      {kNewlines, "\n\n"}, {kEos, ""}, {kMsg1, "\n\nConsidering the limited time"},
-      {kMsg2, ", I have to answer now.\n"}, {kLt, "</"}, {kThink, "think"}, {kGt, ">"},
-      {kNewline, "\n"}, {kLtOpen, "<"}};
+  static const std::map<TokenId, std::string> texts{{kOpen, "<think>"},
+                                                    {kClose, "</think>"},
+                                                    {kWait, "Wait"},
+                                                    {kComma, ","},
+                                                    {kNewlines, "\n\n"},
+                                                    {kEos, ""},
+                                                    {kMsg1, "\n\nConsidering the limited time"},
+                                                    {kMsg2, ", I have to answer now.\n"},
+                                                    {kLt, "</"},
+                                                    {kThink, "think"},
+                                                    {kGt, ">"},
+                                                    {kNewline, "\n"},
+                                                    {kLtOpen, "<"}};
   auto it = texts.find(id);
   return it != texts.end() ? it->second : " w" + std::to_string(id);
 }
@@ -228,8 +236,8 @@ TEST(ThinkingBudget, MinThinkReplacesEarlyCloseWithWait) {
   const std::vector<TokenId> script =
       concat({words(2), {kClose}, words(1, 150), {kClose}, words(2, 160), {kClose, kNewlines}, words(2, 170), {kEos}});
   const Fed fed = run_loop(budget, script);
-  const std::vector<TokenId> expected = concat(
-      {words(2), {kWait}, words(1, 150), {kWait}, words(2, 160), {kClose, kNewlines}, words(2, 170), {kEos}});
+  const std::vector<TokenId> expected =
+      concat({words(2), {kWait}, words(1, 150), {kWait}, words(2, 160), {kClose, kNewlines}, words(2, 170), {kEos}});
   EXPECT_EQ(fed.ids(), expected);
   EXPECT_EQ(fed.replaced, (std::vector<TokenId>{kClose, kClose}));
   EXPECT_EQ(budget.continuations_forced(), 2);
@@ -366,11 +374,26 @@ TEST(ThinkingBudget, InvalidConfigurationsRaise) {
   };
   rejects([](ThinkingBudgetConfig& c) { c.max_thinking_tokens = -2; });
   rejects([](ThinkingBudgetConfig& c) { c.min_thinking_tokens = -1; });
-  rejects([](ThinkingBudgetConfig& c) { c.min_thinking_tokens = 5; c.max_thinking_tokens = 4; });
-  rejects([](ThinkingBudgetConfig& c) { c.no_think = true; c.min_thinking_tokens = 1; });
-  rejects([](ThinkingBudgetConfig& c) { c.max_thinking_tokens = 3; c.close_marker_tokens.clear(); });
-  rejects([](ThinkingBudgetConfig& c) { c.no_think = true; c.close_marker_tokens.clear(); });
-  rejects([](ThinkingBudgetConfig& c) { c.min_thinking_tokens = 2; c.continuation_tokens.clear(); });
+  rejects([](ThinkingBudgetConfig& c) {
+    c.min_thinking_tokens = 5;
+    c.max_thinking_tokens = 4;
+  });
+  rejects([](ThinkingBudgetConfig& c) {
+    c.no_think = true;
+    c.min_thinking_tokens = 1;
+  });
+  rejects([](ThinkingBudgetConfig& c) {
+    c.max_thinking_tokens = 3;
+    c.close_marker_tokens.clear();
+  });
+  rejects([](ThinkingBudgetConfig& c) {
+    c.no_think = true;
+    c.close_marker_tokens.clear();
+  });
+  rejects([](ThinkingBudgetConfig& c) {
+    c.min_thinking_tokens = 2;
+    c.continuation_tokens.clear();
+  });
   rejects([](ThinkingBudgetConfig& c) { c.close_marker_text.clear(); });
 
   ThinkingBudget budget(base_config());

@@ -46,8 +46,8 @@ struct Array {
 
 // One metadata value. The variant index equals the GGUF value type id.
 struct Value {
-  std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float, bool, std::string,
-               Array, uint64_t, int64_t, double>
+  std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float, bool, std::string, Array, uint64_t,
+               int64_t, double>
       v;
 
   ValueType type() const { return static_cast<ValueType>(v.index()); }
@@ -68,8 +68,8 @@ struct TensorInfo {
   DType type = DType::F32;
   int n_dims = 0;
   int64_t ne[4] = {1, 1, 1, 1};
-  uint64_t offset = 0;      // relative to the start of the tensor data section
-  uint64_t nbytes = 0;      // validated: fits inside the file
+  uint64_t offset = 0;            // relative to the start of the tensor data section
+  uint64_t nbytes = 0;            // validated: fits inside the file
   const uint8_t* data = nullptr;  // points into the mapping
 
   int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
@@ -86,8 +86,7 @@ class File {
   static std::unique_ptr<File> open(const std::string& path, const ProgressFn& progress = {});
   // Same validation over bytes in memory (the caller keeps them alive). Used
   // by the fuzz target and tests.
-  static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size,
-                                           std::string name = "<memory>");
+  static std::unique_ptr<File> from_memory(const uint8_t* data, size_t size, std::string name = "<memory>");
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;

@@ -19,8 +19,7 @@
 
 namespace glassbox::gguf {
 
-static_assert(std::endian::native == std::endian::little,
-              "the GGUF reader assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little, "the GGUF reader assumes a little-endian host");
 
 namespace {
 
@@ -30,24 +29,29 @@ constexpr uint32_t kMaxDims = 4;
 // keeps recursion (and stack use) bounded on hostile input.
 constexpr int kMaxArrayDepth = 8;
 // Smallest possible encodings, used to bound counts before allocating.
-constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // key length, type, 1-byte value
+constexpr uint64_t kMinKvBytes = 8 + 4 + 1;                  // key length, type, 1-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 8 + 4 + 8;  // name len, n_dims, ne[0], type, offset
 
 std::optional<uint64_t> fixed_value_size(ValueType t) {
   switch (t) {
     case ValueType::UINT8:
     case ValueType::INT8:
-    case ValueType::BOOL: return 1;
+    case ValueType::BOOL:
+      return 1;
     case ValueType::UINT16:
-    case ValueType::INT16: return 2;
+    case ValueType::INT16:
+      return 2;
     case ValueType::UINT32:
     case ValueType::INT32:
-    case ValueType::FLOAT32: return 4;
+    case ValueType::FLOAT32:
+      return 4;
     case ValueType::UINT64:
     case ValueType::INT64:
-    case ValueType::FLOAT64: return 8;
+    case ValueType::FLOAT64:
+      return 8;
     case ValueType::STRING:
-    case ValueType::ARRAY: return std::nullopt;
+    case ValueType::ARRAY:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -58,8 +62,7 @@ bool is_known_value_type(uint32_t id) { return id <= static_cast<uint32_t>(Value
 // was reading when the bytes run out.
 class Parser {
  public:
-  Parser(const uint8_t* base, uint64_t size, const std::string& path)
-      : base_(base), size_(size), path_(path) {}
+  Parser(const uint8_t* base, uint64_t size, const std::string& path) : base_(base), size_(size), path_(path) {}
 
   [[noreturn]] void fail(const std::string& what) const { throw Error(path_ + ": " + what); }
 
@@ -71,8 +74,8 @@ class Parser {
   void need(uint64_t n) const {
     if (n > remaining()) {
       std::ostringstream msg;
-      msg << "truncated: " << context_ << " needs " << n << " bytes at offset " << pos_
-          << " but the file has only " << remaining() << " left";
+      msg << "truncated: " << context_ << " needs " << n << " bytes at offset " << pos_ << " but the file has only "
+          << remaining() << " left";
       fail(msg.str());
     }
   }
@@ -97,27 +100,52 @@ class Parser {
   Value read_value(ValueType type, int depth) {
     Value out;
     switch (type) {
-      case ValueType::UINT8: out.v = read<uint8_t>(); break;
-      case ValueType::INT8: out.v = read<int8_t>(); break;
-      case ValueType::UINT16: out.v = read<uint16_t>(); break;
-      case ValueType::INT16: out.v = read<int16_t>(); break;
-      case ValueType::UINT32: out.v = read<uint32_t>(); break;
-      case ValueType::INT32: out.v = read<int32_t>(); break;
-      case ValueType::FLOAT32: out.v = read<float>(); break;
-      case ValueType::BOOL: out.v = read<uint8_t>() != 0; break;
-      case ValueType::STRING: out.v = read_string(); break;
-      case ValueType::UINT64: out.v = read<uint64_t>(); break;
-      case ValueType::INT64: out.v = read<int64_t>(); break;
-      case ValueType::FLOAT64: out.v = read<double>(); break;
-      case ValueType::ARRAY: out.v = read_array(depth + 1); break;
+      case ValueType::UINT8:
+        out.v = read<uint8_t>();
+        break;
+      case ValueType::INT8:
+        out.v = read<int8_t>();
+        break;
+      case ValueType::UINT16:
+        out.v = read<uint16_t>();
+        break;
+      case ValueType::INT16:
+        out.v = read<int16_t>();
+        break;
+      case ValueType::UINT32:
+        out.v = read<uint32_t>();
+        break;
+      case ValueType::INT32:
+        out.v = read<int32_t>();
+        break;
+      case ValueType::FLOAT32:
+        out.v = read<float>();
+        break;
+      case ValueType::BOOL:
+        out.v = read<uint8_t>() != 0;
+        break;
+      case ValueType::STRING:
+        out.v = read_string();
+        break;
+      case ValueType::UINT64:
+        out.v = read<uint64_t>();
+        break;
+      case ValueType::INT64:
+        out.v = read<int64_t>();
+        break;
+      case ValueType::FLOAT64:
+        out.v = read<double>();
+        break;
+      case ValueType::ARRAY:
+        out.v = read_array(depth + 1);
+        break;
     }
     return out;
   }
 
   Array read_array(int depth) {
     if (depth > kMaxArrayDepth) {
-      fail(context_ + ": arrays nested deeper than " + std::to_string(kMaxArrayDepth) +
-           " levels");
+      fail(context_ + ": arrays nested deeper than " + std::to_string(kMaxArrayDepth) + " levels");
     }
     const uint32_t elem_id = read<uint32_t>();
     if (!is_known_value_type(elem_id)) {
@@ -132,9 +160,8 @@ class Parser {
     if (elem_type == ValueType::ARRAY) min_elem_bytes = 4 + 8;
     if (count > remaining() / min_elem_bytes) {
       std::ostringstream msg;
-      msg << "truncated: " << context_ << ": array of " << count << " "
-          << value_type_name(elem_type) << " items at offset " << pos_
-          << " needs more bytes than the " << remaining() << " left in the file";
+      msg << "truncated: " << context_ << ": array of " << count << " " << value_type_name(elem_type)
+          << " items at offset " << pos_ << " needs more bytes than the " << remaining() << " left in the file";
       fail(msg.str());
     }
     Array array;
@@ -166,19 +193,32 @@ bool add_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_add
 
 std::string_view value_type_name(ValueType t) {
   switch (t) {
-    case ValueType::UINT8: return "UINT8";
-    case ValueType::INT8: return "INT8";
-    case ValueType::UINT16: return "UINT16";
-    case ValueType::INT16: return "INT16";
-    case ValueType::UINT32: return "UINT32";
-    case ValueType::INT32: return "INT32";
-    case ValueType::FLOAT32: return "FLOAT32";
-    case ValueType::BOOL: return "BOOL";
-    case ValueType::STRING: return "STRING";
-    case ValueType::ARRAY: return "ARRAY";
-    case ValueType::UINT64: return "UINT64";
-    case ValueType::INT64: return "INT64";
-    case ValueType::FLOAT64: return "FLOAT64";
+    case ValueType::UINT8:
+      return "UINT8";
+    case ValueType::INT8:
+      return "INT8";
+    case ValueType::UINT16:
+      return "UINT16";
+    case ValueType::INT16:
+      return "INT16";
+    case ValueType::UINT32:
+      return "UINT32";
+    case ValueType::INT32:
+      return "INT32";
+    case ValueType::FLOAT32:
+      return "FLOAT32";
+    case ValueType::BOOL:
+      return "BOOL";
+    case ValueType::STRING:
+      return "STRING";
+    case ValueType::ARRAY:
+      return "ARRAY";
+    case ValueType::UINT64:
+      return "UINT64";
+    case ValueType::INT64:
+      return "INT64";
+    case ValueType::FLOAT64:
+      return "FLOAT64";
   }
   return "UNKNOWN";
 }
@@ -260,8 +300,7 @@ void render(std::ostringstream& out, const Value& value, size_t max_items) {
             render(out, x.items[i], max_items);
           }
           if (shown < x.items.size()) {
-            out << (shown ? ", " : "") << "... (" << x.items.size() << " "
-                << value_type_name(x.elem_type) << " items)";
+            out << (shown ? ", " : "") << "... (" << x.items.size() << " " << value_type_name(x.elem_type) << " items)";
           }
           out << ']';
         } else {
@@ -370,14 +409,12 @@ void File::parse(const ProgressFn& progress) {
   in.set_context("header (metadata count)");
   const uint64_t n_kv = in.read<uint64_t>();
   if (n_kv > in.remaining() / kMinKvBytes) {
-    in.fail("truncated: header declares " + std::to_string(n_kv) +
-            " metadata entries, more than the " + std::to_string(in.remaining()) +
-            " bytes left in the file can hold");
+    in.fail("truncated: header declares " + std::to_string(n_kv) + " metadata entries, more than the " +
+            std::to_string(in.remaining()) + " bytes left in the file can hold");
   }
   if (n_tensors > in.remaining() / kMinTensorInfoBytes) {
-    in.fail("truncated: header declares " + std::to_string(n_tensors) +
-            " tensors, more than the " + std::to_string(in.remaining()) +
-            " bytes left in the file can hold");
+    in.fail("truncated: header declares " + std::to_string(n_tensors) + " tensors, more than the " +
+            std::to_string(in.remaining()) + " bytes left in the file can hold");
   }
   report(in.pos());
 
@@ -391,8 +428,7 @@ void File::parse(const ProgressFn& progress) {
     if (!keys.insert(key).second) in.fail("duplicate metadata key " + quoted(key));
     const uint32_t type_id = in.read<uint32_t>();
     if (!is_known_value_type(type_id)) {
-      in.fail("metadata key " + quoted(key) + " has unknown value type " +
-              std::to_string(type_id));
+      in.fail("metadata key " + quoted(key) + " has unknown value type " + std::to_string(type_id));
     }
     Value value = in.read_value(static_cast<ValueType>(type_id), 0);
     kv_.emplace_back(std::move(key), std::move(value));
@@ -402,12 +438,10 @@ void File::parse(const ProgressFn& progress) {
   if (const Value* a = find("general.alignment")) {
     const std::optional<int64_t> alignment = a->as_int();
     if (!alignment || a->type() == ValueType::BOOL) {
-      in.fail("general.alignment must be an integer, got " +
-              std::string(value_type_name(a->type())));
+      in.fail("general.alignment must be an integer, got " + std::string(value_type_name(a->type())));
     }
     if (*alignment <= 0 || !std::has_single_bit(static_cast<uint64_t>(*alignment))) {
-      in.fail("general.alignment " + std::to_string(*alignment) +
-              " is not a non-zero power of two");
+      in.fail("general.alignment " + std::to_string(*alignment) + " is not a non-zero power of two");
     }
     alignment_ = static_cast<uint64_t>(*alignment);
   } else {
@@ -457,14 +491,14 @@ void File::parse(const ProgressFn& progress) {
       }
     }
     uint64_t nbytes = 0;
-    if (mul_overflows(elements / static_cast<uint64_t>(traits->block_elems),
-                      static_cast<uint64_t>(traits->block_bytes), &nbytes)) {
+    if (mul_overflows(elements / static_cast<uint64_t>(traits->block_elems), static_cast<uint64_t>(traits->block_bytes),
+                      &nbytes)) {
       in.fail(label + ": byte size overflows");
     }
     t.nbytes = nbytes;
     if (t.offset % alignment_ != 0) {
-      in.fail(label + ": data offset " + std::to_string(t.offset) +
-              " is not aligned to " + std::to_string(alignment_) + " bytes");
+      in.fail(label + ": data offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_) +
+              " bytes");
     }
     tensors_.push_back(std::move(t));
     if (i % 64 == 63) report(in.pos());
@@ -479,8 +513,7 @@ void File::parse(const ProgressFn& progress) {
   if (data_offset > size_) {
     if (!tensors_.empty()) {
       in.fail("truncated: tensor data section starts at offset " + std::to_string(data_offset) +
-              " (after alignment padding) but the file has only " + std::to_string(size_) +
-              " bytes");
+              " (after alignment padding) but the file has only " + std::to_string(size_) + " bytes");
     }
     data_offset = size_;  // vocab-only files may end without padding
   }
@@ -490,12 +523,10 @@ void File::parse(const ProgressFn& progress) {
     TensorInfo& t = tensors_[i];
     uint64_t start = 0;
     uint64_t end = 0;
-    if (add_overflows(data_offset_, t.offset, &start) || add_overflows(start, t.nbytes, &end) ||
-        end > size_) {
+    if (add_overflows(data_offset_, t.offset, &start) || add_overflows(start, t.nbytes, &end) || end > size_) {
       std::ostringstream msg;
-      msg << "truncated: tensor " << quoted(t.name) << " data at file offset " << data_offset_
-          << " + " << t.offset << " (" << t.nbytes << " bytes) runs past the end of the file ("
-          << size_ << " bytes)";
+      msg << "truncated: tensor " << quoted(t.name) << " data at file offset " << data_offset_ << " + " << t.offset
+          << " (" << t.nbytes << " bytes) runs past the end of the file (" << size_ << " bytes)";
       in.fail(msg.str());
     }
     t.data = base_ + start;
@@ -512,10 +543,9 @@ const Value* File::find(std::string_view key) const {
 
 namespace {
 
-[[noreturn]] void wrong_type(const std::string& path, std::string_view key, const Value& v,
-                             std::string_view expected) {
-  throw Error(path + ": metadata key '" + std::string(key) + "' is " +
-              std::string(value_type_name(v.type())) + ", expected " + std::string(expected));
+[[noreturn]] void wrong_type(const std::string& path, std::string_view key, const Value& v, std::string_view expected) {
+  throw Error(path + ": metadata key '" + std::string(key) + "' is " + std::string(value_type_name(v.type())) +
+              ", expected " + std::string(expected));
 }
 
 }  // namespace
@@ -568,8 +598,7 @@ std::optional<std::vector<float>> File::get_float_array(std::string_view key) co
   const Value* v = find(key);
   if (!v) return std::nullopt;
   const Array* a = v->as_array();
-  if (!a || a->elem_type == ValueType::STRING || a->elem_type == ValueType::ARRAY ||
-      a->elem_type == ValueType::BOOL) {
+  if (!a || a->elem_type == ValueType::STRING || a->elem_type == ValueType::ARRAY || a->elem_type == ValueType::BOOL) {
     wrong_type(path_, key, *v, "an array of numbers");
   }
   std::vector<float> out;
@@ -582,9 +611,8 @@ std::optional<std::vector<int64_t>> File::get_int_array(std::string_view key) co
   const Value* v = find(key);
   if (!v) return std::nullopt;
   const Array* a = v->as_array();
-  if (!a || a->elem_type == ValueType::STRING || a->elem_type == ValueType::ARRAY ||
-      a->elem_type == ValueType::BOOL || a->elem_type == ValueType::FLOAT32 ||
-      a->elem_type == ValueType::FLOAT64) {
+  if (!a || a->elem_type == ValueType::STRING || a->elem_type == ValueType::ARRAY || a->elem_type == ValueType::BOOL ||
+      a->elem_type == ValueType::FLOAT32 || a->elem_type == ValueType::FLOAT64) {
     wrong_type(path_, key, *v, "an array of integers");
   }
   std::vector<int64_t> out;

@@ -325,13 +325,13 @@ std::string error_of(const std::vector<uint8_t>& bytes, size_t size) {
 }
 std::string error_of(const std::vector<uint8_t>& bytes) { return error_of(bytes, bytes.size()); }
 
-#define EXPECT_ERROR_MENTIONS(bytes, ...)                                          \
-  do {                                                                             \
-    const std::string message = error_of(bytes);                                   \
-    EXPECT_EQ(message.rfind("bad.gguf: ", 0), 0u) << message;                      \
-    for (std::string_view part : {__VA_ARGS__}) {                                  \
+#define EXPECT_ERROR_MENTIONS(bytes, ...)                                                         \
+  do {                                                                                            \
+    const std::string message = error_of(bytes);                                                  \
+    EXPECT_EQ(message.rfind("bad.gguf: ", 0), 0u) << message;                                     \
+    for (std::string_view part : {__VA_ARGS__}) {                                                 \
       EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message; \
-    }                                                                              \
+    }                                                                                             \
   } while (0)
 
 TEST(GgufBadFiles, SmallValidFileParses) {
@@ -339,8 +339,7 @@ TEST(GgufBadFiles, SmallValidFileParses) {
   const auto file = File::from_memory(f.bytes.data(), f.bytes.size());
   EXPECT_EQ(file->version(), 3u);
   EXPECT_EQ(file->metadata().size(), 4u);
-  EXPECT_EQ(file->get_string_array("tokenizer.ggml.tokens"),
-            (std::vector<std::string>{"a", "bc"}));
+  EXPECT_EQ(file->get_string_array("tokenizer.ggml.tokens"), (std::vector<std::string>{"a", "bc"}));
   const Array* nested = file->find("test.nested")->as_array();
   ASSERT_NE(nested, nullptr);
   ASSERT_EQ(nested->items.size(), 2u);
@@ -516,8 +515,8 @@ TEST(GgufBadFiles, DuplicateKey) {
 }
 
 // A file with one tensor whose info fields are given.
-std::vector<uint8_t> one_tensor_file(std::vector<int64_t> ne, uint32_t type, uint64_t offset,
-                                     size_t data_bytes, std::optional<uint32_t> alignment = {}) {
+std::vector<uint8_t> one_tensor_file(std::vector<int64_t> ne, uint32_t type, uint64_t offset, size_t data_bytes,
+                                     std::optional<uint32_t> alignment = {}) {
   RawGguf f;
   f.header(1, alignment ? 1 : 0);
   if (alignment) f.kv_u32("general.alignment", *alignment);
@@ -532,18 +531,13 @@ TEST(GgufBadFiles, TensorInfoProblems) {
   EXPECT_EQ(error_of(one_tensor_file({32, 2}, 8, 0, 68)), "(no error)");
   EXPECT_EQ(error_of(one_tensor_file({32, 2}, 8, 0, 68, 64)), "(no error)");
 
-  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 0, 67), "truncated", "'blk.0.attn_q.weight'",
-                        "past the end");
-  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 1 << 20, 68), "'blk.0.attn_q.weight'",
-                        "past the end");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 0, 67), "truncated", "'blk.0.attn_q.weight'", "past the end");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 1 << 20, 68), "'blk.0.attn_q.weight'", "past the end");
   EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, ~uint64_t{0} - 31, 68), "past the end");
-  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 4, 100), "'blk.0.attn_q.weight'",
-                        "offset 4 is not aligned to 32");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 4, 100), "'blk.0.attn_q.weight'", "offset 4 is not aligned to 32");
   EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 8, 32, 200, 64), "not aligned to 64");
-  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 99, 0, 68), "'blk.0.attn_q.weight'",
-                        "unknown tensor type id 99");
-  EXPECT_ERROR_MENTIONS(one_tensor_file({33, 2}, 8, 0, 68), "ne[0] = 33",
-                        "not a multiple of the Q8_0 block size 32");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 2}, 99, 0, 68), "'blk.0.attn_q.weight'", "unknown tensor type id 99");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({33, 2}, 8, 0, 68), "ne[0] = 33", "not a multiple of the Q8_0 block size 32");
   EXPECT_ERROR_MENTIONS(one_tensor_file({100}, 12, 0, 144), "not a multiple of the Q4_K block size 256");
   EXPECT_ERROR_MENTIONS(one_tensor_file({}, 0, 0, 4), "n_dims 0");
   EXPECT_ERROR_MENTIONS(one_tensor_file({1, 1, 1, 1, 1}, 0, 0, 4), "n_dims 5");
@@ -558,10 +552,8 @@ TEST(GgufBadFiles, TensorInfoProblems) {
 }
 
 TEST(GgufBadFiles, BadAlignment) {
-  EXPECT_ERROR_MENTIONS(one_tensor_file({8}, 0, 0, 32, 0), "general.alignment 0",
-                        "power of two");
-  EXPECT_ERROR_MENTIONS(one_tensor_file({8}, 0, 0, 32, 3), "general.alignment 3",
-                        "power of two");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({8}, 0, 0, 32, 0), "general.alignment 0", "power of two");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({8}, 0, 0, 32, 3), "general.alignment 3", "power of two");
   RawGguf f;
   f.header(0, 1);
   f.kv_str("general.alignment", "32");
@@ -601,10 +593,9 @@ TEST(GgufWriter, MatchesHandEncoding) {
   Writer w;
   w.set("general.architecture", val(std::string("llama")));
   w.set("llama.block_count", val(uint32_t{1}));
-  w.set("tokenizer.ggml.tokens",
-        arr(ValueType::STRING, {val(std::string("a")), val(std::string("bc"))}));
-  w.set("test.nested", arr(ValueType::ARRAY, {arr(ValueType::INT32, {val(int32_t{1}), val(int32_t{2})}),
-                                              arr(ValueType::INT32, {})}));
+  w.set("tokenizer.ggml.tokens", arr(ValueType::STRING, {val(std::string("a")), val(std::string("bc"))}));
+  w.set("test.nested",
+        arr(ValueType::ARRAY, {arr(ValueType::INT32, {val(int32_t{1}), val(int32_t{2})}), arr(ValueType::INT32, {})}));
   const RawGguf raw = small_valid_file();
   const size_t data_start = raw.marks[7];
   w.add_tensor("weight.f32", DType::F32, {4, 2},
@@ -641,8 +632,7 @@ TEST(GgufWriter, RoundTripsEveryValueType) {
   w.set("arr_empty", arr(ValueType::FLOAT64, {}));
   w.set("arr_nested",
         arr(ValueType::ARRAY,
-            {arr(ValueType::ARRAY, {arr(ValueType::STRING, {val(std::string("deep"))})}),
-             arr(ValueType::ARRAY, {})}));
+            {arr(ValueType::ARRAY, {arr(ValueType::STRING, {val(std::string("deep"))})}), arr(ValueType::ARRAY, {})}));
   w.set("u8", val(uint8_t{254}));  // set() replaces an existing key
   const std::vector<uint8_t> bytes = w.to_bytes();
   const auto f = File::from_memory(bytes.data(), bytes.size());
@@ -656,9 +646,8 @@ TEST(GgufWriter, RoundTripsEveryValueType) {
   };
   expect_same("u8", val(uint8_t{254}));
   expect_same("arr_nested",
-              arr(ValueType::ARRAY,
-                  {arr(ValueType::ARRAY, {arr(ValueType::STRING, {val(std::string("deep"))})}),
-                   arr(ValueType::ARRAY, {})}));
+              arr(ValueType::ARRAY, {arr(ValueType::ARRAY, {arr(ValueType::STRING, {val(std::string("deep"))})}),
+                                     arr(ValueType::ARRAY, {})}));
   EXPECT_EQ(f->get_int("u8"), 254);
   EXPECT_EQ(f->get_int("i8"), -128);
   EXPECT_EQ(f->get_int("u16"), 65535);

@@ -62,8 +62,8 @@ void put_payload(Sink& sink, const Value& value) {
           sink.put<uint64_t>(x.items.size());
           for (const Value& item : x.items) {
             if (item.type() != x.elem_type) {
-              throw Error("gguf writer: array of " + std::string(value_type_name(x.elem_type)) +
-                          " holds a " + std::string(value_type_name(item.type())) + " item");
+              throw Error("gguf writer: array of " + std::string(value_type_name(x.elem_type)) + " holds a " +
+                          std::string(value_type_name(item.type())) + " item");
             }
             put_payload(sink, item);
           }
@@ -109,8 +109,8 @@ uint64_t checked_tensor_bytes(const std::string& name, DType type, const std::ve
     }
   }
   if (ne[0] % tr->block_elems != 0) {
-    throw Error("gguf writer: tensor '" + name + "' ne[0] is not a multiple of the " +
-                std::string(tr->name) + " block size");
+    throw Error("gguf writer: tensor '" + name + "' ne[0] is not a multiple of the " + std::string(tr->name) +
+                " block size");
   }
   int64_t expected = 0;
   if (__builtin_mul_overflow(row_bytes(type, ne[0]), rows, &expected)) {
@@ -121,8 +121,7 @@ uint64_t checked_tensor_bytes(const std::string& name, DType type, const std::ve
 
 }  // namespace
 
-void Writer::add_tensor(std::string name, DType type, std::vector<int64_t> ne,
-                        std::vector<uint8_t> data) {
+void Writer::add_tensor(std::string name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> data) {
   // Type and rank first, then duplicates, then sizes: the order of the checks
   // decides which message a doubly-bad tensor gets.
   if (!dtype_traits(static_cast<uint32_t>(type))) {
@@ -136,8 +135,8 @@ void Writer::add_tensor(std::string name, DType type, std::vector<int64_t> ne,
   }
   const uint64_t expected = checked_tensor_bytes(name, type, ne);
   if (expected != data.size()) {
-    throw Error("gguf writer: tensor '" + name + "' has " + std::to_string(data.size()) +
-                " bytes of data, expected " + std::to_string(expected));
+    throw Error("gguf writer: tensor '" + name + "' has " + std::to_string(data.size()) + " bytes of data, expected " +
+                std::to_string(expected));
   }
   tensors_.push_back(Pending{std::move(name), type, std::move(ne), std::move(data)});
 }
@@ -160,9 +159,8 @@ uint64_t writer_alignment(const std::vector<std::pair<std::string, Value>>& kv) 
 
 // Header: magic, version, counts, metadata, tensor table, padding up to the
 // data section. `sizes[i]` is the data size of tensors[i].
-static void write_header(Sink& sink, const std::vector<std::pair<std::string, Value>>& kv,
-                         const auto& tensors, const std::vector<uint64_t>& sizes,
-                         uint64_t alignment) {
+static void write_header(Sink& sink, const std::vector<std::pair<std::string, Value>>& kv, const auto& tensors,
+                         const std::vector<uint64_t>& sizes, uint64_t alignment) {
   sink.put<uint32_t>(0x46554747);  // "GGUF"
   sink.put<uint32_t>(3);
   sink.put<uint64_t>(tensors.size());
@@ -186,8 +184,7 @@ static void write_header(Sink& sink, const std::vector<std::pair<std::string, Va
 }
 
 // Shared by write() and to_bytes(): header, metadata, tensor infos, padding, data.
-static void write_gguf(std::ostream& out, const std::vector<std::pair<std::string, Value>>& kv,
-                       const auto& tensors) {
+static void write_gguf(std::ostream& out, const std::vector<std::pair<std::string, Value>>& kv, const auto& tensors) {
   const uint64_t alignment = writer_alignment(kv);
   Sink sink(out);
   std::vector<uint64_t> sizes;

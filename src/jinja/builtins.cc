@@ -39,7 +39,6 @@ Value with_safety(std::string s, bool safe) {
 
 Value generator(std::vector<Value> items) { return Value::list(std::move(items), SeqKind::kGenerator); }
 
-
 // The attribute path of make_attrgetter: "a.b.0" → getitem chain.
 Value lookup_attribute_path(Interpreter& interp, Value item, const Value& attribute) {
   if (attribute.is_none() || attribute.is_undefined()) return item;
@@ -49,7 +48,8 @@ Value lookup_attribute_path(Interpreter& interp, Value item, const Value& attrib
   while (true) {
     const size_t dot = path.find('.', start);
     const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits =
+        !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (digits && part.size() < 18) {
       item = interp.getitem(item, Value(static_cast<int64_t>(std::stoll(part))));
     } else {
@@ -256,14 +256,16 @@ std::string format_with_spec(const Value& v, const std::string& spec) {
     ++i;
   }
   int64_t width = -1;
-  while (i < u.size() && u[i] >= '0' && u[i] <= '9') width = std::min<int64_t>((width < 0 ? 0 : width) * 10 + (u[i++] - '0'), 100000);
+  while (i < u.size() && u[i] >= '0' && u[i] <= '9')
+    width = std::min<int64_t>((width < 0 ? 0 : width) * 10 + (u[i++] - '0'), 100000);
   char grouping = 0;
   if (i < u.size() && (u[i] == ',' || u[i] == '_')) grouping = static_cast<char>(u[i++]);
   int64_t precision = -1;
   if (i < u.size() && u[i] == '.') {
     ++i;
     precision = 0;
-    while (i < u.size() && u[i] >= '0' && u[i] <= '9') precision = std::min<int64_t>(precision * 10 + (u[i++] - '0'), 300);
+    while (i < u.size() && u[i] >= '0' && u[i] <= '9')
+      precision = std::min<int64_t>(precision * 10 + (u[i++] - '0'), 300);
   }
   char type = 0;
   if (i < u.size()) type = static_cast<char>(u[i++]);
@@ -272,7 +274,8 @@ std::string format_with_spec(const Value& v, const std::string& spec) {
   std::string body;
   bool numeric = false;
   if (v.is_string() || (!v.is_number() && type == 0)) {
-    if (type != 0 && type != 's') throw Failure(std::string("Unknown format code '") + type + "' for object of type 'str'");
+    if (type != 0 && type != 's')
+      throw Failure(std::string("Unknown format code '") + type + "' for object of type 'str'");
     body = to_str(v);
     if (precision >= 0) body = from_u32(to_u32(body), 0, static_cast<size_t>(precision));
     if (!align) align = '<';
@@ -415,13 +418,15 @@ std::string str_format(Interpreter& interp, const std::string& fmt, const Args& 
     if (head.empty()) {
       if (used_manual) throw Failure("cannot switch from manual field specification to automatic field numbering");
       used_auto = true;
-      if (auto_index >= args.positional.size()) throw Failure("Replacement index " + std::to_string(auto_index) + " out of range for positional args tuple");
+      if (auto_index >= args.positional.size())
+        throw Failure("Replacement index " + std::to_string(auto_index) + " out of range for positional args tuple");
       value = args.positional[auto_index++];
     } else if (std::all_of(head.begin(), head.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
       if (used_auto) throw Failure("cannot switch from automatic field numbering to manual field specification");
       used_manual = true;
       const size_t idx = head.size() < 9 ? std::stoul(head) : std::numeric_limits<size_t>::max();
-      if (idx >= args.positional.size()) throw Failure("Replacement index " + head + " out of range for positional args tuple");
+      if (idx >= args.positional.size())
+        throw Failure("Replacement index " + head + " out of range for positional args tuple");
       value = args.positional[idx];
     } else {
       bool found = false;
@@ -436,14 +441,17 @@ std::string str_format(Interpreter& interp, const std::string& fmt, const Args& 
     while (name_end != std::string::npos && name_end < field.size()) {
       if (field[name_end] == '.') {
         const size_t next = field.find_first_of(".[", name_end + 1);
-        value = interp.getattr(value, field.substr(name_end + 1, next == std::string::npos ? std::string::npos : next - name_end - 1));
+        value = interp.getattr(
+            value, field.substr(name_end + 1, next == std::string::npos ? std::string::npos : next - name_end - 1));
         name_end = next;
       } else {
         const size_t close = field.find(']', name_end);
         if (close == std::string::npos) throw Failure("Missing ']' in format string");
         const std::string key = field.substr(name_end + 1, close - name_end - 1);
-        const bool digits = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-        value = interp.getitem(value, digits && key.size() < 18 ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key));
+        const bool digits =
+            !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        value = interp.getitem(value,
+                               digits && key.size() < 18 ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key));
         name_end = close + 1;
       }
     }
@@ -1042,8 +1050,8 @@ Value f_striptags(Interpreter&, const Value& v, Args& args) {
     joined += word;
   }
   // Unescape the entities markupsafe.escape produces.
-  static const std::pair<const char*, const char*> kEntities[] = {
-      {"&lt;", "<"}, {"&gt;", ">"}, {"&#39;", "'"}, {"&#34;", "\""}, {"&quot;", "\""}, {"&amp;", "&"}};
+  static const std::pair<const char*, const char*> kEntities[] = {{"&lt;", "<"},   {"&gt;", ">"},    {"&#39;", "'"},
+                                                                  {"&#34;", "\""}, {"&quot;", "\""}, {"&amp;", "&"}};
   for (const auto& [entity, ch] : kEntities) joined = py_replace(joined, entity, ch, -1, std::string::npos);
   return Value(joined);
 }
@@ -1127,7 +1135,8 @@ Value f_truncate(Interpreter&, const Value& v, Args& args) {
   const std::string end = b[2] ? to_str(*b[2]) : "...";
   const int64_t leeway = (b[3] && !b[3]->is_none()) ? to_int_arg(*b[3], "truncate()") : 5;
   const int64_t end_len = static_cast<int64_t>(text::code_point_count(end));
-  if (length < end_len) throw Failure("expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
+  if (length < end_len)
+    throw Failure("expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
   if (leeway < 0) throw Failure("expected leeway >= 0, got " + std::to_string(leeway));
   const std::u32string u = to_u32(to_str(v));
   if (static_cast<int64_t>(u.size()) <= length + leeway) return Value(to_str(v));
@@ -1180,57 +1189,34 @@ struct FilterEntry {
 };
 
 const FilterEntry kFilters[] = {
-    {"abs", f_abs},
-    {"attr", f_attr},
-    {"batch", f_batch},
-    {"capitalize", f_capitalize},
-    {"center", f_center},
-    {"count", f_length},
-    {"d", f_default},
-    {"default", f_default},
-    {"dictsort", f_dictsort},
-    {"e", f_escape},
-    {"escape", f_escape},
-    {"first", f_first},
-    {"float", f_float},
-    {"forceescape", f_forceescape},
-    {"format", f_format},
-    {"indent", f_indent},
-    {"int", f_int},
-    {"items", f_items},
-    {"join", f_join},
-    {"last", f_last},
-    {"length", f_length},
-    {"list", f_list},
-    {"lower", f_lower},
-    {"map", f_map},
-    {"max", f_max},
-    {"min", f_min},
-    {"reject", f_reject},
-    {"rejectattr", f_rejectattr},
-    {"replace", f_replace},
-    {"reverse", f_reverse},
-    {"round", f_round},
-    {"safe", f_safe},
-    {"select", f_select},
-    {"selectattr", f_selectattr},
-    {"slice", f_slice},
-    {"sort", f_sort},
-    {"string", f_string},
-    {"striptags", f_striptags},
-    {"sum", f_sum},
-    {"title", f_title},
-    {"tojson", f_tojson},
-    {"trim", f_trim},
-    {"truncate", f_truncate},
-    {"unique", f_unique},
-    {"upper", f_upper},
-    {"wordcount", f_wordcount},
+    {"abs", f_abs},           {"attr", f_attr},
+    {"batch", f_batch},       {"capitalize", f_capitalize},
+    {"center", f_center},     {"count", f_length},
+    {"d", f_default},         {"default", f_default},
+    {"dictsort", f_dictsort}, {"e", f_escape},
+    {"escape", f_escape},     {"first", f_first},
+    {"float", f_float},       {"forceescape", f_forceescape},
+    {"format", f_format},     {"indent", f_indent},
+    {"int", f_int},           {"items", f_items},
+    {"join", f_join},         {"last", f_last},
+    {"length", f_length},     {"list", f_list},
+    {"lower", f_lower},       {"map", f_map},
+    {"max", f_max},           {"min", f_min},
+    {"reject", f_reject},     {"rejectattr", f_rejectattr},
+    {"replace", f_replace},   {"reverse", f_reverse},
+    {"round", f_round},       {"safe", f_safe},
+    {"select", f_select},     {"selectattr", f_selectattr},
+    {"slice", f_slice},       {"sort", f_sort},
+    {"string", f_string},     {"striptags", f_striptags},
+    {"sum", f_sum},           {"title", f_title},
+    {"tojson", f_tojson},     {"trim", f_trim},
+    {"truncate", f_truncate}, {"unique", f_unique},
+    {"upper", f_upper},       {"wordcount", f_wordcount},
 };
 
 // Jinja2 builtins this renderer leaves out (rarely used in chat templates).
-const char* const kUnsupportedFilters[] = {"filesizeformat", "groupby", "pprint", "random",
-                                           "urlencode", "urlize", "wordwrap", "xmlattr"};
+const char* const kUnsupportedFilters[] = {"filesizeformat", "groupby", "pprint",   "random",
+                                           "urlencode",      "urlize",  "wordwrap", "xmlattr"};
 
 // ------------------------------------------------------------------ tests
 
@@ -1343,10 +1329,14 @@ bool t_sameas(Interpreter&, const Value& v, Args& args) {
   const Value other = test_arg(args, "sameas");
   if (v.type() != other.type()) return false;
   switch (v.type()) {
-    case Type::kList: return v.list_ptr() == other.list_ptr();
-    case Type::kDict: return v.dict_ptr() == other.dict_ptr();
-    case Type::kObject: return v.object_ptr() == other.object_ptr();
-    default: return equals(v, other);
+    case Type::kList:
+      return v.list_ptr() == other.list_ptr();
+    case Type::kDict:
+      return v.dict_ptr() == other.dict_ptr();
+    case Type::kObject:
+      return v.object_ptr() == other.object_ptr();
+    default:
+      return equals(v, other);
   }
 }
 bool t_sequence(Interpreter&, const Value& v, Args& args) {
@@ -1368,30 +1358,59 @@ struct TestEntry {
 };
 
 const TestEntry kTests[] = {
-    {"boolean", t_boolean},   {"callable", t_callable}, {"defined", t_defined},   {"divisibleby", t_divisibleby},
-    {"eq", t_eq},             {"equalto", t_eq},        {"==", t_eq},             {"escaped", t_escaped},
-    {"even", t_even},         {"false", t_false},       {"filter", t_filter},     {"float", t_float},
-    {"ge", t_ge},             {">=", t_ge},             {"gt", t_gt},             {"greaterthan", t_gt},
-    {">", t_gt},              {"in", t_in},             {"integer", t_integer},   {"iterable", t_iterable},
-    {"le", t_le},             {"<=", t_le},             {"lower", t_lower},       {"lt", t_lt},
-    {"lessthan", t_lt},       {"<", t_lt},              {"mapping", t_mapping},   {"ne", t_ne},
-    {"!=", t_ne},             {"none", t_none},         {"number", t_number},     {"odd", t_odd},
-    {"sameas", t_sameas},     {"sequence", t_sequence}, {"string", t_string},     {"test", t_test},
-    {"true", t_true},         {"undefined", t_undefined}, {"upper", t_upper},
+    {"boolean", t_boolean},
+    {"callable", t_callable},
+    {"defined", t_defined},
+    {"divisibleby", t_divisibleby},
+    {"eq", t_eq},
+    {"equalto", t_eq},
+    {"==", t_eq},
+    {"escaped", t_escaped},
+    {"even", t_even},
+    {"false", t_false},
+    {"filter", t_filter},
+    {"float", t_float},
+    {"ge", t_ge},
+    {">=", t_ge},
+    {"gt", t_gt},
+    {"greaterthan", t_gt},
+    {">", t_gt},
+    {"in", t_in},
+    {"integer", t_integer},
+    {"iterable", t_iterable},
+    {"le", t_le},
+    {"<=", t_le},
+    {"lower", t_lower},
+    {"lt", t_lt},
+    {"lessthan", t_lt},
+    {"<", t_lt},
+    {"mapping", t_mapping},
+    {"ne", t_ne},
+    {"!=", t_ne},
+    {"none", t_none},
+    {"number", t_number},
+    {"odd", t_odd},
+    {"sameas", t_sameas},
+    {"sequence", t_sequence},
+    {"string", t_string},
+    {"test", t_test},
+    {"true", t_true},
+    {"undefined", t_undefined},
+    {"upper", t_upper},
 };
 
 // ------------------------------------------------------------------ methods
 
 const char* const kStringMethods[] = {
-    "capitalize", "casefold", "center", "count", "endswith", "find", "format", "index", "isalnum", "isalpha",
-    "isascii", "isdecimal", "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper", "join", "ljust",
-    "lower", "lstrip", "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust",
-    "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper",
-    "zfill"};
-const char* const kListMethods[] = {"append", "clear", "copy", "count", "extend", "index",
+    "capitalize",   "casefold",   "center",     "count",     "endswith", "find",       "format",    "index",
+    "isalnum",      "isalpha",    "isascii",    "isdecimal", "isdigit",  "islower",    "isnumeric", "isspace",
+    "istitle",      "isupper",    "join",       "ljust",     "lower",    "lstrip",     "partition", "removeprefix",
+    "removesuffix", "replace",    "rfind",      "rindex",    "rjust",    "rpartition", "rsplit",    "rstrip",
+    "split",        "splitlines", "startswith", "strip",     "swapcase", "title",      "upper",     "zfill"};
+const char* const kListMethods[] = {"append", "clear", "copy",   "count",   "extend", "index",
                                     "insert", "pop",   "remove", "reverse", "sort"};
-const char* const kDictMethods[] = {"clear", "copy", "get", "items", "keys", "pop", "popitem", "setdefault",
-                                    "update", "values"};
+const char* const kDictMethods[] = {"clear", "copy",    "get",        "items",  "keys",
+                                    "pop",   "popitem", "setdefault", "update", "values"};
 
 template <size_t N>
 bool in_table(const char* const (&table)[N], const std::string& name) {
@@ -1633,7 +1652,8 @@ Value list_method(Interpreter& interp, const Value& self, const std::string& nam
   if (name == "count") {
     const auto b = bind_args(args, {"value"}, name);
     if (!b[0]) throw Failure("count() takes exactly one argument (0 given)");
-    return Value(static_cast<int64_t>(std::count_if(items.begin(), items.end(), [&](const Value& v) { return equals(v, *b[0]); })));
+    return Value(static_cast<int64_t>(
+        std::count_if(items.begin(), items.end(), [&](const Value& v) { return equals(v, *b[0]); })));
   }
   if (name == "index") {
     const auto b = bind_args(args, {"value", "start", "stop"}, name);
@@ -1729,7 +1749,7 @@ Value dict_method(Interpreter& interp, const Value& self, const std::string& nam
     for (const auto& [k, v] : d.entries) {
       out.push_back(name == "items" ? Value::tuple({k, v}) : name == "keys" ? k : v);
     }
-    return Value::list(std::move(out), name == "items" ? SeqKind::kDictItems
+    return Value::list(std::move(out), name == "items"  ? SeqKind::kDictItems
                                        : name == "keys" ? SeqKind::kDictKeys
                                                         : SeqKind::kDictValues);
   }
@@ -1896,52 +1916,57 @@ Value make_dict(Args& args, const char* what) {
 
 void install_globals(Scope& globals) {
   globals.set("range", Value(std::make_shared<Function>("range", [](Args& args) -> Value {
-    if (!args.keyword.empty()) throw Failure("range() takes no keyword arguments");
-    const size_t n = args.positional.size();
-    if (n < 1 || n > 3) throw Failure("range expected 1 to 3 arguments, got " + std::to_string(n));
-    int64_t start = 0, stop, step = 1;
-    if (n == 1) {
-      stop = to_int_arg(args.positional[0], "range()");
-    } else {
-      start = to_int_arg(args.positional[0], "range()");
-      stop = to_int_arg(args.positional[1], "range()");
-      if (n == 3) step = to_int_arg(args.positional[2], "range()");
-    }
-    if (step == 0) throw Failure("range() arg 3 must not be zero");
-    std::vector<Value> items;
-    // Sandbox limit: Jinja2 refuses ranges longer than MAX_RANGE.
-    constexpr int64_t kMaxRange = 100000;
-    const long double count = step > 0 ? std::ceil((static_cast<long double>(stop) - start) / step)
-                                       : std::ceil((static_cast<long double>(start) - stop) / -step);
-    if (count > kMaxRange) {
-      throw Failure("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-    }
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) items.emplace_back(i);
-    Value r = Value::list(std::move(items), SeqKind::kRange);
-    r.list_data().range_start = start;
-    r.list_data().range_stop = stop;
-    r.list_data().range_step = step;
-    return r;
-  })));
-  globals.set("dict", Value(std::make_shared<Function>("dict", [](Args& args) -> Value {
-    return make_dict(args, "dict");
-  }, "type")));
-  globals.set("cycler", Value(std::make_shared<Function>("cycler", [](Args& args) -> Value {
-    if (args.positional.empty()) throw Failure("at least one item has to be provided");
-    return Value(std::make_shared<Cycler>(args.positional));
-  }, "type")));
-  globals.set("joiner", Value(std::make_shared<Function>("joiner", [](Args& args) -> Value {
-    const auto b = bind_args(args, {"sep"}, "joiner()");
-    const std::string sep = b[0] ? to_str(*b[0]) : ", ";
-    auto used = std::make_shared<bool>(false);
-    return Value(std::make_shared<Function>("joiner", [sep, used](Args&) -> Value {
-      if (!*used) {
-        *used = true;
-        return Value(std::string());
-      }
-      return Value(sep);
-    }));
-  }, "type")));
+                if (!args.keyword.empty()) throw Failure("range() takes no keyword arguments");
+                const size_t n = args.positional.size();
+                if (n < 1 || n > 3) throw Failure("range expected 1 to 3 arguments, got " + std::to_string(n));
+                int64_t start = 0, stop, step = 1;
+                if (n == 1) {
+                  stop = to_int_arg(args.positional[0], "range()");
+                } else {
+                  start = to_int_arg(args.positional[0], "range()");
+                  stop = to_int_arg(args.positional[1], "range()");
+                  if (n == 3) step = to_int_arg(args.positional[2], "range()");
+                }
+                if (step == 0) throw Failure("range() arg 3 must not be zero");
+                std::vector<Value> items;
+                // Sandbox limit: Jinja2 refuses ranges longer than MAX_RANGE.
+                constexpr int64_t kMaxRange = 100000;
+                const long double count = step > 0 ? std::ceil((static_cast<long double>(stop) - start) / step)
+                                                   : std::ceil((static_cast<long double>(start) - stop) / -step);
+                if (count > kMaxRange) {
+                  throw Failure("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+                }
+                for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) items.emplace_back(i);
+                Value r = Value::list(std::move(items), SeqKind::kRange);
+                r.list_data().range_start = start;
+                r.list_data().range_stop = stop;
+                r.list_data().range_step = step;
+                return r;
+              })));
+  globals.set("dict", Value(std::make_shared<Function>(
+                          "dict", [](Args& args) -> Value { return make_dict(args, "dict"); }, "type")));
+  globals.set("cycler", Value(std::make_shared<Function>(
+                            "cycler",
+                            [](Args& args) -> Value {
+                              if (args.positional.empty()) throw Failure("at least one item has to be provided");
+                              return Value(std::make_shared<Cycler>(args.positional));
+                            },
+                            "type")));
+  globals.set("joiner", Value(std::make_shared<Function>(
+                            "joiner",
+                            [](Args& args) -> Value {
+                              const auto b = bind_args(args, {"sep"}, "joiner()");
+                              const std::string sep = b[0] ? to_str(*b[0]) : ", ";
+                              auto used = std::make_shared<bool>(false);
+                              return Value(std::make_shared<Function>("joiner", [sep, used](Args&) -> Value {
+                                if (!*used) {
+                                  *used = true;
+                                  return Value(std::string());
+                                }
+                                return Value(sep);
+                              }));
+                            },
+                            "type")));
 }
 
 }  // namespace glassbox::jinja

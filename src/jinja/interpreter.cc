@@ -135,8 +135,7 @@ double python_float_floordiv(double a, double b) {
 }
 
 std::string type_error(const char* op, const Value& a, const Value& b) {
-  return std::string("unsupported operand type(s) for ") + op + ": '" + a.type_name() + "' and '" + b.type_name() +
-         "'";
+  return std::string("unsupported operand type(s) for ") + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'";
 }
 
 Value concat_strings(const Value& a, const Value& b) {
@@ -274,7 +273,8 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b, size_t max_bytes) {
         int64_t base = ia(), exp = ib(), result = 1;
         while (exp > 0) {
           if (exp & 1) {
-            if (__builtin_mul_overflow(result, base, &result)) throw Failure("integer overflow (integers are 64-bit here)");
+            if (__builtin_mul_overflow(result, base, &result))
+              throw Failure("integer overflow (integers are 64-bit here)");
           }
           exp >>= 1;
           if (exp > 0 && __builtin_mul_overflow(base, base, &base)) {
@@ -310,20 +310,30 @@ bool compare_op(CompareOp op, const Value& a, const Value& b) {
     if (!a.is_float() && !b.is_float()) {
       const int64_t x = as_index(a), y = as_index(b);
       switch (op) {
-        case CompareOp::kLt: return x < y;
-        case CompareOp::kLe: return x <= y;
-        case CompareOp::kGt: return x > y;
-        case CompareOp::kGe: return x >= y;
-        default: break;
+        case CompareOp::kLt:
+          return x < y;
+        case CompareOp::kLe:
+          return x <= y;
+        case CompareOp::kGt:
+          return x > y;
+        case CompareOp::kGe:
+          return x >= y;
+        default:
+          break;
       }
     }
     const double x = a.to_double(), y = b.to_double();
     switch (op) {
-      case CompareOp::kLt: return x < y;
-      case CompareOp::kLe: return x <= y;
-      case CompareOp::kGt: return x > y;
-      case CompareOp::kGe: return x >= y;
-      default: break;
+      case CompareOp::kLt:
+        return x < y;
+      case CompareOp::kLe:
+        return x <= y;
+      case CompareOp::kGt:
+        return x > y;
+      case CompareOp::kGe:
+        return x >= y;
+      default:
+        break;
     }
   }
   const char* symbol = op == CompareOp::kLt ? "<" : op == CompareOp::kLe ? "<=" : op == CompareOp::kGt ? ">" : ">=";
@@ -334,11 +344,16 @@ bool compare_op(CompareOp op, const Value& a, const Value& b) {
                   b.type_name() + "'");
   }
   switch (op) {
-    case CompareOp::kLt: return less_than(a, b);
-    case CompareOp::kLe: return !less_than(b, a);
-    case CompareOp::kGt: return less_than(b, a);
-    case CompareOp::kGe: return !less_than(a, b);
-    default: return false;
+    case CompareOp::kLt:
+      return less_than(a, b);
+    case CompareOp::kLe:
+      return !less_than(b, a);
+    case CompareOp::kGt:
+      return less_than(b, a);
+    case CompareOp::kGe:
+      return !less_than(a, b);
+    default:
+      return false;
   }
 }
 
@@ -497,12 +512,18 @@ std::string percent_format(const std::string& format, const Value& args, bool es
     FormatSpec spec;
     for (; i < format.size(); ++i) {
       const char f = format[i];
-      if (f == '-') spec.left = true;
-      else if (f == '+') spec.plus = true;
-      else if (f == ' ') spec.space = true;
-      else if (f == '#') spec.alt = true;
-      else if (f == '0') spec.zero = true;
-      else break;
+      if (f == '-')
+        spec.left = true;
+      else if (f == '+')
+        spec.plus = true;
+      else if (f == ' ')
+        spec.space = true;
+      else if (f == '#')
+        spec.alt = true;
+      else if (f == '0')
+        spec.zero = true;
+      else
+        break;
     }
     const auto read_number = [&]() -> int {
       if (i < format.size() && format[i] == '*') {
@@ -624,18 +645,21 @@ std::string percent_format(const std::string& format, const Value& args, bool es
 Interpreter::Interpreter(const Options& options, const Context& context)
     : options_(options), context_(context), globals_(std::make_shared<Scope>(nullptr)) {
   install_globals(*globals_);
-  globals_->set("namespace", Value(std::make_shared<Function>("namespace", [this](Args& args) -> Value {
-    auto ns = std::make_shared<Namespace>();
-    ns->attrs = make_dict(args, "Namespace").dict_data();
-    track(ns);
-    return Value(ns);
-  }, "type")));
+  globals_->set("namespace", Value(std::make_shared<Function>(
+                                 "namespace",
+                                 [this](Args& args) -> Value {
+                                   auto ns = std::make_shared<Namespace>();
+                                   ns->attrs = make_dict(args, "Namespace").dict_data();
+                                   track(ns);
+                                   return Value(ns);
+                                 },
+                                 "type")));
   if (options_.allow_mutation) context_copies_ = std::make_shared<Scope>(nullptr);
   globals_->set("raise_exception", Value(std::make_shared<Function>("raise_exception", [](Args& args) -> Value {
-    std::string message;
-    if (!args.positional.empty()) message = to_str(args.positional[0]);
-    throw RaiseRequest{message};
-  })));
+                  std::string message;
+                  if (!args.positional.empty()) message = to_str(args.positional[0]);
+                  throw RaiseRequest{message};
+                })));
 }
 
 Interpreter::~Interpreter() {
@@ -770,8 +794,7 @@ Flow Interpreter::exec(const Stmt& s, const ScopePtr& scope, std::string& out) {
         }
         return Flow::kNormal;
       }
-      case StmtKind::kMacro:
-      {
+      case StmtKind::kMacro: {
         auto macro = std::make_shared<Macro>(this, &s, scope, s.name);
         track(macro);
         scope->set(s.name, Value(macro));
@@ -826,8 +849,7 @@ std::string Interpreter::render_loop_body(const Stmt& loop, const ScopePtr& scop
   return out;
 }
 
-Flow Interpreter::exec_for(const Stmt& s, const ScopePtr& scope, std::string& out, const Value& iterable,
-                           int depth) {
+Flow Interpreter::exec_for(const Stmt& s, const ScopePtr& scope, std::string& out, const Value& iterable, int depth) {
   if (++call_depth_ > options_.max_call_depth) {
     --call_depth_;
     throw Failure("maximum recursion depth exceeded");
@@ -1065,7 +1087,8 @@ Value Interpreter::eval_slice(const Value& obj, const Expr& slice, const ScopePt
     parts[i] = as_index(v);
   }
   if (obj.is_undefined()) throw Failure(obj.undefined_message());
-  const bool sliceable = obj.is_string() || (obj.is_list() && (is_plain_sequence(obj) || obj.seq_kind() == SeqKind::kRange));
+  const bool sliceable =
+      obj.is_string() || (obj.is_list() && (is_plain_sequence(obj) || obj.seq_kind() == SeqKind::kRange));
   if (!sliceable || !valid) return Value::undefined(object_type_repr(obj) + " cannot be sliced");
   const int64_t step = parts[2].value_or(1);
   if (step == 0) throw Failure("slice step cannot be zero");
@@ -1127,9 +1150,9 @@ Value Interpreter::getattr(const Value& obj, const std::string& name) {
   const auto bound = [&](auto method) {
     Interpreter* self = this;
     Value receiver = obj;
-    return Value(std::make_shared<Function>(name, [self, receiver, name, method](Args& args) {
-      return method(*self, receiver, name, args);
-    }, "builtin_function_or_method"));
+    return Value(std::make_shared<Function>(
+        name, [self, receiver, name, method](Args& args) { return method(*self, receiver, name, args); },
+        "builtin_function_or_method"));
   };
   if (!name.empty() && name[0] == '_') {
     if (obj.is_dict()) {

@@ -18,10 +18,9 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 #include "jinja/value.h"
@@ -78,9 +77,7 @@ struct Options {
 class Context {
  public:
   void set(const std::string& name, Value value) { vars_[name] = std::move(value); }
-  void set_json(const std::string& name, const nlohmann::ordered_json& value) {
-    vars_[name] = Value::from_json(value);
-  }
+  void set_json(const std::string& name, const nlohmann::ordered_json& value) { vars_[name] = Value::from_json(value); }
   void set_function(const std::string& name, Function::Fn fn) {
     vars_[name] = Value(std::make_shared<Function>(name, std::move(fn)));
   }

@@ -322,9 +322,7 @@ TEST(Jinja, MutationWhenAllowed) {
             "NoneNone1[2, 3]None2{'a': 1, 'b': 2}");
 }
 
-TEST(Jinja, InvalidUtf8TemplateRejected) {
-  EXPECT_THROW(Template("\xff\xfe{{ x }}"), TemplateError);
-}
+TEST(Jinja, InvalidUtf8TemplateRejected) { EXPECT_THROW(Template("\xff\xfe{{ x }}"), TemplateError); }
 
 TEST(Jinja, OutputLimit) {
   Options options;

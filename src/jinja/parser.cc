@@ -364,17 +364,38 @@ class Lexer {
       const char e = body[i + 1];
       i += 2;
       switch (e) {
-        case '\n': break;
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'v': out.push_back('\v'); break;
+        case '\n':
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -383,8 +404,9 @@ class Lexer {
           for (size_t k = 0; k < len; ++k) {
             const int h = i + k < body.size() ? hex_value(body[i + k]) : -1;
             if (h < 0) {
-              fail(offset, e == 'x' ? "truncated \\xXX escape"
-                                    : e == 'u' ? "truncated \\uXXXX escape" : "truncated \\UXXXXXXXX escape");
+              fail(offset, e == 'x'   ? "truncated \\xXX escape"
+                           : e == 'u' ? "truncated \\uXXXX escape"
+                                      : "truncated \\UXXXXXXXX escape");
             }
             cp = cp * 16 + static_cast<uint32_t>(h);
           }
@@ -569,17 +591,28 @@ class Parser {
 
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case Tok::kData: return "template data";
-      case Tok::kVarBegin: return "begin of print statement";
-      case Tok::kVarEnd: return "end of print statement";
-      case Tok::kBlockBegin: return "begin of statement block";
-      case Tok::kBlockEnd: return "end of statement block";
-      case Tok::kName: return "'" + t.value + "'";
-      case Tok::kString: return "string";
-      case Tok::kInt: return "integer";
-      case Tok::kFloat: return "float";
-      case Tok::kOp: return "'" + t.value + "'";
-      case Tok::kEof: return "end of template";
+      case Tok::kData:
+        return "template data";
+      case Tok::kVarBegin:
+        return "begin of print statement";
+      case Tok::kVarEnd:
+        return "end of print statement";
+      case Tok::kBlockBegin:
+        return "begin of statement block";
+      case Tok::kBlockEnd:
+        return "end of statement block";
+      case Tok::kName:
+        return "'" + t.value + "'";
+      case Tok::kString:
+        return "string";
+      case Tok::kInt:
+        return "integer";
+      case Tok::kFloat:
+        return "float";
+      case Tok::kOp:
+        return "'" + t.value + "'";
+      case Tok::kEof:
+        return "end of template";
     }
     return "token";
   }
@@ -973,8 +1006,7 @@ class Parser {
     return t;
   }
 
-  ExprPtr parse_tuple(bool with_condexpr, const std::vector<std::string_view>& extra_end,
-                      bool explicit_parentheses) {
+  ExprPtr parse_tuple(bool with_condexpr, const std::vector<std::string_view>& extra_end, bool explicit_parentheses) {
     const Token& start = cur();
     std::vector<ExprPtr> items;
     bool is_tuple = false;
@@ -1410,8 +1442,9 @@ class Parser {
       auto e = make(ExprKind::kFilter, name_tok);
       if (id < 0) {
         e->soft = soft_;
-        unknown_names_.emplace_back(e.get(), id == kUnknown ? "No filter named '" + name + "'."
-                                                            : "filter '" + name + "' is not supported by this renderer");
+        unknown_names_.emplace_back(e.get(), id == kUnknown
+                                                 ? "No filter named '" + name + "'."
+                                                 : "filter '" + name + "' is not supported by this renderer");
       }
       e->name = std::move(name);
       e->builtin_id = id;

@@ -41,8 +41,8 @@ std::string python_strftime(std::string_view format, const std::tm& time) {
     }
     // %[flags][width][E|O]conversion, as glibc parses it.
     size_t j = i + 1;
-    while (j < format.size() && (format[j] == '-' || format[j] == '_' || format[j] == '0' || format[j] == '^' ||
-                                 format[j] == '#')) {
+    while (j < format.size() &&
+           (format[j] == '-' || format[j] == '_' || format[j] == '0' || format[j] == '^' || format[j] == '#')) {
       ++j;
     }
     while (j < format.size() && format[j] >= '0' && format[j] <= '9' && j - i < 8) ++j;

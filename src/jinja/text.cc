@@ -129,15 +129,15 @@ struct SpecialCase {
   const char* title;
 };
 constexpr SpecialCase kSpecialCases[] = {
-    {0xDF, "SS", "Ss"},          // ß
+    {0xDF, "SS", "Ss"},             // ß
     {0x149, "\u02BCN", "\u02BCN"},  // ŉ
-    {0xFB00, "FF", "Ff"},        // ﬀ
-    {0xFB01, "FI", "Fi"},        // ﬁ
-    {0xFB02, "FL", "Fl"},        // ﬂ
-    {0xFB03, "FFI", "Ffi"},      // ﬃ
-    {0xFB04, "FFL", "Ffl"},      // ﬄ
-    {0xFB05, "ST", "St"},        // ﬅ
-    {0xFB06, "ST", "St"},        // ﬆ
+    {0xFB00, "FF", "Ff"},           // ﬀ
+    {0xFB01, "FI", "Fi"},           // ﬁ
+    {0xFB02, "FL", "Fl"},           // ﬂ
+    {0xFB03, "FFI", "Ffi"},         // ﬃ
+    {0xFB04, "FFL", "Ffl"},         // ﬄ
+    {0xFB05, "ST", "St"},           // ﬅ
+    {0xFB06, "ST", "St"},           // ﬆ
 };
 
 const SpecialCase* special_case(char32_t cp) {
@@ -165,9 +165,8 @@ void append_title(std::string& out, char32_t cp) {
 }  // namespace
 
 bool is_space(char32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 bool is_alpha(char32_t cp) {
@@ -178,7 +177,8 @@ bool is_alpha(char32_t cp) {
 bool is_decimal(char32_t cp) { return category(cp) == UTF8PROC_CATEGORY_ND; }
 bool is_digit(char32_t cp) {
   // Superscript digits are digits but not decimals.
-  return is_decimal(cp) || cp == 0xB2 || cp == 0xB3 || cp == 0xB9 || (cp >= 0x2070 && cp <= 0x2079 && cp != 0x2071 && cp != 0x2072 && cp != 0x2073);
+  return is_decimal(cp) || cp == 0xB2 || cp == 0xB3 || cp == 0xB9 ||
+         (cp >= 0x2070 && cp <= 0x2079 && cp != 0x2071 && cp != 0x2072 && cp != 0x2073);
 }
 bool is_numeric(char32_t cp) {
   const auto c = category(cp);
@@ -385,14 +385,29 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
   while (pos < s.size()) {
     const char32_t cp = next_code_point(s, pos);
     switch (cp) {
-      case '"': out += "\\\""; continue;
-      case '\\': out += "\\\\"; continue;
-      case '\n': out += "\\n"; continue;
-      case '\r': out += "\\r"; continue;
-      case '\t': out += "\\t"; continue;
-      case '\b': out += "\\b"; continue;
-      case '\f': out += "\\f"; continue;
-      default: break;
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      case '\b':
+        out += "\\b";
+        continue;
+      case '\f':
+        out += "\\f";
+        continue;
+      default:
+        break;
     }
     if (cp < 0x20 || (ensure_ascii && cp > 0x7E)) {
       if (cp > 0xFFFF) {
@@ -411,9 +426,7 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
 }
 
 std::string strip(std::string_view s, const std::u32string* chars, bool left, bool right) {
-  const auto strippable = [&](char32_t cp) {
-    return chars ? chars->find(cp) != std::u32string::npos : is_space(cp);
-  };
+  const auto strippable = [&](char32_t cp) { return chars ? chars->find(cp) != std::u32string::npos : is_space(cp); };
   const std::vector<char32_t> cps = to_code_points(s);
   size_t begin = 0;
   size_t end = cps.size();
@@ -435,8 +448,8 @@ std::vector<std::string> split_lines(std::string_view s) {
   bool pending = false;
   while (pos < s.size()) {
     const char32_t cp = next_code_point(s, pos);
-    const bool is_break = cp == '\n' || cp == '\r' || cp == 0x0B || cp == 0x0C || cp == 0x1C ||
-                          cp == 0x1D || cp == 0x1E || cp == 0x85 || cp == 0x2028 || cp == 0x2029;
+    const bool is_break = cp == '\n' || cp == '\r' || cp == 0x0B || cp == 0x0C || cp == 0x1C || cp == 0x1D ||
+                          cp == 0x1E || cp == 0x85 || cp == 0x2028 || cp == 0x2029;
     if (is_break) {
       if (cp == '\r' && pos < s.size() && s[pos] == '\n') ++pos;
       lines.push_back(std::move(current));
@@ -456,12 +469,23 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\'': out += "&#39;"; break;
-      case '"': out += "&#34;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;

@@ -28,9 +28,9 @@ bool is_digit(char32_t cp);    // str.isdigit (decimal digits and superscripts)
 bool is_decimal(char32_t cp);  // str.isdecimal (Nd)
 bool is_numeric(char32_t cp);  // str.isnumeric (Nd, Nl, No)
 bool is_alnum(char32_t cp);
-bool is_word(char32_t cp);     // what `\w` matches in Python's re
-bool is_upper(char32_t cp);    // category Lu / Lt
-bool is_lower(char32_t cp);    // category Ll
+bool is_word(char32_t cp);   // what `\w` matches in Python's re
+bool is_upper(char32_t cp);  // category Lu / Lt
+bool is_lower(char32_t cp);  // category Ll
 bool is_cased(char32_t cp);
 bool is_printable(char32_t cp);  // str.isprintable for one code point
 

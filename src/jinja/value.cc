@@ -211,13 +211,20 @@ std::string Value::type_name() const {
       return is_safe() ? "Markup" : "str";
     case Type::kList:
       switch (seq_kind()) {
-        case SeqKind::kList: return "list";
-        case SeqKind::kTuple: return "tuple";
-        case SeqKind::kGenerator: return "generator";
-        case SeqKind::kDictKeys: return "dict_keys";
-        case SeqKind::kDictValues: return "dict_values";
-        case SeqKind::kDictItems: return "dict_items";
-        case SeqKind::kRange: return "range";
+        case SeqKind::kList:
+          return "list";
+        case SeqKind::kTuple:
+          return "tuple";
+        case SeqKind::kGenerator:
+          return "generator";
+        case SeqKind::kDictKeys:
+          return "dict_keys";
+        case SeqKind::kDictValues:
+          return "dict_values";
+        case SeqKind::kDictItems:
+          return "dict_items";
+        case SeqKind::kRange:
+          return "range";
       }
       return "list";
     case Type::kDict:
@@ -265,9 +272,7 @@ std::optional<Value> Object::get_attr(const std::string&) const { return std::nu
 
 Value Object::call(Args&) { throw Failure("'" + type_name() + "' object is not callable"); }
 
-void Object::set_attr(const std::string&, Value) {
-  throw Failure("cannot assign attribute on non-namespace object");
-}
+void Object::set_attr(const std::string&, Value) { throw Failure("cannot assign attribute on non-namespace object"); }
 
 std::string Namespace::repr() const {
   std::string out = "<Namespace {";

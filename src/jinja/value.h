@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,8 +16,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
 
@@ -48,7 +47,7 @@ enum class SeqKind : uint8_t {
 struct ListData {
   std::vector<Value> items;
   SeqKind kind = SeqKind::kList;
-  bool consumed = false;                     // generators iterate once
+  bool consumed = false;                                    // generators iterate once
   int64_t range_start = 0, range_stop = 0, range_step = 1;  // for kRange repr
 };
 
@@ -139,8 +138,7 @@ class Value {
   nlohmann::ordered_json to_json() const;
 
  private:
-  std::variant<UndefinedPtr, std::nullptr_t, bool, int64_t, double, std::string, ListPtr, DictPtr, ObjectPtr>
-      data_;
+  std::variant<UndefinedPtr, std::nullptr_t, bool, int64_t, double, std::string, ListPtr, DictPtr, ObjectPtr> data_;
   bool safe_ = false;
 };
 
@@ -201,8 +199,8 @@ class Namespace : public Object {
 };
 
 // Python semantics helpers.
-std::string to_str(const Value& v);   // str(v)
-std::string repr(const Value& v);     // repr(v)
+std::string to_str(const Value& v);           // str(v)
+std::string repr(const Value& v);             // repr(v)
 bool equals(const Value& a, const Value& b);  // a == b
 // a < b (and friends through it); throws Failure for unorderable types.
 bool less_than(const Value& a, const Value& b);

@@ -73,8 +73,10 @@ bool is_computable(DType type) {
     case DType::Q5_0:
     case DType::Q8_0:
     case DType::Q4_K:
-    case DType::Q6_K: return true;
-    default: return false;
+    case DType::Q6_K:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -98,8 +100,8 @@ void check_row_args(DType type, int64_t n) {
                 (tr ? std::string(tr->name) : "id " + std::to_string(static_cast<uint32_t>(type))));
   }
   if (n < 0 || n % tr->block_elems != 0) {
-    throw Error("kernels: row length " + std::to_string(n) + " is not a multiple of the " +
-                std::string(tr->name) + " block size " + std::to_string(tr->block_elems));
+    throw Error("kernels: row length " + std::to_string(n) + " is not a multiple of the " + std::string(tr->name) +
+                " block size " + std::to_string(tr->block_elems));
   }
 }
 
@@ -182,18 +184,24 @@ ActFormat act_format_for(DType weight_type) {
   switch (weight_type) {
     case DType::Q8_0:
     case DType::Q4_0:
-    case DType::Q5_0: return ActFormat::Q8_32;
+    case DType::Q5_0:
+      return ActFormat::Q8_32;
     case DType::Q4_K:
-    case DType::Q6_K: return ActFormat::Q8_256;
-    default: return ActFormat::F32;
+    case DType::Q6_K:
+      return ActFormat::Q8_256;
+    default:
+      return ActFormat::F32;
   }
 }
 
 int64_t act_block(ActFormat format) {
   switch (format) {
-    case ActFormat::Q8_32: return 32;
-    case ActFormat::Q8_256: return 256;
-    default: return 1;
+    case ActFormat::Q8_32:
+      return 32;
+    case ActFormat::Q8_256:
+      return 256;
+    default:
+      return 1;
   }
 }
 
@@ -213,9 +221,12 @@ void QuantizedActs::reserve(int64_t max_rows, int64_t max_n) {
   if (max_n % 256 == 0) ensure_size(qs_q4k_, max_rows * max_n);
   ensure_size(scales_, max_rows * (max_n / 32));
   ensure_size(sums_, max_rows * (max_n / 32));
-  ensure_size(scaled_sums_, max_rows * (max_n / 32));
+  ensure_size(scaled_sums_, max_rows * (max_n / 16));
   ensure_size(lane_bias_, max_rows * (max_n / 4));
   ensure_size(lane_scales_, max_rows * (max_n / 4));
+  const int64_t padded = (max_n + 511) / 512 * 512;
+  ensure_size(qs_lanes_, max_rows * padded);
+  ensure_size(group_scales_, max_rows * (padded / 16));
 }
 
 void QuantizedActs::quantize(ActFormat format, const float* x, int64_t ldx, int64_t n_rows, int64_t n,
@@ -233,17 +244,18 @@ void QuantizedActs::quantize(ActFormat format, const float* x, int64_t ldx, int6
   struct Job {
     QuantizedActs* self;
     detail::QuantizeActsFn fn;
+    detail::LaneLayoutFn lanes;
     ActFormat format;
     const float* x;
     int64_t ldx, n;
   };
-  const Job job{this, active().quantize_acts, format, x, ldx, n};
+  const Job job{this, active().quantize_acts, active().lane_layout, format, x, ldx, n};
   auto rows = [j = &job](int64_t begin, int64_t end, int) {
     QuantizedActs& q = *j->self;
     const int64_t n = j->n;
     for (int64_t t = begin; t < end; ++t) {
       j->fn(j->format, j->x + t * j->ldx, n, q.qs_.data() + t * n, q.scales_.data() + t * (n / 32),
-            q.sums_.data() + t * (n / 32), q.scaled_sums_.data() + t * (n / 32), q.lane_bias_.data() + t * (n / 4),
+            q.sums_.data() + t * (n / 32), q.scaled_sums_.data() + t * (n / 16), q.lane_bias_.data() + t * (n / 4),
             q.lane_scales_.data() + t * (n / 4));
       if (j->format == ActFormat::Q8_256) {
         // Q4_K keeps sub-blocks 2k and 2k+1 in the low and high nibbles of
@@ -254,6 +266,11 @@ void QuantizedActs::quantize(ActFormat format, const float* x, int64_t ldx, int6
         int8_t* dst = q.qs_q4k_.data() + t * n;
         for (int64_t b = 0; b < n; b += 256)
           for (int k = 0; k < 8; ++k) std::memcpy(dst + b + 32 * k, src + b + 32 * kOrder[k], 32);
+      }
+      if (j->lanes != nullptr) {
+        const int64_t padded = q.n_padded();
+        j->lanes(j->format, q.qs_.data() + t * n, q.scales_.data() + t * (n / 32), n, q.qs_lanes_.data() + t * padded,
+                 q.group_scales_.data() + t * (padded / 16));
       }
     }
   };
@@ -288,7 +305,8 @@ void Activations::prepare_for(DType weight_type, ThreadPool* pool) {
       if (!have_q8_256_) q8_256_.quantize(ActFormat::Q8_256, x_, ldx_, rows_, n_, pool);
       have_q8_256_ = true;
       return;
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -298,37 +316,10 @@ const QuantizedActs& Activations::quantized(ActFormat format) const {
   throw Error("activations were not prepared for this weight type");
 }
 
-float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row) {
-  detail::check_row_args(type, x.n());
-  if (act_format_for(type) != x.format() || x.format() == ActFormat::F32)
-    throw Error("dot_q8: activations are not in the format " + std::string(dtype_name(type)) + " needs");
-  if (row < 0 || row >= x.rows()) throw Error("dot_q8: activation row out of range");
-  const detail::QRow q{x.qs(row),        x.scales(row),      x.sums(row),
-                       x.scaled_sums(row), x.lane_bias(row),   x.lane_scales(row),
-                       x.format() == ActFormat::Q8_256 ? x.qs_q4k(row) : nullptr};
-  float y = 0.0f;
-  const IsaKernels& isa = active();
-  if (isa.gemv(type, w, 0, 1, x.n(), q, &y)) return y;
-  // No direct kernel: one prepared row.
-  thread_local std::vector<uint8_t> values;
-  thread_local std::vector<float> lane_scales, offsets;
-  ensure_size(values, x.n());
-  ensure_size(lane_scales, x.n() / 4);
-  ensure_size(offsets, x.n() / 32);
-  detail::PreparedTile tile;
-  tile.values = values.data();
-  tile.lane_scales = lane_scales.data();
-  tile.offsets = offsets.data();
-  isa.prepare_tile(type, w, 0, 1, x.n(), tile);
-  isa.gemm_tile(tile, &q, 1, &y, 1);
-  return y;
-}
-
 namespace {
 
-// Largest number of tokens the tiled product handles at once; also the
-// size of the QRow array on the stack.
-constexpr int kMaxTokenBlock = 64;
+// Largest number of tokens the tiled product handles at once.
+constexpr int kMaxTokenBlock = 256;
 
 // Rows per prepared tile: the tile (1 byte + 1 float per 4 values per row)
 // should stay in L2 while a block of tokens streams past it.
@@ -338,14 +329,15 @@ int tile_rows_fast(int64_t n) {
 }
 
 // Tokens per block: their activations (about 3 bytes per value) should stay
-// in L2 too.
+// in L2 (about 1 MiB of it) while the tiles of rows pass.
 int token_block_fast(int64_t n) {
-  const int64_t tokens = (768 * 1024) / (3 * std::max<int64_t>(n, 1));
+  const int64_t tokens = (1024 * 1024) / (3 * std::max<int64_t>(n, 1));
   return static_cast<int>(std::clamp<int64_t>(tokens / 4 * 4, 4, kMaxTokenBlock));
 }
 
+// Per-thread buffers of the tiled products (grown on first use, then kept).
 struct TileBuffers {
-  std::vector<uint8_t> values;
+  std::vector<uint8_t> values, scratch;
   std::vector<float> lane_scales, offsets, f32;
 };
 
@@ -354,10 +346,31 @@ TileBuffers& tile_buffers() {
   return buffers;
 }
 
+// A tile of up to `rows` rows of n values over this thread's buffers, large
+// enough for either tile layout (see PreparedTile).
+detail::PreparedTile tile_over(TileBuffers& buf, int64_t rows, int64_t n) {
+  const int64_t padded = (n + 511) / 512 * 512;
+  ensure_size(buf.values, rows * padded + padded);  // + one row of scratch
+  ensure_size(buf.lane_scales, rows * std::max(n / 4, padded / 16));
+  ensure_size(buf.offsets, rows * (n / 16));
+  detail::PreparedTile tile;
+  tile.values = buf.values.data();
+  tile.lane_scales = buf.lane_scales.data();
+  tile.offsets = buf.offsets.data();
+  tile.scratch = buf.values.data() + rows * padded;
+  return tile;
+}
+
 detail::QRow qrow(const QuantizedActs& x, int64_t t) {
-  return {x.qs(t),          x.scales(t),      x.sums(t),
-          x.scaled_sums(t), x.lane_bias(t),   x.lane_scales(t),
-          x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr};
+  return {x.qs(t),
+          x.scales(t),
+          x.sums(t),
+          x.scaled_sums(t),
+          x.lane_bias(t),
+          x.lane_scales(t),
+          x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr,
+          x.qs_lanes(t),
+          x.group_scales(t)};
 }
 
 void check_fast_args(const TensorView& W, const Activations& X) {
@@ -403,28 +416,35 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
     return;
   }
   // Prepared tiles (also one token on an ISA without a direct kernel).
-  TileBuffers& buf = tile_buffers();
   const int tile_rows = tile_rows_fast(n);
-  ensure_size(buf.values, tile_rows * n);
-  ensure_size(buf.lane_scales, tile_rows * (n / 4));
-  ensure_size(buf.offsets, tile_rows * (n / 32));
-  detail::PreparedTile tile;
-  tile.values = buf.values.data();
-  tile.lane_scales = buf.lane_scales.data();
-  tile.offsets = buf.offsets.data();
-  detail::QRow rows[kMaxTokenBlock];
+  detail::PreparedTile tile = tile_over(tile_buffers(), tile_rows, n);
   for (int64_t r = r0; r < r1; r += tile_rows) {
     const int nr = static_cast<int>(std::min<int64_t>(tile_rows, r1 - r));
     isa.prepare_tile(W.type, W.row(r), W.row_stride, nr, n, tile);
     for (int64_t t = t0; t < t1; t += kMaxTokenBlock) {
       const int nt = static_cast<int>(std::min<int64_t>(kMaxTokenBlock, t1 - t));
-      for (int i = 0; i < nt; ++i) rows[i] = qrow(q, t + i);
-      isa.gemm_tile(tile, rows, nt, Y + t * ldy + r, ldy);
+      isa.gemm_tile(tile, qrow(q, t), nt, Y + t * ldy + r, ldy);
     }
   }
 }
 
 }  // namespace
+
+float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row) {
+  detail::check_row_args(type, x.n());
+  if (act_format_for(type) != x.format() || x.format() == ActFormat::F32)
+    throw Error("dot_q8: activations are not in the format " + std::string(dtype_name(type)) + " needs");
+  if (row < 0 || row >= x.rows()) throw Error("dot_q8: activation row out of range");
+  const detail::QRow q = qrow(x, row);
+  float y = 0.0f;
+  const IsaKernels& isa = active();
+  if (isa.gemv(type, w, 0, 1, x.n(), q, &y)) return y;
+  // No direct kernel: one prepared row.
+  detail::PreparedTile tile = tile_over(tile_buffers(), 1, x.n());
+  isa.prepare_tile(type, w, 0, 1, x.n(), tile);
+  isa.gemm_tile(tile, q, 1, &y, 1);
+  return y;
+}
 
 void matmul_fast_rows(const TensorView& W, const Activations& X, int64_t r0, int64_t r1, float* Y, int64_t ldy) {
   check_fast_args(W, X);
@@ -465,7 +485,13 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
     int64_t chunk_rows;
     if (n_tokens == 1) {
       chunk_rows = std::max<int64_t>(16, total_rows / (threads * 16)) / 16 * 16;
-    } else if (act_format_for(W.type) == ActFormat::F32 || isa.prepare_tile == nullptr) {
+    } else if (act_format_for(W.type) == ActFormat::F32) {
+      // Dequantized F32 tiles; F32 tokens (4 bytes a value) in blocks that
+      // stay in L2 with the tile.
+      chunk_rows = tile_rows_for(W.cols()) * 2;
+      token_block =
+          std::min<int64_t>(token_block, std::clamp<int64_t>((1024 * 1024) / (4 * W.cols()) / 12 * 12, 12, 252));
+    } else if (isa.prepare_tile == nullptr) {
       chunk_rows = tile_rows_for(W.cols()) * 2;
     } else {
       chunk_rows = tile_rows_fast(W.cols());
@@ -510,8 +536,7 @@ void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool
 
 void attention(const AttentionArgs& a, AttentionScratch& scratch) {
   if (a.kv_type != DType::F32 && a.kv_type != DType::F16) throw Error("attention: KV cache must be F32 or F16");
-  if (a.head_dim <= 0 || a.n_heads <= 0 || a.n_tokens < 0 || a.n_past < 0)
-    throw Error("attention: bad shape");
+  if (a.head_dim <= 0 || a.n_heads <= 0 || a.n_tokens < 0 || a.n_past < 0) throw Error("attention: bad shape");
   if (a.n_tokens == 0) return;
   active().attention(a, scratch);
 }

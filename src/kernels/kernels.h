@@ -64,12 +64,15 @@ int64_t act_block(ActFormat format);
 //                  scale in its 8 runs): value ≈ qs * scale
 //   sums[n/32]     sum of the 32 qs of each run
 // and derived data the SIMD kernels use:
-//   scaled_sums[n/32] scales * sums, as float
+//   scaled_sums[n/16] scale * (sum of the 16 qs) of each run of 16, as float
 //   lane_bias[n/4]    -128 * (sum of each 4 consecutive qs)
 //   lane_scales[n/4]  the scale of each 4 consecutive values (one entry per
 //                     32-bit lane of a dot-product instruction)
 //   qs_q4k[n]         (Q8_256 only) qs with the runs of 32 of each block of
 //                     256 in Q4_K's nibble order: 0, 2, 1, 3, 4, 6, 5, 7.
+//   qs_lanes[n_pad], group_scales[n_pad/16]: the lane-major copy some
+//                     ISAs' matrix-matrix kernels read (see
+//                     kernels_internal.h; empty where unused).
 // Storage grows only when a call needs more than before: steady-state calls
 // do not allocate.
 class QuantizedActs {
@@ -85,16 +88,22 @@ class QuantizedActs {
   const int8_t* qs(int64_t row) const { return qs_.data() + row * n_; }
   const float* scales(int64_t row) const { return scales_.data() + row * (n_ / 32); }
   const int32_t* sums(int64_t row) const { return sums_.data() + row * (n_ / 32); }
-  const float* scaled_sums(int64_t row) const { return scaled_sums_.data() + row * (n_ / 32); }
+  const float* scaled_sums(int64_t row) const { return scaled_sums_.data() + row * (n_ / 16); }
   const int32_t* lane_bias(int64_t row) const { return lane_bias_.data() + row * (n_ / 4); }
   const float* lane_scales(int64_t row) const { return lane_scales_.data() + row * (n_ / 4); }
   const int8_t* qs_q4k(int64_t row) const { return qs_q4k_.data() + row * n_; }
+  // Values per lane-major group (256 for Q8_256, 512 for Q8_32) and the
+  // row length padded to whole groups.
+  int64_t lane_group() const { return format_ == ActFormat::Q8_256 ? 256 : 512; }
+  int64_t n_padded() const { return (n_ + lane_group() - 1) / lane_group() * lane_group(); }
+  const int8_t* qs_lanes(int64_t row) const { return qs_lanes_.data() + row * n_padded(); }
+  const float* group_scales(int64_t row) const { return group_scales_.data() + row * (n_padded() / 16); }
 
  private:
   ActFormat format_ = ActFormat::Q8_32;
   int64_t rows_ = 0, n_ = 0;
-  std::vector<int8_t> qs_, qs_q4k_;
-  std::vector<float> scales_, scaled_sums_, lane_scales_;
+  std::vector<int8_t> qs_, qs_q4k_, qs_lanes_;
+  std::vector<float> scales_, scaled_sums_, lane_scales_, group_scales_;
   std::vector<int32_t> sums_, lane_bias_;
 };
 

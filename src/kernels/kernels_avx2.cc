@@ -226,7 +226,8 @@ void dequantize_row_avx2(DType type, const uint8_t* src, float* dst, int64_t n) 
       }
       return;
     }
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -339,15 +340,24 @@ float dot_q6_k(const uint8_t* row, const float* x, int64_t n) {
 
 float dot_avx2(DType type, const uint8_t* row, const float* x, int64_t n) {
   switch (type) {
-    case DType::F32: return dot_f32(row, x, n);
-    case DType::F16: return dot_16bit<f16x8_at, half_at>(row, x, n);
-    case DType::BF16: return dot_16bit<bf16x8_at, bf16_at>(row, x, n);
-    case DType::Q4_0: return dot_32_block<q4_0_values, kQ4_0Bytes>(row, x, n);
-    case DType::Q5_0: return dot_32_block<q5_0_values, kQ5_0Bytes>(row, x, n);
-    case DType::Q8_0: return dot_32_block<q8_0_values, kQ8_0Bytes>(row, x, n);
-    case DType::Q4_K: return dot_q4_k(row, x, n);
-    case DType::Q6_K: return dot_q6_k(row, x, n);
-    default: return 0.0f;
+    case DType::F32:
+      return dot_f32(row, x, n);
+    case DType::F16:
+      return dot_16bit<f16x8_at, half_at>(row, x, n);
+    case DType::BF16:
+      return dot_16bit<bf16x8_at, bf16_at>(row, x, n);
+    case DType::Q4_0:
+      return dot_32_block<q4_0_values, kQ4_0Bytes>(row, x, n);
+    case DType::Q5_0:
+      return dot_32_block<q5_0_values, kQ5_0Bytes>(row, x, n);
+    case DType::Q8_0:
+      return dot_32_block<q8_0_values, kQ8_0Bytes>(row, x, n);
+    case DType::Q4_K:
+      return dot_q4_k(row, x, n);
+    case DType::Q6_K:
+      return dot_q6_k(row, x, n);
+    default:
+      return 0.0f;
   }
 }
 
@@ -398,13 +408,18 @@ void gemm_rows(const float* W, int64_t ldw, int64_t n_rows, const float* X, int6
 }
 
 void gemm_f32_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens,
-              int64_t n, float* Y, int64_t ldy) {
+                   int64_t n, float* Y, int64_t ldy) {
   int64_t t = 0;
   for (; t + 3 <= n_tokens; t += 3) gemm_rows<3>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy);
   switch (n_tokens - t) {
-    case 2: gemm_rows<2>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy); break;
-    case 1: gemm_rows<1>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy); break;
-    default: break;
+    case 2:
+      gemm_rows<2>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy);
+      break;
+    case 1:
+      gemm_rows<1>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -425,7 +440,7 @@ __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
   return _mm256_add_epi32(acc, _mm256_add_epi32(sum_lo, _mm256_slli_epi32(sum_hi, 4)));
 }
 
-int32_t hsum_epi32(__m256i v) {
+[[maybe_unused]] int32_t hsum_epi32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
@@ -495,8 +510,14 @@ void quantize_acts_fast(ActFormat format, const float* x, int64_t n, int8_t* qs,
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(lane_bias + 8 * b),
                         _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(four, 7)));
     _mm256_storeu_ps(lane_scales + 8 * b, _mm256_set1_ps(scales[b]));
-    sums[b] = hsum_epi32(four);
-    scaled_sums[b] = scales[b] * static_cast<float>(sums[b]);
+    const __m128i four_lo = _mm256_castsi256_si128(four), four_hi = _mm256_extracti128_si256(four, 1);
+    const __m128i s_lo = _mm_add_epi32(four_lo, _mm_unpackhi_epi64(four_lo, four_lo));
+    const __m128i s_hi = _mm_add_epi32(four_hi, _mm_unpackhi_epi64(four_hi, four_hi));
+    const int32_t s16_lo = _mm_cvtsi128_si32(_mm_add_epi32(s_lo, _mm_shuffle_epi32(s_lo, 1)));
+    const int32_t s16_hi = _mm_cvtsi128_si32(_mm_add_epi32(s_hi, _mm_shuffle_epi32(s_hi, 1)));
+    sums[b] = s16_lo + s16_hi;
+    scaled_sums[2 * b] = scales[b] * static_cast<float>(s16_lo);
+    scaled_sums[2 * b + 1] = scales[b] * static_cast<float>(s16_hi);
   }
 }
 
@@ -550,14 +571,14 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
         break;
       }
       case DType::Q4_K: {
-        float* offsets = tile.offsets + r * (n / 32);
+        float* offsets = tile.offsets + r * (n / 16);
         for (int64_t b = 0; b < n / 256; ++b, row += kQ4_KBytes) {
           uint8_t sc[8], mn[8];
           q4_k_scales_mins(row + kQ4_KScales, sc, mn);
           const float d = half_at(row), dmin = half_at(row + kQ4_KDmin);
           for (int j = 0; j < 8; ++j) {
             store_lane_scale8(lanes + 64 * b + 8 * j, d * static_cast<float>(sc[j]));
-            offsets[8 * b + j] = dmin * static_cast<float>(mn[j]);
+            offsets[16 * b + 2 * j] = offsets[16 * b + 2 * j + 1] = dmin * static_cast<float>(mn[j]);
           }
           for (int p = 0; p < 4; ++p) {
             const __m256i q = load_32_bytes(row + kQ4_KQs + 32 * p);
@@ -574,7 +595,8 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
         for (int64_t b = 0; b < n / 256; ++b, row += kQ6_KBytes) {
           const float d = half_at(row + kQ6_KD);
           const int8_t* sc = reinterpret_cast<const int8_t*>(row + kQ6_KScales);
-          for (int s16 = 0; s16 < 16; ++s16) _mm_storeu_ps(lanes + 64 * b + 4 * s16, _mm_set1_ps(d * static_cast<float>(sc[s16])));
+          for (int s16 = 0; s16 < 16; ++s16)
+            _mm_storeu_ps(lanes + 64 * b + 4 * s16, _mm_set1_ps(d * static_cast<float>(sc[s16])));
           for (int half = 0; half < 2; ++half) {
             __m256i q[4];
             q6_k_half_values(row + 64 * half, row + kQ6_KQh + 32 * half, q);
@@ -585,7 +607,8 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
 }
@@ -595,6 +618,7 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
 template <int R, int T>
 void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
   const int64_t n = tile.n;
+  // (x holds T tokens)
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
@@ -618,9 +642,9 @@ void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64
   }
   if (tile.has_offsets) {
     for (int r = 0; r < R; ++r) {
-      const float* offsets = tile.offsets + (r0 + r) * (n / 32);
-      for (int64_t b = 0; b < n / 32; b += 8) {
-        const __m256i mask = n / 32 - b >= 8 ? _mm256_set1_epi32(-1) : first_lanes(n / 32 - b);
+      const float* offsets = tile.offsets + (r0 + r) * (n / 16);
+      for (int64_t b = 0; b < n / 16; b += 8) {
+        const __m256i mask = n / 16 - b >= 8 ? _mm256_set1_epi32(-1) : first_lanes(n / 16 - b);
         const __m256 off = _mm256_maskload_ps(offsets + b, mask);
         for (int t = 0; t < T; ++t)
           acc[r][t] = _mm256_fnmadd_ps(off, _mm256_maskload_ps(x[t].scaled_sums + b, mask), acc[r][t]);
@@ -638,10 +662,27 @@ void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
   if (r < tile.n_rows) tile_block<1, T>(tile, r, x, Y, ldy);
 }
 
-void gemm_tile_fast(const PreparedTile& tile, const QRow* x, int n_tokens, float* Y, int64_t ldy) {
+QRow token_at(const QRow& x, int64_t n, int t) {
+  QRow out = x;
+  out.qs += t * n;
+  out.lane_scales += t * (n / 4);
+  out.lane_bias += t * (n / 4);
+  out.scaled_sums += t * (n / 16);
+  out.sums += t * (n / 32);
+  out.scales += t * (n / 32);
+  return out;
+}
+
+void gemm_tile_fast(const PreparedTile& tile, const QRow& x, int n_tokens, float* Y, int64_t ldy) {
   int t = 0;
-  for (; t + 2 <= n_tokens; t += 2) tile_rows<2>(tile, x + t, Y + t * ldy, ldy);
-  if (t < n_tokens) tile_rows<1>(tile, x + t, Y + t * ldy, ldy);
+  for (; t + 2 <= n_tokens; t += 2) {
+    const QRow pair[2] = {token_at(x, tile.n, t), token_at(x, tile.n, t + 1)};
+    tile_rows<2>(tile, pair, Y + t * ldy, ldy);
+  }
+  if (t < n_tokens) {
+    const QRow one = token_at(x, tile.n, t);
+    tile_rows<1>(tile, &one, Y + t * ldy, ldy);
+  }
 }
 
 bool gemv_fast(DType, const uint8_t*, int64_t, int64_t, int64_t, const QRow&, float*) { return false; }
@@ -670,7 +711,8 @@ __m256 exp_ps(__m256 x) {
 template <bool kHalf>
 __m256 load_kv(const void* base, int64_t j, int64_t stride, int c) {
   if constexpr (kHalf) {
-    return _mm256_cvtph_ps(load_16_bytes(reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(base) + j * stride + 8 * c)));
+    return _mm256_cvtph_ps(
+        load_16_bytes(reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(base) + j * stride + 8 * c)));
   } else {
     return _mm256_loadu_ps(static_cast<const float*>(base) + j * stride + 8 * c);
   }
@@ -698,7 +740,8 @@ void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const
     const int pair = std::min(2, n_rows - r);
     __m256 o[2][C];
     for (int i = 0; i < 2; ++i)
-      for (int c = 0; c < C; ++c) o[i][c] = i < pair ? _mm256_loadu_ps(rows[r + i].o + 8 * (c0 + c)) : _mm256_setzero_ps();
+      for (int c = 0; c < C; ++c)
+        o[i][c] = i < pair ? _mm256_loadu_ps(rows[r + i].o + 8 * (c0 + c)) : _mm256_setzero_ps();
     for (int j = 0; j < nj; ++j) {
       const __m256 p0 = _mm256_set1_ps(probs[r * kKeyBlock + j]);
       const __m256 p1 = _mm256_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
@@ -728,8 +771,12 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
     int max_keys = 0;
     for (int i = 0; i < n_rows; ++i) {
       const int t = (g + i) / a.n_heads, h = (g + i) % a.n_heads;
-      rows[i] = {a.q + t * a.q_token_stride + h * a.q_head_stride, a.out + t * a.out_token_stride + h * a.out_head_stride,
-                 o_buf + i * hd, a.n_past + t + 1, -INFINITY, 0.0f};
+      rows[i] = {a.q + t * a.q_token_stride + h * a.q_head_stride,
+                 a.out + t * a.out_token_stride + h * a.out_head_stride,
+                 o_buf + i * hd,
+                 a.n_past + t + 1,
+                 -INFINITY,
+                 0.0f};
       std::fill(rows[i].o, rows[i].o + hd, 0.0f);
       max_keys = std::max(max_keys, rows[i].n_keys);
     }
@@ -775,10 +822,18 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
       }
       for (int c0 = 0; c0 < chunks; c0 += 4) {
         switch (std::min(4, chunks - c0)) {
-          case 4: accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0); break;
-          case 3: accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0); break;
-          case 2: accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0); break;
-          default: accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0); break;
+          case 4:
+            accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0);
+            break;
+          case 3:
+            accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0);
+            break;
+          case 2:
+            accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0);
+            break;
+          default:
+            accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0);
+            break;
         }
       }
     }
@@ -832,18 +887,10 @@ void f16_to_f32_avx2(const uint16_t* x, float* out, int64_t n) {
 }  // namespace
 
 namespace detail {
-constexpr IsaKernels kAvx2Kernels = {"avx2",
-                                     dequantize_row_avx2,
-                                     dot_avx2,
-                                     gemm_f32_avx2,
-                                     quantize_acts_fast,
-                                     prepare_tile_fast,
-                                     gemm_tile_fast,
-                                     gemv_fast,
-                                     attention_avx2,
-                                     silu_mul_avx2,
-                                     f32_to_f16_avx2,
-                                     f16_to_f32_avx2};
+constexpr IsaKernels kAvx2Kernels = {
+    "avx2",        dequantize_row_avx2, dot_avx2,       gemm_f32_avx2, quantize_acts_fast,
+    nullptr,       prepare_tile_fast,   gemm_tile_fast, gemv_fast,     attention_avx2,
+    silu_mul_avx2, f32_to_f16_avx2,     f16_to_f32_avx2};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

@@ -22,11 +22,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
-
 #include "kernels/block_layouts.h"
 #include "kernels/kernels_internal.h"
 
@@ -205,7 +206,8 @@ void dequantize_row_avx512(DType type, const uint8_t* src, float* dst, int64_t n
       }
       return;
     }
-    default: return;
+    default:
+      return;
   }
 }
 
@@ -233,6 +235,11 @@ float dot_16bit(const uint8_t* row, const float* x, int64_t n) {
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
+    // Rows are read once as a stream (a matrix-vector product): fetch ahead
+    // so that memory and arithmetic overlap. Past the row it is the next
+    // row's data; past the matrix the prefetch is harmless.
+    _mm_prefetch(reinterpret_cast<const char*>(row + 2 * i + 4096), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(row + 2 * i + 4096 + 64), _MM_HINT_T0);
     for (int u = 0; u < 4; ++u) {
       const __m512 w = Convert(load_32_bytes(row + 2 * (i + 16 * u)));
       acc[u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + i + 16 * u), acc[u]);
@@ -311,75 +318,132 @@ float dot_q6_k(const uint8_t* row, const float* x, int64_t n) {
 
 float dot_avx512(DType type, const uint8_t* row, const float* x, int64_t n) {
   switch (type) {
-    case DType::F32: return dot_f32(row, x, n);
-    case DType::F16: return dot_16bit<f16x16>(row, x, n);
-    case DType::BF16: return dot_16bit<bf16x16>(row, x, n);
-    case DType::Q4_0: return dot_32_block<q4_0_values, kQ4_0Bytes>(row, x, n);
-    case DType::Q5_0: return dot_32_block<q5_0_values, kQ5_0Bytes>(row, x, n);
-    case DType::Q8_0: return dot_32_block<q8_0_values, kQ8_0Bytes>(row, x, n);
-    case DType::Q4_K: return dot_q4_k(row, x, n);
-    case DType::Q6_K: return dot_q6_k(row, x, n);
-    default: return 0.0f;
+    case DType::F32:
+      return dot_f32(row, x, n);
+    case DType::F16:
+      return dot_16bit<f16x16>(row, x, n);
+    case DType::BF16:
+      return dot_16bit<bf16x16>(row, x, n);
+    case DType::Q4_0:
+      return dot_32_block<q4_0_values, kQ4_0Bytes>(row, x, n);
+    case DType::Q5_0:
+      return dot_32_block<q5_0_values, kQ5_0Bytes>(row, x, n);
+    case DType::Q8_0:
+      return dot_32_block<q8_0_values, kQ8_0Bytes>(row, x, n);
+    case DType::Q4_K:
+      return dot_q4_k(row, x, n);
+    case DType::Q6_K:
+      return dot_q6_k(row, x, n);
+    default:
+      return 0.0f;
   }
 }
 
 // ---------------------------------------------------------------------- gemm
 
-// Register-blocked tile: kRows weight rows times kTokens tokens, one
-// accumulator per pair, so each load feeds several FMAs.
-template <int kRows, int kTokens>
-void gemm_block(const float* W, int64_t ldw, const float* X, int64_t ldx, int64_t n, float* Y, int64_t ldy) {
-  __m512 acc[kRows][kTokens];
-#pragma GCC unroll 8
-  for (int r = 0; r < kRows; ++r) {
-#pragma GCC unroll 8
-    for (int t = 0; t < kTokens; ++t) acc[r][t] = _mm512_setzero_ps();
+// The tile is transposed to k-major order (32 rows of one k side by side),
+// so that each weight vector holds 16 rows: a broadcast activation times it
+// updates 16 (row, token) sums at once, and no horizontal reduction is
+// needed. Each sum runs over k in one lane, in blocks of 256 added into a
+// running total (bounding the rounding of long rows).
+constexpr int kKRows = 32;
+constexpr int kKBlock = 256;
+
+// In-register transpose of a 16 x 16 block of floats.
+void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
-  for (int64_t k = 0; k < n; k += 16) {
-    const __mmask16 mask = n - k >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - k);
-    __m512 xv[kTokens];
-#pragma GCC unroll 8
-    for (int t = 0; t < kTokens; ++t) xv[t] = _mm512_maskz_loadu_ps(mask, X + t * ldx + k);
-#pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) {
-      const __m512 w = _mm512_maskz_loadu_ps(mask, W + r * ldw + k);
-#pragma GCC unroll 8
-      for (int t = 0; t < kTokens; ++t) acc[r][t] = _mm512_fmadd_ps(w, xv[t], acc[r][t]);
-    }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
-  for (int r = 0; r < kRows; ++r) {
-    for (int t = 0; t < kTokens; ++t) Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]);
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
   }
 }
 
-constexpr int kGemmRows = 4;
-constexpr int kGemmTokens = 6;
-
-template <int kTokens>
-void gemm_rows(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n, float* Y,
-               int64_t ldy) {
-  int64_t r = 0;
-  for (; r + kGemmRows <= n_rows; r += kGemmRows) {
-    gemm_block<kGemmRows, kTokens>(W + r * ldw, ldw, X, ldx, n, Y + r, ldy);
+// Wt[k][0..31] = W[0..31][k] (rows beyond n_rows are zeros).
+void transpose_tile(const float* W, int64_t ldw, int n_rows, int64_t n, float* Wt) {
+  for (int64_t k0 = 0; k0 < n; k0 += 16) {
+    const int nk = static_cast<int>(std::min<int64_t>(16, n - k0));
+    const __mmask16 mask = nk == 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(nk);
+    for (int h = 0; h < 2; ++h) {
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int row = 16 * h + i;
+        r[i] = row < n_rows ? _mm512_maskz_loadu_ps(mask, W + row * ldw + k0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int i = 0; i < nk; ++i) _mm512_storeu_ps(Wt + (k0 + i) * kKRows + 16 * h, r[i]);
+    }
   }
-  for (; r < n_rows; ++r) gemm_block<1, kTokens>(W + r * ldw, ldw, X, ldx, n, Y + r, ldy);
+}
+
+template <int T>
+void kmajor_block(const float* Wt, int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy, int n_rows) {
+  float total[2][T][16] = {};
+  for (int64_t kb = 0; kb < n; kb += kKBlock) {
+    __m512 acc[2][T];
+    for (int t = 0; t < T; ++t) acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    const int64_t kend = std::min<int64_t>(n, kb + kKBlock);
+    for (int64_t k = kb; k < kend; ++k) {
+      const __m512 w0 = _mm512_loadu_ps(Wt + k * kKRows);
+      const __m512 w1 = _mm512_loadu_ps(Wt + k * kKRows + 16);
+      for (int t = 0; t < T; ++t) {
+        const __m512 xb = _mm512_set1_ps(X[t * ldx + k]);
+        acc[0][t] = _mm512_fmadd_ps(w0, xb, acc[0][t]);
+        acc[1][t] = _mm512_fmadd_ps(w1, xb, acc[1][t]);
+      }
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int t = 0; t < T; ++t) _mm512_storeu_ps(total[h][t], _mm512_add_ps(_mm512_loadu_ps(total[h][t]), acc[h][t]));
+  }
+  const __mmask16 m0 = n_rows >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n_rows);
+  const __mmask16 m1 = n_rows >= 32 ? static_cast<__mmask16>(0xFFFF) : first_lanes(std::max(0, n_rows - 16));
+  for (int t = 0; t < T; ++t) {
+    _mm512_mask_storeu_ps(Y + t * ldy, m0, _mm512_loadu_ps(total[0][t]));
+    if (m1 != 0) _mm512_mask_storeu_ps(Y + t * ldy + 16, m1, _mm512_loadu_ps(total[1][t]));
+  }
+}
+
+constexpr int kKTokens = 12;
+
+template <int T>
+void kmajor_tokens(int nt, const float* Wt, int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy, int n_rows) {
+  if constexpr (T > 0) {
+    if (nt == T) {
+      kmajor_block<T>(Wt, n, X, ldx, Y, ldy, n_rows);
+    } else {
+      kmajor_tokens<T - 1>(nt, Wt, n, X, ldx, Y, ldy, n_rows);
+    }
+  }
 }
 
 void gemm_f32_avx512(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens,
                      int64_t n, float* Y, int64_t ldy) {
-  int64_t t = 0;
-  for (; t + kGemmTokens <= n_tokens; t += kGemmTokens) {
-    gemm_rows<kGemmTokens>(W, ldw, n_rows, X + t * ldx, ldx, n, Y + t * ldy, ldy);
-  }
-  const float* Xt = X + t * ldx;
-  float* Yt = Y + t * ldy;
-  switch (n_tokens - t) {
-    case 5: gemm_rows<5>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
-    case 4: gemm_rows<4>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
-    case 3: gemm_rows<3>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
-    case 2: gemm_rows<2>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
-    case 1: gemm_rows<1>(W, ldw, n_rows, Xt, ldx, n, Yt, ldy); break;
-    default: break;
+  thread_local std::vector<float> transposed;
+  if (transposed.size() < static_cast<size_t>(n * kKRows)) transposed.resize(static_cast<size_t>(n * kKRows));
+  for (int64_t r = 0; r < n_rows; r += kKRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kKRows, n_rows - r));
+    transpose_tile(W + r * ldw, ldw, nr, n, transposed.data());
+    for (int64_t t = 0; t < n_tokens; t += kKTokens) {
+      const int nt = static_cast<int>(std::min<int64_t>(kKTokens, n_tokens - t));
+      kmajor_tokens<kKTokens>(nt, transposed.data(), n, X + t * ldx, ldx, Y + t * ldy + r, ldy, nr);
+    }
   }
 }
 
@@ -401,17 +465,6 @@ __m512 exp_ps(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return _mm512_scalef_ps(p, n);
-}
-
-// Loads chunk c (16 values, masked to the head size) of KV row j as floats.
-template <bool kHalf>
-__m512 load_kv(const void* base, int64_t j, int64_t stride, int c, __mmask16 mask) {
-  if constexpr (kHalf) {
-    const uint16_t* p = static_cast<const uint16_t*>(base) + j * stride + 16 * c;
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
-  } else {
-    return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(base) + j * stride + 16 * c);
-  }
 }
 
 // The four sums of a0..a3, in one vector.
@@ -436,23 +489,23 @@ struct RowState {
   float max, sum;
 };
 
-// o[0..1] += p * V for the keys of one block: two rows at a time, C
-// vectors of 16 values per row (chunks c0 .. c0 + C - 1).
-template <bool kHalf, int C>
-void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj, int c0,
-                       const __mmask16* masks) {
+// o += p * V over the nj keys of a block (F32, `padded` floats per key), two
+// rows at a time, C vectors of 16 values per row (chunks c0 .. c0 + C - 1).
+template <int C>
+void accumulate_values(RowState* rows, int n_rows, const float* probs, const float* v, int padded, int nj, int c0) {
   for (int r = 0; r < n_rows; r += 2) {
     const int pair = std::min(2, n_rows - r);
     __m512 o[2][C];
-    for (int i = 0; i < pair; ++i)
-      for (int c = 0; c < C; ++c) o[i][c] = _mm512_loadu_ps(rows[r + i].o + 16 * (c0 + c));
+    for (int i = 0; i < 2; ++i)
+      for (int c = 0; c < C; ++c)
+        o[i][c] = i < pair ? _mm512_loadu_ps(rows[r + i].o + 16 * (c0 + c)) : _mm512_setzero_ps();
     for (int j = 0; j < nj; ++j) {
-      const __m512 p0 = _mm512_set1_ps(probs[(r)*kKeyBlock + j]);
+      const __m512 p0 = _mm512_set1_ps(probs[r * kKeyBlock + j]);
       const __m512 p1 = _mm512_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
       for (int c = 0; c < C; ++c) {
-        const __m512 v = load_kv<kHalf>(a.v, j0 + j, a.kv_stride, c0 + c, masks[c0 + c]);
-        o[0][c] = _mm512_fmadd_ps(p0, v, o[0][c]);
-        if (pair > 1) o[1][c] = _mm512_fmadd_ps(p1, v, o[1][c]);
+        const __m512 vj = _mm512_loadu_ps(v + j * padded + 16 * (c0 + c));
+        o[0][c] = _mm512_fmadd_ps(p0, vj, o[0][c]);
+        o[1][c] = _mm512_fmadd_ps(p1, vj, o[1][c]);
       }
     }
     for (int i = 0; i < pair; ++i)
@@ -460,51 +513,107 @@ void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const
   }
 }
 
-template <bool kHalf>
-void accumulate_values_any(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj,
-                           int chunks, const __mmask16* masks) {
+void accumulate_values_any(RowState* rows, int n_rows, const float* probs, const float* v, int padded, int nj,
+                           int chunks) {
   for (int c0 = 0; c0 < chunks; c0 += 8) {
     switch (std::min(8, chunks - c0)) {
-      case 8: accumulate_values<kHalf, 8>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      case 7: accumulate_values<kHalf, 7>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      case 6: accumulate_values<kHalf, 6>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      case 5: accumulate_values<kHalf, 5>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      case 4: accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      case 3: accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      case 2: accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
-      default: accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0, masks); break;
+      case 8:
+        accumulate_values<8>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      case 7:
+        accumulate_values<7>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      case 6:
+        accumulate_values<6>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      case 5:
+        accumulate_values<5>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      case 4:
+        accumulate_values<4>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      case 3:
+        accumulate_values<3>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      case 2:
+        accumulate_values<2>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
+      default:
+        accumulate_values<1>(rows, n_rows, probs, v, padded, nj, c0);
+        break;
     }
   }
 }
 
-// Queries in groups of up to four rows (token-major, then head) share each
-// loaded key and value; keys go in blocks of 64 with an online softmax, so
-// memory does not grow with the context.
-template <bool kHalf>
+// Copies KV rows j0 .. j0 + nj - 1 into F32 scratch rows of `padded` floats
+// (zeros past the head size).
+void load_kv_block(const void* base, bool half, int64_t stride, int hd, int padded, int j0, int nj, float* out) {
+  for (int j = 0; j < nj; ++j) {
+    float* dst = out + j * padded;
+    for (int c = 0; c < padded; c += 16) {
+      const __mmask16 m = hd - c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(std::max(0, hd - c));
+      const int64_t at = (static_cast<int64_t>(j0) + j) * stride + c;
+      const __m512 v = half ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + at))
+                            : _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + at);
+      _mm512_storeu_ps(dst, v);
+      dst += 16;
+    }
+  }
+}
+
+// Keys and values go in blocks of 64, each converted to F32 once and then
+// used by every query row of the call (the query heads of one KV head, for
+// all the tokens), four rows at a time for the scores and two at a time for
+// the values, with an online softmax: memory does not grow with the
+// context.
 void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
   const int hd = a.head_dim;
   const int chunks = (hd + 15) / 16;
   const int padded = 16 * chunks;
-  __mmask16 masks[64];
-  for (int c = 0; c < chunks; ++c) masks[c] = hd - 16 * c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(hd - 16 * c);
-  const size_t need = static_cast<size_t>(kRowGroup) * (padded + kKeyBlock);
+  const bool half = a.kv_type == DType::F16;
+  const int n_rows_total = a.n_tokens * a.n_heads;
+  const size_t need = static_cast<size_t>(n_rows_total) * padded + static_cast<size_t>(kRowGroup) * kKeyBlock +
+                      2 * static_cast<size_t>(kKeyBlock) * padded;
   if (scratch.buf.size() < need) scratch.buf.resize(need);
   float* o_buf = scratch.buf.data();
-  float* probs = o_buf + kRowGroup * padded;
-  const int n_rows_total = a.n_tokens * a.n_heads;
-  for (int g = 0; g < n_rows_total; g += kRowGroup) {
-    const int n_rows = std::min(kRowGroup, n_rows_total - g);
-    RowState rows[kRowGroup];
-    int max_keys = 0;
-    for (int i = 0; i < n_rows; ++i) {
-      const int t = (g + i) / a.n_heads, h = (g + i) % a.n_heads;
-      rows[i] = {a.q + t * a.q_token_stride + h * a.q_head_stride, a.out + t * a.out_token_stride + h * a.out_head_stride,
-                 o_buf + i * padded, a.n_past + t + 1, -INFINITY, 0.0f};
-      std::fill(rows[i].o, rows[i].o + padded, 0.0f);
-      max_keys = std::max(max_keys, rows[i].n_keys);
-    }
-    for (int j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
-      const int nj = std::min(kKeyBlock, max_keys - j0);
+  float* probs = o_buf + static_cast<size_t>(n_rows_total) * padded;
+  float* k_block = probs + kRowGroup * kKeyBlock;
+  float* v_block = k_block + kKeyBlock * padded;
+  // Rows live in a small array per group; their o vectors in o_buf.
+  std::fill(o_buf, o_buf + static_cast<size_t>(n_rows_total) * padded, 0.0f);
+  float row_max[kRowGroup * 64], row_sum[kRowGroup * 64];  // up to 256 rows on the stack
+  std::vector<float> big_state;
+  float* maxes = row_max;
+  float* sums = row_sum;
+  if (n_rows_total > kRowGroup * 64) {
+    big_state.assign(2 * static_cast<size_t>(n_rows_total), 0.0f);
+    maxes = big_state.data();
+    sums = maxes + n_rows_total;
+  }
+  for (int i = 0; i < n_rows_total; ++i) {
+    maxes[i] = -INFINITY;
+    sums[i] = 0.0f;
+  }
+  const int max_keys = a.n_past + a.n_tokens;
+  for (int j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
+    const int nj = std::min(kKeyBlock, max_keys - j0);
+    load_kv_block(a.k, half, a.kv_stride, hd, padded, j0, nj, k_block);
+    load_kv_block(a.v, half, a.kv_stride, hd, padded, j0, nj, v_block);
+    for (int g = 0; g < n_rows_total; g += kRowGroup) {
+      const int n_rows = std::min(kRowGroup, n_rows_total - g);
+      RowState rows[kRowGroup];
+      bool any = false;
+      for (int i = 0; i < n_rows; ++i) {
+        const int t = (g + i) / a.n_heads, h = (g + i) % a.n_heads;
+        rows[i] = {a.q + t * a.q_token_stride + h * a.q_head_stride,
+                   nullptr,
+                   o_buf + static_cast<size_t>(g + i) * padded,
+                   a.n_past + t + 1,
+                   maxes[g + i],
+                   sums[g + i]};
+        any = any || rows[i].n_keys > j0;
+      }
+      if (!any) continue;  // the whole block is in these rows' future
       // Scores of 4 keys x up to 4 rows at a time.
       for (int j = 0; j < nj; j += 4) {
         __m512 acc[kRowGroup][4];
@@ -514,9 +623,10 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
         for (int c = 0; c < chunks; ++c) {
           __m512 kv[4];
           for (int k = 0; k < 4; ++k)
-            kv[k] = k < nk ? load_kv<kHalf>(a.k, j0 + j + k, a.kv_stride, c, masks[c]) : _mm512_setzero_ps();
+            kv[k] = k < nk ? _mm512_loadu_ps(k_block + (j + k) * padded + 16 * c) : _mm512_setzero_ps();
           for (int i = 0; i < n_rows; ++i) {
-            const __m512 q = _mm512_maskz_loadu_ps(masks[c], rows[i].q + 16 * c);
+            const __mmask16 m = hd - 16 * c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(hd - 16 * c);
+            const __m512 q = _mm512_maskz_loadu_ps(m, rows[i].q + 16 * c);
             for (int k = 0; k < 4; ++k) acc[i][k] = _mm512_fmadd_ps(q, kv[k], acc[i][k]);
           }
         }
@@ -541,23 +651,34 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
         for (int j = 0; j < nj; j += 16) {
           const int in_block = std::max(0, std::min(16, visible - j));
           const __mmask16 m = in_block >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(in_block);
-          const __m512 p = _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + j), _mm512_set1_ps(new_max))));
+          const __m512 p =
+              _mm512_maskz_mov_ps(m, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + j), _mm512_set1_ps(new_max))));
           _mm512_storeu_ps(s + j, p);
           sum = _mm512_add_ps(sum, p);
         }
-        row.sum = row.sum * alpha + _mm512_reduce_add_ps(sum);
-        row.max = new_max;
-        if (alpha != 1.0f) {
-          const __m512 scale = _mm512_set1_ps(alpha);
-          for (int c = 0; c < chunks; ++c) _mm512_storeu_ps(row.o + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(row.o + 16 * c), scale));
+        if (visible > 0) {
+          row.sum = row.sum * alpha + _mm512_reduce_add_ps(sum);
+          row.max = new_max;
+          if (alpha != 1.0f) {
+            const __m512 scale = _mm512_set1_ps(alpha);
+            for (int c = 0; c < chunks; ++c)
+              _mm512_storeu_ps(row.o + 16 * c, _mm512_mul_ps(_mm512_loadu_ps(row.o + 16 * c), scale));
+          }
         }
+        maxes[g + i] = row.max;
+        sums[g + i] = row.sum;
       }
-      accumulate_values_any<kHalf>(a, rows, n_rows, probs, j0, nj, chunks, masks);
+      accumulate_values_any(rows, n_rows, probs, v_block, padded, nj, chunks);
     }
-    for (int i = 0; i < n_rows; ++i) {
-      const __m512 inv = _mm512_set1_ps(1.0f / rows[i].sum);
-      for (int c = 0; c < chunks; ++c)
-        _mm512_mask_storeu_ps(rows[i].out + 16 * c, masks[c], _mm512_mul_ps(_mm512_loadu_ps(rows[i].o + 16 * c), inv));
+  }
+  for (int i = 0; i < n_rows_total; ++i) {
+    const int t = i / a.n_heads, h = i % a.n_heads;
+    float* out = a.out + t * a.out_token_stride + h * a.out_head_stride;
+    const float* o = o_buf + static_cast<size_t>(i) * padded;
+    const __m512 inv = _mm512_set1_ps(1.0f / sums[i]);
+    for (int c = 0; c < chunks; ++c) {
+      const __mmask16 m = hd - 16 * c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(hd - 16 * c);
+      _mm512_mask_storeu_ps(out + 16 * c, m, _mm512_mul_ps(_mm512_loadu_ps(o + 16 * c), inv));
     }
   }
 }
@@ -575,11 +696,7 @@ void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64
 
 void attention(const AttentionArgs& args, AttentionScratch& scratch) {
   if (args.head_dim > 16 * 64) throw Error("attention: head size " + std::to_string(args.head_dim) + " is too large");
-  if (args.kv_type == DType::F16) {
-    attention_impl<true>(args, scratch);
-  } else {
-    attention_impl<false>(args, scratch);
-  }
+  attention_impl(args, scratch);
 }
 
 // e^-g for any g: exp_ps expects x <= 0, so large negative g (e^-g beyond
@@ -602,7 +719,8 @@ void silu_mul(float* g, const float* u, int64_t n) {
 void f32_to_f16(const float* x, uint16_t* out, int64_t n) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
-    _mm256_mask_storeu_epi16(out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm256_mask_storeu_epi16(
+        out + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
 }
 
@@ -621,8 +739,8 @@ void f16_to_f32(const uint16_t* x, float* out, int64_t n) {
 #include "kernels/fast_avx512.inc"
 
 namespace glassbox::kernels::detail {
-constexpr IsaKernels kAvx512Kernels = {"avx512",         avx512::dequantize_row, avx512::dot,
-                                       avx512::gemm_f32, quantize_acts_fast,     prepare_tile_fast,
-                                       gemm_tile_fast,   gemv_fast,              avx512::attention,
-                                       avx512::silu_mul, avx512::f32_to_f16,     avx512::f16_to_f32};
+constexpr IsaKernels kAvx512Kernels = {
+    "avx512",         avx512::dequantize_row, avx512::dot,       avx512::gemm_f32, quantize_acts_fast,
+    lane_layout_fast, prepare_tile_lanes,     gemm_tile_fast,    gemv_fast,        avx512::attention,
+    avx512::silu_mul, avx512::f32_to_f16,     avx512::f16_to_f32};
 }  // namespace glassbox::kernels::detail

@@ -11,6 +11,7 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/block_layouts.h"
@@ -20,8 +21,8 @@
 #include "kernels/fast_avx512.inc"
 
 namespace glassbox::kernels::detail {
-constexpr IsaKernels kAvx512VnniKernels = {"avx512vnni",       avx512::dequantize_row, avx512::dot,
-                                           avx512::gemm_f32,   quantize_acts_fast,     prepare_tile_fast,
-                                           gemm_tile_fast,     gemv_fast,              avx512::attention,
-                                           avx512::silu_mul,   avx512::f32_to_f16,     avx512::f16_to_f32};
+constexpr IsaKernels kAvx512VnniKernels = {
+    "avx512vnni",     avx512::dequantize_row, avx512::dot,       avx512::gemm_f32, quantize_acts_fast,
+    lane_layout_fast, prepare_tile_lanes,     gemm_tile_fast,    gemv_fast,        avx512::attention,
+    avx512::silu_mul, avx512::f32_to_f16,     avx512::f16_to_f32};
 }  // namespace glassbox::kernels::detail

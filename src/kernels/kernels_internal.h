@@ -19,8 +19,8 @@ using DequantizeFn = void (*)(DType type, const uint8_t* src, float* dst, int64_
 using DotFn = float (*)(DType type, const uint8_t* row, const float* x, int64_t n);
 // Dense F32 tile product: Y[t * ldy + r] = sum_k W[r * ldw + k] * X[t * ldx + k]
 // for r < n_rows, t < n_tokens, k < n.
-using GemmF32Fn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx,
-                           int64_t n_tokens, int64_t n, float* Y, int64_t ldy);
+using GemmF32Fn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens,
+                           int64_t n, float* Y, int64_t ldy);
 
 // ---- fast path (quantized activations)
 
@@ -32,7 +32,9 @@ struct QRow {
   const float* scaled_sums;
   const int32_t* lane_bias;
   const float* lane_scales;
-  const int8_t* qs_q4k;  // Q8_256 only
+  const int8_t* qs_q4k;    // Q8_256 only
+  const int8_t* qs_lanes;  // lane-major copy (ISAs with lane_layout)
+  const float* group_scales;
 };
 
 // Quantizes one row of n values into every array of a QRow.
@@ -45,30 +47,49 @@ using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int
 // types with a per-block minimum one offset per 32 values. A row's product
 // with activations x is
 //   sum over lanes l of  scale_w[l] * scale_x[l] * sum_{4 values} (u - bias) * q_x
-//   - sum over runs b of offset[b] * scaled_sums_x[b]
+//   - sum over runs b of 16 values of offset[b] * scaled_sums_x[b]
 // with bias 128 when `biased` (u = w + 128 for signed values) and 0 otherwise.
 struct PreparedTile {
   int64_t n = 0;
   int n_rows = 0;
   uint8_t* values = nullptr;     // [n_rows][n]
   float* lane_scales = nullptr;  // [n_rows][n / 4]
-  float* offsets = nullptr;      // [n_rows][n / 32], used when has_offsets
+  float* offsets = nullptr;      // [n_rows][n / 16], used when has_offsets
   bool biased = false;
   bool has_offsets = false;
+  // Lane-major tiles (group > 0): values are stored in groups of `group`
+  // values (256 for K-quants, 512 for the 32-value block types), the row
+  // padded to whole groups (n_pad). Within a group, 32-bit lane l of every
+  // 64-byte chunk holds values of the same scale block (sub-block l of 16
+  // values for K-quants, block l of 32 otherwise), so integer sums can run
+  // over the whole group before one float scaling. lane_scales then holds
+  // 16 floats per group (the scale of each lane's block), values are
+  // unsigned (signed types shifted by 128), and offsets (per 16 values, as
+  // above) carry the shift, Q4_K's minimums and Q6_K's -32. The tokens' side
+  // is QRow::qs_lanes / group_scales in the same order.
+  int64_t group = 0;
+  int64_t n_pad = 0;
+  uint8_t* scratch = nullptr;  // n_pad bytes the preparation may use
 };
 
 // Fills `tile` (whose buffers are large enough) from n_rows stored rows.
 using PrepareTileFn = void (*)(DType type, const uint8_t* w, int64_t row_stride, int n_rows, int64_t n,
                                PreparedTile& tile);
-// Y[t * ldy + r] = row r of the tile . x[t] for r < tile.n_rows, t < n_tokens.
+// Y[t * ldy + r] = row r of the tile . token t for r < tile.n_rows,
+// t < n_tokens, where token t's arrays follow x's at the strides of
+// QuantizedActs (t * n values: qs + t*n, lane_scales + t*n/4, ...).
 // The result of each (r, t) is computed the same way whatever n_rows and
 // n_tokens are (batch invariance).
-using GemmTileFn = void (*)(const PreparedTile& tile, const QRow* x, int n_tokens, float* Y, int64_t ldy);
+using GemmTileFn = void (*)(const PreparedTile& tile, const QRow& x, int n_tokens, float* Y, int64_t ldy);
 // Matrix-vector product of n_rows stored rows with one activation row:
 // y[r] for r < n_rows. Returns false when this ISA has no direct kernel for
 // the type (the caller then goes through a prepared tile).
 using GemvFn = bool (*)(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x,
                         float* y);
+// Writes the lane-major copy of a quantized row (qs_lanes, group_scales;
+// see PreparedTile) from its qs and scales.
+using LaneLayoutFn = void (*)(ActFormat format, const int8_t* qs, const float* scales, int64_t n, int8_t* qs_lanes,
+                              float* group_scales);
 using AttentionFn = void (*)(const AttentionArgs& args, AttentionScratch& scratch);
 using SiluMulFn = void (*)(float* g, const float* u, int64_t n);
 using F32ToF16Fn = void (*)(const float* x, uint16_t* out, int64_t n);
@@ -80,6 +101,7 @@ struct IsaKernels {
   DotFn dot;
   GemmF32Fn gemm_f32;
   QuantizeActsFn quantize_acts;
+  LaneLayoutFn lane_layout;    // nullptr: this ISA's tiles do not use it
   PrepareTileFn prepare_tile;  // nullptr: no tiled path (scalar reference per pair)
   GemmTileFn gemm_tile;
   GemvFn gemv;
@@ -90,8 +112,8 @@ struct IsaKernels {
 };
 
 extern const IsaKernels kScalarKernels;
-extern const IsaKernels kAvx2Kernels;    // needs AVX2, FMA, F16C
-extern const IsaKernels kAvx512Kernels;  // needs AVX-512 F, BW, VL, DQ
+extern const IsaKernels kAvx2Kernels;        // needs AVX2, FMA, F16C
+extern const IsaKernels kAvx512Kernels;      // needs AVX-512 F, BW, VL, DQ
 extern const IsaKernels kAvx512VnniKernels;  // needs AVX-512 F, BW, VL, DQ, VNNI
 
 // The AVX-512 exact-path functions, shared by the two AVX-512 tables.

@@ -145,10 +145,10 @@ TEST(KernelsHandMade, Q4_0) {
 
 TEST(KernelsHandMade, Q5_0) {
   std::vector<uint8_t> block(22, 0);
-  put_u16(block, 0, 0x3C00);  // d = 1
+  put_u16(block, 0, 0x3C00);        // d = 1
   const uint32_t qh = 0x80000001u;  // fifth bit set for elements 0 and 31
   std::memcpy(&block[2], &qh, 4);
-  block[6] = 0x03;  // element 0 low nibble 3, element 16 high nibble 0
+  block[6] = 0x03;       // element 0 low nibble 3, element 16 high nibble 0
   block[6 + 15] = 0x20;  // element 15 low nibble 0, element 31 high nibble 2
   const auto v = dequantized(DType::Q5_0, block, 32);
   EXPECT_EQ(v[0], 3.0f);     // (3 | 16) - 16
@@ -192,7 +192,7 @@ TEST(KernelsHandMade, Q6_K) {
   int8_t scales[16] = {2, 0, -4, -1, 3, 0, 1, 0, 5, 0, 0, 0, 0, 0, 0, 0};
   std::memcpy(&block[192], scales, 16);
   put_u16(block, 208, 0x3800);  // d = 0.5
-  ql[0] = 0xA5;   // element 0 low bits 5, element 64 low bits 10
+  ql[0] = 0xA5;                 // element 0 low bits 5, element 64 low bits 10
   qh[0] = 0x1B;   // 2-bit fields (from bit 0): 3 (element 0), 2 (element 32), 1 (element 64), 0 (element 96)
   ql[32] = 0x07;  // element 32 low bits 7, element 96 low bits 0
   ql[64] = 0x0F;  // second half, element 128 low bits 15
@@ -287,7 +287,8 @@ class RowMaker {
       case DType::Q6_K:
         for (size_t at = 0; at < bytes.size(); at += 210) put_half(at + 208, scale(rng_) * 0.1f);
         break;
-      default: break;
+      default:
+        break;
     }
     return bytes;
   }

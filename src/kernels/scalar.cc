@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "kernels/block_layouts.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_internal.h"
-#include "base/error.h"
 #include "tensor/fp16.h"
 
 namespace glassbox::kernels {
@@ -108,12 +108,18 @@ void dequantize_unchecked(DType type, const uint8_t* src, float* dst, int64_t n)
     case DType::BF16:
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load_u16(src + 2 * i));
       return;
-    case DType::Q4_0: return dequantize_q4_0(src, dst, n / kQ4_0Elems);
-    case DType::Q5_0: return dequantize_q5_0(src, dst, n / kQ5_0Elems);
-    case DType::Q8_0: return dequantize_q8_0(src, dst, n / kQ8_0Elems);
-    case DType::Q4_K: return dequantize_q4_k(src, dst, n / kQ4_KElems);
-    case DType::Q6_K: return dequantize_q6_k(src, dst, n / kQ6_KElems);
-    default: return;  // unreachable: check_row_args rejected it
+    case DType::Q4_0:
+      return dequantize_q4_0(src, dst, n / kQ4_0Elems);
+    case DType::Q5_0:
+      return dequantize_q5_0(src, dst, n / kQ5_0Elems);
+    case DType::Q8_0:
+      return dequantize_q8_0(src, dst, n / kQ8_0Elems);
+    case DType::Q4_K:
+      return dequantize_q4_k(src, dst, n / kQ4_KElems);
+    case DType::Q6_K:
+      return dequantize_q6_k(src, dst, n / kQ6_KElems);
+    default:
+      return;  // unreachable: check_row_args rejected it
   }
 }
 
@@ -134,8 +140,8 @@ float dot_unchecked(DType type, const uint8_t* row, const float* x, int64_t n) {
   return static_cast<float>(sum);
 }
 
-void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx,
-              int64_t n_tokens, int64_t n, float* Y, int64_t ldy) {
+void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens, int64_t n,
+              float* Y, int64_t ldy) {
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t r = 0; r < n_rows; ++r) {
       double sum = 0.0;
@@ -196,7 +202,8 @@ void quantize_q8_256(const float* x, int64_t n, int8_t* qs, float* scales) {
 // Signed value of element j of a 32-block of a symmetric type.
 int block32_value(DType type, const uint8_t* block, int j) {
   switch (type) {
-    case DType::Q8_0: return static_cast<int8_t>(block[kQ8_0Qs + j]);
+    case DType::Q8_0:
+      return static_cast<int8_t>(block[kQ8_0Qs + j]);
     case DType::Q4_0: {
       const uint8_t byte = block[kQ4_0Qs + (j & 15)];
       return (j < 16 ? (byte & 0xF) : (byte >> 4)) - 8;
@@ -206,7 +213,8 @@ int block32_value(DType type, const uint8_t* block, int j) {
       const int high = static_cast<int>((load_u32(block + kQ5_0Qh) >> j) & 1) << 4;
       return ((j < 16 ? (byte & 0xF) : (byte >> 4)) | high) - 16;
     }
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
@@ -265,7 +273,8 @@ double dot_q8_unchecked(DType type, const uint8_t* w, const int8_t* qs, const fl
       }
       return total;
     }
-    default: return 0.0;
+    default:
+      return 0.0;
   }
 }
 
@@ -338,7 +347,13 @@ void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, 
     int32_t s = 0;
     for (int j = 0; j < 32; ++j) s += qs[32 * b + j];
     sums[b] = s;
-    if (scaled_sums != nullptr) scaled_sums[b] = scales[b] * static_cast<float>(s);
+    if (scaled_sums != nullptr) {
+      for (int half = 0; half < 2; ++half) {
+        int32_t s16 = 0;
+        for (int j = 0; j < 16; ++j) s16 += qs[32 * b + 16 * half + j];
+        scaled_sums[2 * b + half] = scales[b] * static_cast<float>(s16);
+      }
+    }
   }
   if (lane_bias != nullptr) {
     for (int64_t l = 0; l < n / 4; ++l) {
@@ -405,6 +420,7 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        dot_unchecked,
                                        gemm_f32,
                                        reference::quantize_acts_row,
+                                       nullptr,
                                        nullptr,
                                        nullptr,
                                        reference::gemv,

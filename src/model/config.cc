@@ -71,8 +71,7 @@ ModelConfig config_from_gguf(const gguf::File& f) {
   const ArchTraits* traits = nullptr;
   for (const auto& a : kArchitectures)
     if (a.name == *arch) traits = &a;
-  if (!traits)
-    throw Error(f.path() + ": unsupported architecture '" + *arch + "' (supported: llama, qwen2, qwen3)");
+  if (!traits) throw Error(f.path() + ": unsupported architecture '" + *arch + "' (supported: llama, qwen2, qwen3)");
   c.arch = *arch;
   c.name = f.get_string("general.name").value_or(c.arch);
   c.rope_mode = traits->rope_mode;

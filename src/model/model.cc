@@ -22,8 +22,8 @@ class TensorLoader {
   TensorView matrix(const std::string& name, int64_t cols, int64_t rows) const {
     const gguf::TensorInfo& t = require(name);
     if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
-      throw Error(f_.path() + ": tensor '" + name + "' has shape " + shape(t) + ", expected [" +
-                  std::to_string(cols) + ", " + std::to_string(rows) + "]");
+      throw Error(f_.path() + ": tensor '" + name + "' has shape " + shape(t) + ", expected [" + std::to_string(cols) +
+                  ", " + std::to_string(rows) + "]");
     return t.view();
   }
 
@@ -31,8 +31,8 @@ class TensorLoader {
   std::vector<float> vector(const std::string& name, int64_t n) const {
     const gguf::TensorInfo& t = require(name);
     if (t.n_dims != 1 || t.ne[0] != n)
-      throw Error(f_.path() + ": tensor '" + name + "' has shape " + shape(t) + ", expected [" +
-                  std::to_string(n) + "]");
+      throw Error(f_.path() + ": tensor '" + name + "' has shape " + shape(t) + ", expected [" + std::to_string(n) +
+                  "]");
     std::vector<float> out(n);
     kernels::dequantize_row(t.type, t.data, out.data(), n);
     return out;
@@ -106,8 +106,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
 struct Context::Buffers {
   // [n_batch][dim] row-major activations
   std::vector<float> x, xn, q, k, v, attn_out, proj, gate, up;
-  std::vector<float> scores;  // [n_threads][n_ctx] attention scratch (hooks, unusual shapes)
-  std::vector<float> probs;   // [n_threads][n_ctx] attention probabilities handed to hooks
+  std::vector<float> scores;              // [n_threads][n_ctx] attention scratch (hooks, unusual shapes)
+  std::vector<float> probs;               // [n_threads][n_ctx] attention probabilities handed to hooks
   std::vector<float> rope_cos, rope_sin;  // [n_batch][rope_dims/2]
   std::vector<int> pos;
   // KV cache: [n_layer][n_ctx][kv_dim], F32 or F16 (the other pair empty).
@@ -158,8 +158,13 @@ Context::Context(const Model& model, const ContextOptions& o)
     b.act_attn.reserve(n_batch_, c.n_head * c.head_dim_v);
     b.act_hidden.reserve(n_batch_, c.n_ff);
   }
+  // Attention scratch per thread: the running outputs of a block of up to
+  // 16 tokens times the query heads of a KV head, and a block of 64 keys and
+  // values in F32 (the kernels' needs, padded).
+  const size_t head = static_cast<size_t>(std::max(c.head_dim_k, c.head_dim_v) + 16);
+  const size_t group = static_cast<size_t>(c.n_head / std::max(1, c.n_head_kv));
   b.attention_scratch.resize(static_cast<size_t>(pool_.size()));
-  for (auto& s : b.attention_scratch) s.buf.resize(static_cast<size_t>(8) * (std::max(c.head_dim_k, c.head_dim_v) + 96));
+  for (auto& s : b.attention_scratch) s.buf.resize(16 * group * head + 4 * (head + 64) + 2 * 64 * head + 256);
   logits_.resize(c.n_vocab);
 }
 
@@ -364,8 +369,7 @@ void Context::attention_layer(int il, int n) {
     int il, n, token_block;
     bool watch;
   };
-  const bool watch =
-      hooks_ && hooks_->on_attention && (!hooks_->wants_attention || hooks_->wants_attention(il));
+  const bool watch = hooks_ && hooks_->on_attention && (!hooks_->wants_attention || hooks_->wants_attention(il));
   const int token_block = std::max(1, std::min(16, n));
   const Job job{this, il, n, token_block, watch};
   const int n_items = c.n_head_kv * ((n + token_block - 1) / token_block);

@@ -143,13 +143,12 @@ TEST_P(ReferenceLogits, NativeLlamaCppWithinQuantizationNoise) {
   for (size_t p = 0; p < tokens.size(); ++p) EXPECT_LE(max_diff(ctx.logits(static_cast<int>(p)), rows[p]), 0.15);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, ReferenceLogits, ::testing::ValuesIn(all_cases()),
-                         [](const auto& info) {
-                           std::string n = info.param.model;
-                           for (char& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(AllModels, ReferenceLogits, ::testing::ValuesIn(all_cases()), [](const auto& info) {
+  std::string n = info.param.model;
+  for (char& ch : n)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+});
 
 // stories260K, a real trained model: 200 greedy tokens from BOS equal the
 // reference (llama2.c's published output).

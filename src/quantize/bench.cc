@@ -16,9 +16,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 uint64_t matrix_bytes(const TensorView& w) {
   return w ? static_cast<uint64_t>(row_bytes(w.type, w.cols())) * static_cast<uint64_t>(w.rows()) : 0;
@@ -121,7 +119,8 @@ Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int ru
   const uint64_t n_words = std::max<uint64_t>(buffer_bytes / sizeof(uint64_t), 1);
   b.buffer_bytes = n_words * sizeof(uint64_t);
   std::unique_ptr<uint64_t[]> buffer(new (std::nothrow) uint64_t[n_words]);
-  if (!buffer) throw Error("bench: cannot allocate " + std::to_string(b.buffer_bytes) + " bytes for the bandwidth probe");
+  if (!buffer)
+    throw Error("bench: cannot allocate " + std::to_string(b.buffer_bytes) + " bytes for the bandwidth probe");
   uint64_t* words = buffer.get();
   const int64_t n = static_cast<int64_t>(n_words);
   // First touch by the threads that will read: pages land on their node.

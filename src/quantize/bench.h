@@ -38,8 +38,8 @@ struct TestResult {
   std::string name;  // "pp512", "tg128"
   int n_prompt = 0;
   int n_gen = 0;
-  std::vector<double> seconds;          // one per repetition
-  std::vector<double> tokens_per_sec;   // one per repetition
+  std::vector<double> seconds;         // one per repetition
+  std::vector<double> tokens_per_sec;  // one per repetition
   MeanSd tps;
 };
 

@@ -48,8 +48,8 @@ struct ProgressTracker {
 
 // Converts `rows` rows of `ne0` floats from `source` to `type` and appends
 // them to `writer`, one chunk at a time, each chunk split over the pool.
-void stream_converted(gguf::StreamWriter& writer, DType type, int64_t ne0, int64_t rows,
-                      const RowSource& source, ThreadPool& pool, ProgressTracker& progress) {
+void stream_converted(gguf::StreamWriter& writer, DType type, int64_t ne0, int64_t rows, const RowSource& source,
+                      ThreadPool& pool, ProgressTracker& progress) {
   if (rows == 0 || ne0 == 0) return;
   const int64_t out_row_bytes = row_bytes(type, ne0);
   const int64_t chunk_rows = std::clamp<int64_t>(kChunkFloats / ne0, 1, rows);
@@ -72,8 +72,7 @@ void stream_converted(gguf::StreamWriter& writer, DType type, int64_t ne0, int64
 
 // Metadata with `key` removed and appended with `value` (gguf_set_val's
 // behaviour: a replaced key moves to the end).
-void set_last(std::vector<std::pair<std::string, gguf::Value>>& kv, const std::string& key,
-              gguf::Value value) {
+void set_last(std::vector<std::pair<std::string, gguf::Value>>& kv, const std::string& key, gguf::Value value) {
   std::erase_if(kv, [&](const auto& entry) { return entry.first == key; });
   kv.emplace_back(key, std::move(value));
 }
@@ -133,8 +132,8 @@ InitKind init_kind(const gguf::TensorSpec& spec) {
 }
 
 // Fills rows [begin, end) of tensor `index` with its initial values.
-void fill_random_rows(const gguf::TensorSpec& spec, uint64_t seed, uint64_t index, int64_t begin,
-                      int64_t end, float* dst) {
+void fill_random_rows(const gguf::TensorSpec& spec, uint64_t seed, uint64_t index, int64_t begin, int64_t end,
+                      float* dst) {
   const int64_t ne0 = spec.ne[0];
   const InitKind kind = init_kind(spec);
   const float stddev = 1.0f / std::sqrt(static_cast<float>(ne0));
@@ -309,8 +308,8 @@ const SynthPreset* find_synth_preset(std::string_view name) {
 }
 
 std::vector<gguf::TensorSpec> synth_tensor_specs(const SynthPreset& p) {
-  const int64_t embd = p.n_embd, q_dim = int64_t{p.n_head} * p.head_dim,
-                kv_dim = int64_t{p.n_head_kv} * p.head_dim, ff = p.n_ff;
+  const int64_t embd = p.n_embd, q_dim = int64_t{p.n_head} * p.head_dim, kv_dim = int64_t{p.n_head_kv} * p.head_dim,
+                ff = p.n_ff;
   std::vector<gguf::TensorSpec> specs;
   auto add = [&](std::string name, std::vector<int64_t> ne) {
     specs.push_back(gguf::TensorSpec{std::move(name), DType::F32, std::move(ne)});
@@ -349,8 +348,8 @@ std::vector<TensorPlan> write_synth_model(const SynthOptions& options) {
   const auto tokens = vocab->get_string_array("tokenizer.ggml.tokens");
   if (!tokens) throw Error(options.vocab_path + ": no tokenizer.ggml.tokens (not a vocabulary file)");
   if (static_cast<int64_t>(tokens->size()) != p.n_vocab) {
-    throw Error(options.vocab_path + ": vocabulary has " + std::to_string(tokens->size()) +
-                " tokens, preset " + std::string(p.name) + " needs " + std::to_string(p.n_vocab));
+    throw Error(options.vocab_path + ": vocabulary has " + std::to_string(tokens->size()) + " tokens, preset " +
+                std::string(p.name) + " needs " + std::to_string(p.n_vocab));
   }
 
   const std::string a(p.arch);

@@ -54,9 +54,9 @@ std::vector<TensorPlan> quantize_model_file(const std::string& in_path, const st
 
 // Shapes and hyperparameters of a real model to imitate.
 struct SynthPreset {
-  std::string_view name;         // "qwen3-0.6b"
-  std::string_view model_name;   // "Qwen3-0.6B"
-  std::string_view arch;         // GGUF general.architecture
+  std::string_view name;        // "qwen3-0.6b"
+  std::string_view model_name;  // "Qwen3-0.6B"
+  std::string_view arch;        // GGUF general.architecture
   int n_layer = 0;
   int n_embd = 0;
   int n_head = 0;

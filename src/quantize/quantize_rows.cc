@@ -117,9 +117,8 @@ void quantize_q5_0(const float* x, uint8_t* out, int64_t n_blocks) {
 // start from the min/max grid, then try n_steps+1 slightly different grid
 // spacings and keep the least-squares (scale, min) of the best one (ggml's
 // make_qkx2_quants). Returns scale; stores min_offset and the levels.
-float fit_affine_levels(int n, int max_level, const float* x, const float* weights, uint8_t* levels,
-                        float* min_offset, uint8_t* trial_levels, float rmin, float rdelta,
-                        int n_steps) {
+float fit_affine_levels(int n, int max_level, const float* x, const float* weights, uint8_t* levels, float* min_offset,
+                        uint8_t* trial_levels, float rmin, float rdelta, int n_steps) {
   float lo = x[0];
   float hi = x[0];
   float sum_w = weights[0];
@@ -202,8 +201,7 @@ void quantize_q4_k(const float* x, uint8_t* out, int64_t n_blocks) {
       for (int l = 0; l < kSub; ++l) sum_x2 += xs[l] * xs[l];
       const float rms = std::sqrt(sum_x2 / kSub);
       for (int l = 0; l < kSub; ++l) weights[l] = rms + std::fabs(xs[l]);
-      scales[s] = fit_affine_levels(kSub, 15, xs, weights, levels + kSub * s, &mins[s], trial, -1.0f,
-                                    0.1f, 20);
+      scales[s] = fit_affine_levels(kSub, 15, xs, weights, levels + kSub * s, &mins[s], trial, -1.0f, 0.1f, 20);
       if (scales[s] > max_scale) max_scale = scales[s];
       if (mins[s] > max_min) max_min = mins[s];
     }
@@ -398,12 +396,18 @@ void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n) {
     case DType::BF16:
       for (int64_t i = 0; i < n; ++i) store_u16(dst + 2 * i, f32_to_bf16(src[i]));
       return;
-    case DType::Q8_0: return quantize_q8_0(src, dst, n / block);
-    case DType::Q4_0: return quantize_q4_0(src, dst, n / block);
-    case DType::Q5_0: return quantize_q5_0(src, dst, n / block);
-    case DType::Q4_K: return quantize_q4_k(src, dst, n / block);
-    case DType::Q6_K: return quantize_q6_k(src, dst, n / block);
-    default: break;
+    case DType::Q8_0:
+      return quantize_q8_0(src, dst, n / block);
+    case DType::Q4_0:
+      return quantize_q4_0(src, dst, n / block);
+    case DType::Q5_0:
+      return quantize_q5_0(src, dst, n / block);
+    case DType::Q4_K:
+      return quantize_q4_k(src, dst, n / block);
+    case DType::Q6_K:
+      return quantize_q6_k(src, dst, n / block);
+    default:
+      break;
   }
 }
 

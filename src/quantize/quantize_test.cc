@@ -2,6 +2,8 @@
 // reference models in tests/data/reference/models were quantized from their
 // F32 masters there), plus the streaming writer, the synthetic-model writer
 // and the benchmark measurements.
+#include "quantize/quantize.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -20,7 +22,6 @@
 #include "model/model.h"
 #include "quantize/bench.h"
 #include "quantize/model_files.h"
-#include "quantize/quantize.h"
 #include "quantize/type_rules.h"
 
 namespace glassbox::quantize {
@@ -34,9 +35,9 @@ const std::string kModels = std::string(GLASSBOX_TEST_DATA) + "/reference/models
 class TempFile {
  public:
   explicit TempFile(const std::string& tag)
-      : path_((fs::temp_directory_path() /
-               ("glassbox_quantize_test_" + std::to_string(::getpid()) + "_" + tag + ".gguf"))
-                  .string()) {}
+      : path_(
+            (fs::temp_directory_path() / ("glassbox_quantize_test_" + std::to_string(::getpid()) + "_" + tag + ".gguf"))
+                .string()) {}
   ~TempFile() {
     std::error_code ec;
     fs::remove(path_, ec);
@@ -72,8 +73,7 @@ bool values_equal(const gguf::Value& a, const gguf::Value& b) {
 // Quantizes `master` with our quantizer and compares every tensor (type,
 // shape, bytes) and every metadata entry (order included) with `reference`,
 // which llama-quantize made from the same master.
-void expect_same_as_llama_quantize(const std::string& master, const std::string& reference,
-                                   FileType type, bool pure) {
+void expect_same_as_llama_quantize(const std::string& master, const std::string& reference, FileType type, bool pure) {
   SCOPED_TRACE(master + " -> " + reference);
   TempFile out(reference);
   QuantizeOptions options;
@@ -96,8 +96,8 @@ void expect_same_as_llama_quantize(const std::string& master, const std::string&
     uint64_t differing = 0;
     for (uint64_t i = 0; i < r.nbytes; ++i) differing += o->data[i] != r.data[i];
     if (differing != 0) ++mismatched_tensors;
-    EXPECT_EQ(differing, 0u) << r.name << " (" << dtype_name(r.type) << "): " << differing << " of "
-                             << r.nbytes << " bytes differ";
+    EXPECT_EQ(differing, 0u) << r.name << " (" << dtype_name(r.type) << "): " << differing << " of " << r.nbytes
+                             << " bytes differ";
   }
   EXPECT_EQ(mismatched_tensors, 0);
 
@@ -128,8 +128,7 @@ TEST_P(BaseModels, Q4_0MatchesLlamaQuantize) {
 }
 // Rows of 128 and 352 values: Q4_K falls back to Q5_0, Q6_K to Q8_0.
 TEST_P(BaseModels, Q4_K_MFallbackMatchesLlamaQuantize) {
-  expect_same_as_llama_quantize(GetParam() + ".f32.gguf", GetParam() + ".q4_k_m.gguf", FileType::Q4_K_M,
-                                false);
+  expect_same_as_llama_quantize(GetParam() + ".f32.gguf", GetParam() + ".q4_k_m.gguf", FileType::Q4_K_M, false);
 }
 TEST_P(BaseModels, Q6_KFallbackMatchesLlamaQuantize) {
   expect_same_as_llama_quantize(GetParam() + ".f32.gguf", GetParam() + ".q6_k.gguf", FileType::Q6_K, true);
@@ -148,11 +147,9 @@ TEST_P(KQuantModels, Q6_KMatchesLlamaQuantize) {
   expect_same_as_llama_quantize(GetParam() + ".f32.gguf", GetParam() + ".q6_k.gguf", FileType::Q6_K, true);
 }
 TEST_P(KQuantModels, Q4_K_MMatchesLlamaQuantize) {
-  expect_same_as_llama_quantize(GetParam() + ".f32.gguf", GetParam() + ".q4_k_m.gguf", FileType::Q4_K_M,
-                                false);
+  expect_same_as_llama_quantize(GetParam() + ".f32.gguf", GetParam() + ".q4_k_m.gguf", FileType::Q4_K_M, false);
 }
-INSTANTIATE_TEST_SUITE_P(Reference, KQuantModels,
-                         ::testing::Values("rand-llama-kq", "rand-qwen2-kq", "rand-qwen3-kq"),
+INSTANTIATE_TEST_SUITE_P(Reference, KQuantModels, ::testing::Values("rand-llama-kq", "rand-qwen2-kq", "rand-qwen3-kq"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
@@ -176,8 +173,8 @@ TEST(QuantizeRow, RoundTripErrorIsWithinTheFormatsResolution) {
   for (float v : x) absmax = std::max(absmax, std::fabs(v));
   // Worst-case error relative to the row's largest magnitude, per format.
   const std::pair<DType, float> cases[] = {
-      {DType::F16, 1e-3f},  {DType::BF16, 8e-3f}, {DType::Q8_0, 1.0f / 127},
-      {DType::Q6_K, 1.0f / 20}, {DType::Q5_0, 1.0f / 16}, {DType::Q4_0, 1.0f / 8}, {DType::Q4_K, 1.0f / 8},
+      {DType::F16, 1e-3f},      {DType::BF16, 8e-3f},    {DType::Q8_0, 1.0f / 127}, {DType::Q6_K, 1.0f / 20},
+      {DType::Q5_0, 1.0f / 16}, {DType::Q4_0, 1.0f / 8}, {DType::Q4_K, 1.0f / 8},
   };
   for (const auto& [type, rel] : cases) {
     std::vector<uint8_t> q(static_cast<size_t>(row_bytes(type, n)));
@@ -251,8 +248,7 @@ TEST(TypeRules, OneDimensionalAndNormTensorsKeepTheirType) {
   ModelLayout layout{false, 2, 2};
   EXPECT_EQ(choose_tensor_type({"blk.0.attn_norm.weight", 1, 256}, DType::F32, FileType::Q4_K_M, layout, false),
             DType::F32);
-  EXPECT_EQ(choose_tensor_type({"blk.0.attn_q.bias", 1, 256}, DType::F32, FileType::F16, layout, false),
-            DType::F32);
+  EXPECT_EQ(choose_tensor_type({"blk.0.attn_q.bias", 1, 256}, DType::F32, FileType::F16, layout, false), DType::F32);
   EXPECT_EQ(choose_tensor_type({"blk.0.attn_q.weight", 2, 256}, DType::F32, FileType::BF16, layout, false),
             DType::BF16);
   // Not even a 32-value block fits: F16.

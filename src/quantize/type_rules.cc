@@ -47,9 +47,8 @@ std::optional<FileType> parse_file_type(std::string_view name) {
   std::string upper(name);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   static constexpr std::pair<std::string_view, FileType> kNames[] = {
-      {"F32", FileType::F32},       {"F16", FileType::F16},   {"BF16", FileType::BF16},
-      {"Q8_0", FileType::Q8_0},     {"Q4_0", FileType::Q4_0}, {"Q5_0", FileType::Q5_0},
-      {"Q4_K_M", FileType::Q4_K_M}, {"Q6_K", FileType::Q6_K},
+      {"F32", FileType::F32},   {"F16", FileType::F16},   {"BF16", FileType::BF16},     {"Q8_0", FileType::Q8_0},
+      {"Q4_0", FileType::Q4_0}, {"Q5_0", FileType::Q5_0}, {"Q4_K_M", FileType::Q4_K_M}, {"Q6_K", FileType::Q6_K},
   };
   for (const auto& [n, t] : kNames) {
     if (upper == n) return t;
@@ -59,51 +58,85 @@ std::optional<FileType> parse_file_type(std::string_view name) {
 
 std::string_view file_type_name(FileType type) {
   switch (type) {
-    case FileType::F32: return "F32";
-    case FileType::F16: return "F16";
-    case FileType::BF16: return "BF16";
-    case FileType::Q8_0: return "Q8_0";
-    case FileType::Q4_0: return "Q4_0";
-    case FileType::Q5_0: return "Q5_0";
-    case FileType::Q4_K_M: return "Q4_K_M";
-    case FileType::Q6_K: return "Q6_K";
+    case FileType::F32:
+      return "F32";
+    case FileType::F16:
+      return "F16";
+    case FileType::BF16:
+      return "BF16";
+    case FileType::Q8_0:
+      return "Q8_0";
+    case FileType::Q4_0:
+      return "Q4_0";
+    case FileType::Q5_0:
+      return "Q5_0";
+    case FileType::Q4_K_M:
+      return "Q4_K_M";
+    case FileType::Q6_K:
+      return "Q6_K";
   }
   return "?";
 }
 
 std::string_view file_type_description(uint32_t id) {
   switch (id) {
-    case 0: return "all F32";
-    case 1: return "F16";
-    case 2: return "Q4_0";
-    case 3: return "Q4_1";
-    case 7: return "Q8_0";
-    case 8: return "Q5_0";
-    case 9: return "Q5_1";
-    case 10: return "Q2_K - Medium";
-    case 11: return "Q3_K - Small";
-    case 12: return "Q3_K - Medium";
-    case 13: return "Q3_K - Large";
-    case 14: return "Q4_K - Small";
-    case 15: return "Q4_K - Medium";
-    case 16: return "Q5_K - Small";
-    case 17: return "Q5_K - Medium";
-    case 18: return "Q6_K";
-    case 32: return "BF16";
-    default: return "unknown type";
+    case 0:
+      return "all F32";
+    case 1:
+      return "F16";
+    case 2:
+      return "Q4_0";
+    case 3:
+      return "Q4_1";
+    case 7:
+      return "Q8_0";
+    case 8:
+      return "Q5_0";
+    case 9:
+      return "Q5_1";
+    case 10:
+      return "Q2_K - Medium";
+    case 11:
+      return "Q3_K - Small";
+    case 12:
+      return "Q3_K - Medium";
+    case 13:
+      return "Q3_K - Large";
+    case 14:
+      return "Q4_K - Small";
+    case 15:
+      return "Q4_K - Medium";
+    case 16:
+      return "Q5_K - Small";
+    case 17:
+      return "Q5_K - Medium";
+    case 18:
+      return "Q6_K";
+    case 32:
+      return "BF16";
+    default:
+      return "unknown type";
   }
 }
 
 DType default_tensor_type(FileType type) {
   switch (type) {
-    case FileType::F32: return DType::F32;
-    case FileType::F16: return DType::F16;
-    case FileType::BF16: return DType::BF16;
-    case FileType::Q8_0: return DType::Q8_0;
-    case FileType::Q4_0: return DType::Q4_0;
-    case FileType::Q5_0: return DType::Q5_0;
-    case FileType::Q4_K_M: return DType::Q4_K;
-    case FileType::Q6_K: return DType::Q6_K;
+    case FileType::F32:
+      return DType::F32;
+    case FileType::F16:
+      return DType::F16;
+    case FileType::BF16:
+      return DType::BF16;
+    case FileType::Q8_0:
+      return DType::Q8_0;
+    case FileType::Q4_0:
+      return DType::Q4_0;
+    case FileType::Q5_0:
+      return DType::Q5_0;
+    case FileType::Q4_K_M:
+      return DType::Q4_K;
+    case FileType::Q6_K:
+      return DType::Q6_K;
   }
   return DType::F32;
 }
@@ -129,16 +162,16 @@ bool is_quantizable(const TensorShape& tensor) {
   return tensor.n_dims >= 2 && ends_with(tensor.name, "weight") && !contains(tensor.name, "_norm.weight");
 }
 
-DType choose_tensor_type(const TensorShape& tensor, DType stored, FileType ftype,
-                         const ModelLayout& layout, bool pure) {
+DType choose_tensor_type(const TensorShape& tensor, DType stored, FileType ftype, const ModelLayout& layout,
+                         bool pure) {
   if (!is_quantizable(tensor)) return stored;
   const DType base = default_tensor_type(ftype);
   if (!is_quantized_type(base)) return base;  // F32/F16/BF16: every matrix, no rules
 
   DType chosen = base;
   if (!pure) {
-    const bool is_output = tensor.name == "output.weight" ||
-                           (layout.tied_embeddings && tensor.name == "token_embd.weight");
+    const bool is_output =
+        tensor.name == "output.weight" || (layout.tied_embeddings && tensor.name == "token_embd.weight");
     if (is_output) {
       if (tensor.ne0 % traits(base).block_elems != 0) {
         chosen = DType::Q8_0;

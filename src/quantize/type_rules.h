@@ -48,8 +48,7 @@ bool is_quantizable(const TensorShape& tensor);
 //    layers and every third layer in between.
 // Then, when the row length is not a multiple of the chosen type's block
 // size, Q4_K falls back to Q5_0 and Q6_K to Q8_0 (F16 if even that does not fit).
-DType choose_tensor_type(const TensorShape& tensor, DType stored, FileType ftype,
-                         const ModelLayout& layout, bool pure);
+DType choose_tensor_type(const TensorShape& tensor, DType stored, FileType ftype, const ModelLayout& layout, bool pure);
 
 // llama.cpp's use_more_bits: layers that get more bits in *_M mixes.
 bool use_more_bits(int layer, int n_layers);

@@ -19,18 +19,24 @@ namespace glassbox::server {
 
 std::string to_string(Role role) {
   switch (role) {
-    case Role::Client: return "client";
-    case Role::Auditor: return "auditor";
-    case Role::Admin: return "admin";
+    case Role::Client:
+      return "client";
+    case Role::Auditor:
+      return "auditor";
+    case Role::Admin:
+      return "admin";
   }
   return "client";
 }
 
 std::string to_string(Exposure exposure) {
   switch (exposure) {
-    case Exposure::Hidden: return "hidden";
-    case Exposure::Summary: return "summary";
-    case Exposure::Full: return "full";
+    case Exposure::Hidden:
+      return "hidden";
+    case Exposure::Summary:
+      return "summary";
+    case Exposure::Full:
+      return "full";
   }
   return "hidden";
 }
@@ -89,9 +95,12 @@ ApiKey parse_key(const json& k, const std::string& where) {
   ApiKey key;
   for (const auto& [name, v] : k.items()) {
     const std::string at = where + "." + name;
-    if (name == "name") key.name = get_as<std::string>(v, at, "a string");
-    else if (name == "sha256") key.sha256 = get_as<std::string>(v, at, "a string");
-    else if (name == "created_at") key.created_at = get_as<std::string>(v, at, "a string");
+    if (name == "name")
+      key.name = get_as<std::string>(v, at, "a string");
+    else if (name == "sha256")
+      key.sha256 = get_as<std::string>(v, at, "a string");
+    else if (name == "created_at")
+      key.created_at = get_as<std::string>(v, at, "a string");
     else if (name == "role") {
       const auto r = parse_role(get_as<std::string>(v, at, "a string"));
       if (!r) throw Error(at + " must be client, auditor or admin");
@@ -116,24 +125,36 @@ void apply_config_json(const json& j, ServerConfig& c, const std::string& origin
   if (!j.is_object()) throw Error(origin + ": the configuration must be a JSON object");
   for (const auto& [name, v] : j.items()) {
     const std::string at = origin + ": " + name;
-    if (name == "host") c.host = get_as<std::string>(v, at, "a string");
-    else if (name == "port") c.port = get_int(v, at, 0, 65535);
-    else if (name == "db") c.db = get_as<std::string>(v, at, "a string");
-    else if (name == "model") c.model = get_as<std::string>(v, at, "a string");
-    else if (name == "model_id") c.model_id = get_as<std::string>(v, at, "a string");
-    else if (name == "template") c.template_file = get_as<std::string>(v, at, "a string");
+    if (name == "host")
+      c.host = get_as<std::string>(v, at, "a string");
+    else if (name == "port")
+      c.port = get_int(v, at, 0, 65535);
+    else if (name == "db")
+      c.db = get_as<std::string>(v, at, "a string");
+    else if (name == "model")
+      c.model = get_as<std::string>(v, at, "a string");
+    else if (name == "model_id")
+      c.model_id = get_as<std::string>(v, at, "a string");
+    else if (name == "template")
+      c.template_file = get_as<std::string>(v, at, "a string");
     else if (name == "template_kwargs") {
       if (!v.is_object()) throw Error(at + " must be an object");
       c.template_kwargs = nlohmann::ordered_json(v);
-    } else if (name == "parallel") c.parallel = get_int(v, at, 1, 256);
-    else if (name == "queue") c.queue = get_int(v, at, 0, 100000);
-    else if (name == "http_threads") c.http_threads = get_int(v, at, 2, 4096);
-    else if (name == "ctx_size") c.ctx_size = get_int(v, at, 0, 1 << 24);
-    else if (name == "threads") c.threads = get_int(v, at, 0, 1024);
+    } else if (name == "parallel")
+      c.parallel = get_int(v, at, 1, 256);
+    else if (name == "queue")
+      c.queue = get_int(v, at, 0, 100000);
+    else if (name == "http_threads")
+      c.http_threads = get_int(v, at, 2, 4096);
+    else if (name == "ctx_size")
+      c.ctx_size = get_int(v, at, 0, 1 << 24);
+    else if (name == "threads")
+      c.threads = get_int(v, at, 0, 1024);
     else if (name == "retain_days") {
       if (!v.is_number() || v.get<double>() < 0) throw Error(at + " must be a number >= 0");
       c.retain_days = v.get<double>();
-    } else if (name == "trace_top_k") c.trace_top_k = get_int(v, at, 0, 100);
+    } else if (name == "trace_top_k")
+      c.trace_top_k = get_int(v, at, 0, 100);
     else if (name == "reasoning_effort_budgets") {
       if (!v.is_object()) throw Error(at + " must be an object");
       for (const auto& [effort, budget] : v.items())
@@ -142,14 +163,22 @@ void apply_config_json(const json& j, ServerConfig& c, const std::string& origin
       if (!v.is_object()) throw Error(at + " must be an object");
       for (const auto& [limit, x] : v.items()) {
         const std::string lat = at + "." + limit;
-        if (limit == "max_body_bytes") c.limits.max_body_bytes = static_cast<size_t>(get_int(x, lat, 1024, 1 << 30));
-        else if (limit == "max_messages") c.limits.max_messages = get_int(x, lat, 1, 1 << 20);
-        else if (limit == "max_tokens") c.limits.max_tokens = get_int(x, lat, 1, 1 << 24);
-        else if (limit == "default_max_tokens") c.limits.default_max_tokens = get_int(x, lat, 1, 1 << 24);
-        else if (limit == "max_stop") c.limits.max_stop = get_int(x, lat, 0, 64);
-        else if (limit == "max_top_logprobs") c.limits.max_top_logprobs = get_int(x, lat, 0, 100);
-        else if (limit == "max_message_bytes") c.limits.max_message_bytes = get_int(x, lat, 1, 1 << 30);
-        else throw Error(lat + ": unknown limit");
+        if (limit == "max_body_bytes")
+          c.limits.max_body_bytes = static_cast<size_t>(get_int(x, lat, 1024, 1 << 30));
+        else if (limit == "max_messages")
+          c.limits.max_messages = get_int(x, lat, 1, 1 << 20);
+        else if (limit == "max_tokens")
+          c.limits.max_tokens = get_int(x, lat, 1, 1 << 24);
+        else if (limit == "default_max_tokens")
+          c.limits.default_max_tokens = get_int(x, lat, 1, 1 << 24);
+        else if (limit == "max_stop")
+          c.limits.max_stop = get_int(x, lat, 0, 64);
+        else if (limit == "max_top_logprobs")
+          c.limits.max_top_logprobs = get_int(x, lat, 0, 100);
+        else if (limit == "max_message_bytes")
+          c.limits.max_message_bytes = get_int(x, lat, 1, 1 << 30);
+        else
+          throw Error(lat + ": unknown limit");
       }
     } else if (name == "keys") {
       if (!v.is_array()) throw Error(at + " must be an array");

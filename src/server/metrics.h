@@ -13,7 +13,7 @@ namespace glassbox::server {
 class Histogram {
  public:
   static constexpr std::array<double, 14> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                      1,     2.5,  5,     10,   30,  60,  120};
+                                                     1,     2.5,  5,     10,   30,  60,   120};
   void observe(double value);
   // Appends the _bucket/_sum/_count lines; `labels` like `endpoint="chat"` or "".
   void render(std::string& out, const std::string& name, const std::string& labels) const;
@@ -25,8 +25,8 @@ class Histogram {
 };
 
 struct QueueState {
-  int queue_depth = 0;   // waiting for a sequence
-  int in_flight = 0;     // being generated
+  int queue_depth = 0;  // waiting for a sequence
+  int in_flight = 0;    // being generated
   int parallel = 0;
   int queue_capacity = 0;
 };

@@ -22,11 +22,16 @@ ApiError::ApiError(int s, std::string message, std::string p, std::string c, std
 
 std::string error_type_for(int status) {
   switch (status) {
-    case 401: return "authentication_error";
-    case 403: return "permission_error";
-    case 404: return "invalid_request_error";
-    case 429: return "rate_limit_error";
-    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "invalid_request_error";
+    case 429:
+      return "rate_limit_error";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request_error";
   }
 }
 
@@ -41,9 +46,12 @@ ojson error_body(const ApiError& e) {
 
 std::string to_string(AnalysisLevel level) {
   switch (level) {
-    case AnalysisLevel::None: return "none";
-    case AnalysisLevel::Summary: return "summary";
-    case AnalysisLevel::Full: return "full";
+    case AnalysisLevel::None:
+      return "none";
+    case AnalysisLevel::Summary:
+      return "summary";
+    case AnalysisLevel::Full:
+      return "full";
   }
   return "none";
 }
@@ -79,8 +87,8 @@ int64_t get_int(const ojson& v, const std::string& param, int64_t lo, int64_t hi
     throw bad(param, "'" + param + "' must be an integer");
   }
   if (x < lo || x > hi)
-    throw bad(param, "'" + param + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                         " (got " + std::to_string(x) + ")");
+    throw bad(param, "'" + param + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) + " (got " +
+                         std::to_string(x) + ")");
   return x;
 }
 
@@ -111,8 +119,8 @@ std::string content_text(const ojson& content, const std::string& param) {
       if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
         throw bad(p, "'" + p + "' must be an object with a \"type\"");
       if (part["type"] != "text")
-        throw bad(p, "'" + p + "': only text content parts are supported (got \"" + part["type"].get<std::string>() +
-                         "\")");
+        throw bad(
+            p, "'" + p + "': only text content parts are supported (got \"" + part["type"].get<std::string>() + "\")");
       if (!part.contains("text") || !part["text"].is_string()) throw bad(p, "'" + p + ".text' must be a string");
       text += part["text"].get<std::string>();
     }
@@ -150,7 +158,8 @@ ojson parse_messages(const ojson& body, const RequestDefaults& d) {
       throw ApiError(413, "'" + p + ".content' is larger than " + std::to_string(d.limits.max_message_bytes) + " bytes",
                      p + ".content", "request_too_large");
     msg["content"] = text;
-    if (const ojson* r = member(m, "reasoning_content")) msg["reasoning_content"] = get_string(*r, p + ".reasoning_content");
+    if (const ojson* r = member(m, "reasoning_content"))
+      msg["reasoning_content"] = get_string(*r, p + ".reasoning_content");
     if (const ojson* n = member(m, "name")) msg["name"] = get_string(*n, p + ".name");
     if (const ojson* id = member(m, "tool_call_id")) msg["tool_call_id"] = get_string(*id, p + ".tool_call_id");
     if (const ojson* calls = member(m, "tool_calls")) {
@@ -169,8 +178,9 @@ void check_model(const ojson& body, const RequestDefaults& d) {
   if (name == d.model_id) return;
   for (const auto& alias : d.model_aliases)
     if (name == alias) return;
-  throw ApiError(404, "The model '" + audit::sanitize_utf8(name) + "' does not exist (this server serves '" + d.model_id + "')",
-                 "model", "model_not_found");
+  throw ApiError(
+      404, "The model '" + audit::sanitize_utf8(name) + "' does not exist (this server serves '" + d.model_id + "')",
+      "model", "model_not_found");
 }
 
 // Settings both endpoints share.
@@ -182,8 +192,7 @@ void parse_common(const ojson& body, const RequestDefaults& d, GenerationRequest
   o.template_kwargs = d.template_kwargs;
   o.template_override = d.template_override;
 
-  if (const ojson* n = member(body, "n"); n && get_int(*n, "n", 1, 128) != 1)
-    throw bad("n", "only n = 1 is supported");
+  if (const ojson* n = member(body, "n"); n && get_int(*n, "n", 1, 128) != 1) throw bad("n", "only n = 1 is supported");
   if (const ojson* b = member(body, "best_of"); b && get_int(*b, "best_of", 1, 128) != 1)
     throw bad("best_of", "only best_of = 1 is supported");
 
@@ -193,17 +202,20 @@ void parse_common(const ojson& body, const RequestDefaults& d, GenerationRequest
     if (const ojson* v = member(body, key)) {
       max_param = key;
       max_tokens = get_int(*v, key, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max());
-      if (max_tokens < 1) throw bad(key, std::string("'") + key + "' must be at least 1 (got " + std::to_string(max_tokens) + ")");
+      if (max_tokens < 1)
+        throw bad(key, std::string("'") + key + "' must be at least 1 (got " + std::to_string(max_tokens) + ")");
       if (max_tokens > d.limits.max_tokens)
-        throw bad(key, std::string("'") + key + "' is " + std::to_string(max_tokens) + ", more than this server's limit of " +
-                           std::to_string(d.limits.max_tokens));
+        throw bad(key, std::string("'") + key + "' is " + std::to_string(max_tokens) +
+                           ", more than this server's limit of " + std::to_string(d.limits.max_tokens));
     }
   }
   (void)max_param;
   o.max_tokens = static_cast<int>(max_tokens);
 
-  if (const ojson* v = member(body, "temperature")) o.sampling.temperature = static_cast<float>(get_number(*v, "temperature", 0, 2));
-  if (const ojson* v = member(body, "top_p")) o.sampling.top_p = static_cast<float>(get_number(*v, "top_p", 0, 1, true));
+  if (const ojson* v = member(body, "temperature"))
+    o.sampling.temperature = static_cast<float>(get_number(*v, "temperature", 0, 2));
+  if (const ojson* v = member(body, "top_p"))
+    o.sampling.top_p = static_cast<float>(get_number(*v, "top_p", 0, 1, true));
   if (const ojson* v = member(body, "top_k")) o.sampling.top_k = static_cast<int>(get_int(*v, "top_k", 0, 1 << 20));
   if (const ojson* v = member(body, "min_p")) o.sampling.min_p = static_cast<float>(get_number(*v, "min_p", 0, 1));
   if (const ojson* v = member(body, "presence_penalty"))
@@ -273,9 +285,12 @@ void parse_common(const ojson& body, const RequestDefaults& d, GenerationRequest
     o.think_budget = static_cast<int>(get_int(*v, "thinking_budget_tokens", -1, d.limits.max_tokens));
   if (const ojson* v = member(body, "reasoning_format")) {
     const std::string f = get_string(*v, "reasoning_format");
-    if (f == "deepseek" || f == "auto" || f == "deepseek-legacy") g.reasoning_format = ReasoningFormat::Deepseek;
-    else if (f == "none") g.reasoning_format = ReasoningFormat::None;
-    else throw bad("reasoning_format", "'reasoning_format' must be deepseek, auto or none");
+    if (f == "deepseek" || f == "auto" || f == "deepseek-legacy")
+      g.reasoning_format = ReasoningFormat::Deepseek;
+    else if (f == "none")
+      g.reasoning_format = ReasoningFormat::None;
+    else
+      throw bad("reasoning_format", "'reasoning_format' must be deepseek, auto or none");
   } else if (!chat) {
     g.reasoning_format = ReasoningFormat::None;  // raw completions return the raw text
   }
@@ -287,23 +302,30 @@ void parse_common(const ojson& body, const RequestDefaults& d, GenerationRequest
                                                  "budget_message"};
     for (const auto& [k, x] : gb->items())
       if (!kKnown.count(k)) throw bad("glassbox." + k, "unknown glassbox option '" + audit::sanitize_utf8(k) + "'");
-    if (const ojson* v = member(*gb, "reasoning_logprobs")) g.reasoning_logprobs = get_bool(*v, "glassbox.reasoning_logprobs");
+    if (const ojson* v = member(*gb, "reasoning_logprobs"))
+      g.reasoning_logprobs = get_bool(*v, "glassbox.reasoning_logprobs");
     if (const ojson* v = member(*gb, "min_thinking_tokens"))
       o.min_think = static_cast<int>(get_int(*v, "glassbox.min_thinking_tokens", 0, d.limits.max_tokens));
     if (const ojson* v = member(*gb, "budget_message")) o.budget_message = get_bool(*v, "glassbox.budget_message");
     if (const ojson* v = member(*gb, "analysis")) {
-      const std::string level = v->is_boolean() ? (v->get<bool>() ? "full" : "none") : get_string(*v, "glassbox.analysis");
-      if (level == "none") g.analysis = AnalysisLevel::None;
-      else if (level == "summary") g.analysis = AnalysisLevel::Summary;
-      else if (level == "full") g.analysis = AnalysisLevel::Full;
-      else throw bad("glassbox.analysis", "'glassbox.analysis' must be none, summary or full");
+      const std::string level =
+          v->is_boolean() ? (v->get<bool>() ? "full" : "none") : get_string(*v, "glassbox.analysis");
+      if (level == "none")
+        g.analysis = AnalysisLevel::None;
+      else if (level == "summary")
+        g.analysis = AnalysisLevel::Summary;
+      else if (level == "full")
+        g.analysis = AnalysisLevel::Full;
+      else
+        throw bad("glassbox.analysis", "'glassbox.analysis' must be none, summary or full");
     }
   }
   if (o.no_think && o.min_think > 0)
     throw bad("glassbox.min_thinking_tokens", "a minimum of thinking tokens contradicts thinking being off");
   if (o.think_budget >= 0 && o.min_think > o.think_budget)
     throw bad("glassbox.min_thinking_tokens", "'glassbox.min_thinking_tokens' (" + std::to_string(o.min_think) +
-                                                  ") is larger than the thinking budget (" + std::to_string(o.think_budget) + ")");
+                                                  ") is larger than the thinking budget (" +
+                                                  std::to_string(o.think_budget) + ")");
   o.trace_top_k = std::max(d.trace_top_k, 0);
 }
 

@@ -37,12 +37,12 @@ struct RequestDefaults {
   std::string model_id;
   std::vector<std::string> model_aliases;  // other names accepted (file name ...)
   Limits limits;
-  SamplingParams sampling;                 // the model's recommendation or glassbox's defaults
+  SamplingParams sampling;  // the model's recommendation or glassbox's defaults
   std::map<std::string, int> effort_budgets;
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
-  std::string template_override;           // --template
+  std::string template_override;  // --template
   int trace_top_k = 5;
-  std::string bos_text;                    // prepended to raw prompts when the model wants BOS
+  std::string bos_text;  // prepended to raw prompts when the model wants BOS
 };
 
 struct GenerationRequest {

@@ -35,7 +35,8 @@ void require_generate(const Principal& p) {
 
 void require_audit(const Principal& p) {
   if (p.role == Role::Client)
-    throw ApiError(403, "the key '" + p.key_name + "' has the client role: verification and export need auditor or admin",
+    throw ApiError(403,
+                   "the key '" + p.key_name + "' has the client role: verification and export need auditor or admin",
                    "", "forbidden");
 }
 
@@ -47,9 +48,9 @@ void require_trace_access(const Principal& p, const std::string& owner_key) {
 void require_analyze(const Principal& p, const std::string& owner_key) {
   require_trace_access(p, owner_key);
   if (p.role == Role::Client && p.exposure != Exposure::Full)
-    throw ApiError(403, "analysing a trace needs full exposure (the key '" + p.key_name + "' has " +
-                            to_string(p.exposure) + ")",
-                   "", "forbidden");
+    throw ApiError(
+        403, "analysing a trace needs full exposure (the key '" + p.key_name + "' has " + to_string(p.exposure) + ")",
+        "", "forbidden");
 }
 
 Exposure trace_exposure(const Principal& p) { return p.role == Role::Client ? p.exposure : Exposure::Full; }

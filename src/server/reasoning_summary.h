@@ -11,16 +11,16 @@
 namespace glassbox::server {
 
 struct ThinkingToken {
-  std::string text;         // the token's bytes
-  float confidence = 0;     // DeepConf token confidence (higher: more peaked)
+  std::string text;      // the token's bytes
+  float confidence = 0;  // DeepConf token confidence (higher: more peaked)
   float logprob = 0;
 };
 
 struct StepSummary {
-  int step = 0;             // 1-based
-  std::string title;        // abridged first line, valid UTF-8
+  int step = 0;       // 1-based
+  std::string title;  // abridged first line, valid UTF-8
   int tokens = 0;
-  double confidence = 0;    // mean token confidence of the step's tokens
+  double confidence = 0;  // mean token confidence of the step's tokens
   double mean_logprob = 0;
 };
 

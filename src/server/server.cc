@@ -11,8 +11,8 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "audit/canonical_json.h"
@@ -54,8 +54,8 @@ void set_error(httplib::Response& res, const ApiError& e) { set_json(res, e.stat
 
 // The route a path belongs to, for metrics labels (no ids in label values).
 std::string route_of(const std::string& path) {
-  static const char* kFixed[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics",
-                                 "/v1/traces", "/v1/audit/verify", "/v1/audit/export"};
+  static const char* kFixed[] = {"/v1/chat/completions", "/v1/completions",  "/v1/models",      "/health", "/metrics",
+                                 "/v1/traces",           "/v1/audit/verify", "/v1/audit/export"};
   for (const char* r : kFixed)
     if (path == r) return r;
   if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
@@ -112,6 +112,13 @@ ojson legacy_logprobs(const std::vector<const TraceToken*>& tokens, int top_n, c
   out["token_logprobs"] = lps;
   out["top_logprobs"] = tops;
   out["text_offset"] = offsets;
+  return out;
+}
+
+std::vector<const TraceToken*> pointers(const std::vector<TraceToken>& tokens) {
+  std::vector<const TraceToken*> out;
+  out.reserve(tokens.size());
+  for (const TraceToken& t : tokens) out.push_back(&t);
   return out;
 }
 
@@ -341,8 +348,10 @@ struct Server::Impl {
         ++in_flight;
       }
       try {
-        if (job->kind == Job::Kind::Generate) run_generate(w, *job);
-        else run_analyze(w, *job);
+        if (job->kind == Job::Kind::Generate)
+          run_generate(w, *job);
+        else
+          run_analyze(w, *job);
       } catch (const std::exception& e) {
         fail_job(*job, ApiError(500, std::string("internal error: ") + e.what()));
       }
@@ -440,13 +449,16 @@ struct Server::Impl {
       return c;
     };
     auto chat_choice = [&](ojson delta, ojson logprobs = nullptr, ojson finish = nullptr) {
-      return ojson{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
+      return ojson{{"index", 0},
+                   {"delta", std::move(delta)},
+                   {"logprobs", std::move(logprobs)},
                    {"finish_reason", std::move(finish)}};
     };
 
     // Streaming state.
     RawFormatter raw_format(job.markers);
-    std::vector<const TraceToken*> pending_content_lp, pending_reasoning_lp;
+    // Copies: the session's trace vector grows (and moves) while we stream.
+    std::vector<TraceToken> pending_content_lp, pending_reasoning_lp;
     std::vector<ThinkingToken> thinking_seen;
     bool block_seen = false, summary_sent = false, first_text = true;
     const auto t_start = Clock::now();
@@ -457,9 +469,9 @@ struct Server::Impl {
       first_text = false;
       metrics.time_to_first_token(seconds_since(job.received));
     };
-    auto drain = [&](std::vector<const TraceToken*>& pending) {
+    auto drain = [&](std::vector<TraceToken>& pending) {
       ojson entries = ojson::array();
-      for (const TraceToken* t : pending) entries.push_back(logprob_entry(*t, g.top_logprobs, tok));
+      for (const TraceToken& t : pending) entries.push_back(logprob_entry(t, g.top_logprobs, tok));
       pending.clear();
       return entries;
     };
@@ -467,9 +479,13 @@ struct Server::Impl {
       if (!summary || summary_sent || thinking_seen.empty()) return;
       summary_sent = true;
       const ojson steps = summary_json(summarize_thinking(thinking_seen));
-      if (chat) job.push(sse(chunk(chat_choice({{"reasoning_summary", steps}}))));
+      if (chat)
+        job.push(sse(chunk(chat_choice({{"reasoning_summary", steps}}))));
       else
-        job.push(sse(chunk({{"text", ""}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr},
+        job.push(sse(chunk({{"text", ""},
+                            {"index", 0},
+                            {"logprobs", nullptr},
+                            {"finish_reason", nullptr},
                             {"reasoning_summary", steps}})));
     };
     auto emit_text = [&](const std::string& piece, bool is_reasoning) {
@@ -490,7 +506,7 @@ struct Server::Impl {
       } else {
         ojson lp = nullptr;
         if (g.logprobs && !pending_content_lp.empty()) {
-          lp = legacy_logprobs(pending_content_lp, g.top_logprobs, tok);
+          lp = legacy_logprobs(pointers(pending_content_lp), g.top_logprobs, tok);
           pending_content_lp.clear();
         }
         job.push(sse(chunk({{"text", text}, {"index", 0}, {"logprobs", std::move(lp)}, {"finish_reason", nullptr}})));
@@ -506,10 +522,10 @@ struct Server::Impl {
           block_seen = true;
         if (is_thinking_token(t)) {
           if (summary) thinking_seen.push_back({t.text, t.confidence, t.logprob});
-          if (reasoning_lp) pending_reasoning_lp.push_back(&t);
-          if (raw && g.logprobs) pending_content_lp.push_back(&t);
+          if (reasoning_lp) pending_reasoning_lp.push_back(t);
+          if (raw && g.logprobs) pending_content_lp.push_back(t);
         } else if (g.logprobs && !tok.is_end_of_generation(t.id) && (raw || is_answer_token(t, tok))) {
-          pending_content_lp.push_back(&t);
+          pending_content_lp.push_back(t);
         }
       };
       cb.on_reasoning = [&](const std::string& text) {
@@ -562,8 +578,8 @@ struct Server::Impl {
       stored = store.append(make_trace_record(r, rc, tok));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "glassbox serve: could not record trace %s: %s\n", job.trace_id.c_str(), e.what());
-      fail_job(job, ApiError(500, "the trace could not be recorded in the audit store, so the response is withheld",
-                             "", "audit_store_error"));
+      fail_job(job, ApiError(500, "the trace could not be recorded in the audit store, so the response is withheld", "",
+                             "audit_store_error"));
       return;
     }
     if (r.finish_reason == "cancelled") {
@@ -572,10 +588,11 @@ struct Server::Impl {
     }
 
     const std::string finish = r.finish_reason == "length" ? "length" : "stop";
-    ojson glassbox_ext = {{"trace_id", job.trace_id},
-                          {"audit_seq", stored.seq},
-                          {"exposure", to_string(exposure)},
-                          {"thinking", {{"forced_closed", r.thinking_forced_closed}, {"unclosed", r.thinking_unclosed}}}};
+    ojson glassbox_ext = {
+        {"trace_id", job.trace_id},
+        {"audit_seq", stored.seq},
+        {"exposure", to_string(exposure)},
+        {"thinking", {{"forced_closed", r.thinking_forced_closed}, {"unclosed", r.thinking_unclosed}}}};
     if (full && !report.is_null()) glassbox_ext["report"] = report;
 
     if (g.stream) {
@@ -591,7 +608,8 @@ struct Server::Impl {
       ojson finish_chunk = chat ? chunk(chat_choice(ojson::object(), nullptr, finish)) : ojson();
       if (!chat) {
         ojson lp = nullptr;
-        if (g.logprobs && !pending_content_lp.empty()) lp = legacy_logprobs(pending_content_lp, g.top_logprobs, tok);
+        if (g.logprobs && !pending_content_lp.empty())
+          lp = legacy_logprobs(pointers(pending_content_lp), g.top_logprobs, tok);
         finish_chunk = chunk({{"text", ""}, {"index", 0}, {"logprobs", lp}, {"finish_reason", finish}});
       }
       // The usage chunk (choices: []) unless stream_options.include_usage is
@@ -625,7 +643,8 @@ struct Server::Impl {
       RawFormatter f(job.markers);
       bool block = false;
       for (const TraceToken& t : r.trace)
-        block |= t.phase == TokenPhase::OpenMarker || t.phase == TokenPhase::Thinking || t.phase == TokenPhase::CloseMarker;
+        block |=
+            t.phase == TokenPhase::OpenMarker || t.phase == TokenPhase::Thinking || t.phase == TokenPhase::CloseMarker;
       if (!r.reasoning.empty()) text += f.reasoning(r.reasoning);
       text += f.content(r.content, block);
       text += f.finish(block, r.thinking_unclosed);
@@ -680,7 +699,7 @@ struct Server::Impl {
   }
 
   ojson analyse(Worker& w, const ChatResult& r, const ojson& messages, const ChatOptions& options, AnalysisLevel level,
-               bool stored) {
+                bool stored) {
     if (!analyzer) return builtin_report(r);
     try {
       if (!w.analysis_context) w.analysis_context = std::make_unique<Context>(model, context_options);
@@ -700,10 +719,11 @@ struct Server::Impl {
     const ojson request = record.contains("request") ? ojson(record["request"]) : ojson::object();
     try {
       g = record.value("endpoint", "") == "completions" ? parse_completion_request(request, defaults)
-                                                          : parse_chat_request(request, defaults);
+                                                        : parse_chat_request(request, defaults);
     } catch (const ApiError&) {
       // The server's limits changed since: the messages as stored, default settings.
-      g.messages = request.contains("messages") && request["messages"].is_array() ? request["messages"] : ojson::array();
+      g.messages =
+          request.contains("messages") && request["messages"].is_array() ? request["messages"] : ojson::array();
       g.options.template_override = defaults.template_override;
       g.options.template_kwargs = defaults.template_kwargs;
     }
@@ -722,12 +742,8 @@ struct Server::Impl {
                 {"level", to_string(job.level)},
                 {"report", audit::sanitized(json(report))}};
     const audit::StoredRecord stored = store.append(std::move(rec));
-    ojson body = {{"object", "trace.analysis"},
-                  {"trace_id", job.stored.trace_id},
-                  {"level", to_string(job.level)},
-                  {"audit_seq", stored.seq},
-                  {"audit_hash", stored.hash},
-                  {"report", report}};
+    ojson body = {{"object", "trace.analysis"}, {"trace_id", job.stored.trace_id}, {"level", to_string(job.level)},
+                  {"audit_seq", stored.seq},    {"audit_hash", stored.hash},       {"report", report}};
     job.finish(200, dump(body));
   }
 
@@ -738,7 +754,8 @@ struct Server::Impl {
   }
 
   ojson parse_body(const httplib::Request& req) const {
-    if (req.body.empty()) throw ApiError(400, "the request body is empty: a JSON object was expected", "", "invalid_json");
+    if (req.body.empty())
+      throw ApiError(400, "the request body is empty: a JSON object was expected", "", "invalid_json");
     if (audit::json_nesting_depth(req.body) > kMaxJsonDepth)
       throw ApiError(400, "the JSON body is nested too deeply", "", "invalid_json");
     try {
@@ -769,7 +786,8 @@ struct Server::Impl {
     require_generate(p);
     const ojson body = parse_body(req);
     auto job = std::make_shared<Job>();
-    job->req = endpoint == Endpoint::Chat ? parse_chat_request(body, defaults) : parse_completion_request(body, defaults);
+    job->req =
+        endpoint == Endpoint::Chat ? parse_chat_request(body, defaults) : parse_completion_request(body, defaults);
     job->markers = check_prompt(job->req);
     job->principal = p;
     job->request_body = body;
@@ -779,9 +797,9 @@ struct Server::Impl {
     if (!submit(job)) {
       metrics.rejected("queue_full");
       res.set_header("Retry-After", "1");
-      throw ApiError(429, "the server is busy: " + std::to_string(config.queue) +
-                              " requests are already waiting; retry shortly",
-                     "", "queue_full");
+      throw ApiError(
+          429, "the server is busy: " + std::to_string(config.queue) + " requests are already waiting; retry shortly",
+          "", "queue_full");
     }
     res.set_header("X-Glassbox-Trace-Id", job->trace_id);
     res.set_header("Cache-Control", "no-cache");
@@ -853,7 +871,8 @@ struct Server::Impl {
   }
 
   audit::StoredRecord find_trace_or_404(const std::string& id) {
-    if (id.empty() || id.size() > 64) throw ApiError(404, "no trace with id '" + audit::sanitize_utf8(id) + "'", "", "not_found");
+    if (id.empty() || id.size() > 64)
+      throw ApiError(404, "no trace with id '" + audit::sanitize_utf8(id) + "'", "", "not_found");
     auto rec = store.find_trace(id);
     if (!rec) throw ApiError(404, "no trace with id '" + audit::sanitize_utf8(id) + "'", "", "not_found");
     return std::move(*rec);
@@ -897,9 +916,10 @@ struct Server::Impl {
     char* end = nullptr;
     const long x = std::strtol(v.c_str(), &end, 10);
     if (v.empty() || *end != '\0' || x < lo || x > hi)
-      throw ApiError(400, std::string("'") + name + "' must be an integer in [" + std::to_string(lo) + ", " +
-                              std::to_string(hi) + "]",
-                     name, "invalid_value");
+      throw ApiError(
+          400,
+          std::string("'") + name + "' must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+          name, "invalid_value");
     return static_cast<int>(x);
   }
 
@@ -912,7 +932,8 @@ struct Server::Impl {
     if (req.has_param("model")) q.model = req.get_param_value("model");
     if (req.has_param("key")) q.key_name = req.get_param_value("key");
     if (p.role == Role::Client) {
-      if (q.key_name && *q.key_name != p.key_name) throw ApiError(403, "a client key may only list its own traces", "key", "forbidden");
+      if (q.key_name && *q.key_name != p.key_name)
+        throw ApiError(403, "a client key may only list its own traces", "key", "forbidden");
       q.key_name = p.key_name;
     }
     const int limit = int_param(req, "limit", 20, 1, 100);
@@ -922,8 +943,10 @@ struct Server::Impl {
     if (req.has_param("after")) {
       const auto cursor = store.find_trace(req.get_param_value("after"));
       if (!cursor) throw ApiError(400, "'after' names no trace", "after", "invalid_value");
-      if (q.descending) q.before_seq = cursor->seq;
-      else q.after_seq = cursor->seq;
+      if (q.descending)
+        q.before_seq = cursor->seq;
+      else
+        q.after_seq = cursor->seq;
     }
     q.limit = limit + 1;
     std::vector<audit::StoredRecord> rows = store.query(q);
@@ -968,9 +991,12 @@ struct Server::Impl {
       if (!body.is_object()) throw ApiError(400, "the body must be a JSON object", "", "invalid_value");
       if (body.contains("level")) {
         const ojson& l = body["level"];
-        if (l == "summary") level = AnalysisLevel::Summary;
-        else if (l == "full") level = AnalysisLevel::Full;
-        else throw ApiError(400, "'level' must be summary or full", "level", "invalid_value");
+        if (l == "summary")
+          level = AnalysisLevel::Summary;
+        else if (l == "full")
+          level = AnalysisLevel::Full;
+        else
+          throw ApiError(400, "'level' must be summary or full", "level", "invalid_value");
       }
     }
     auto job = std::make_shared<Job>();
@@ -1044,8 +1070,11 @@ struct Server::Impl {
             {"object", "model"},
             {"created", started_at / 1000},
             {"owned_by", "glassbox"},
-            {"glassbox", {{"sha256", info.sha256}, {"n_ctx", n_ctx}, {"parallel", workers.size()},
-                          {"architecture", model.config().arch}}}};
+            {"glassbox",
+             {{"sha256", info.sha256},
+              {"n_ctx", n_ctx},
+              {"parallel", workers.size()},
+              {"architecture", model.config().arch}}}};
   }
 
   void setup_routes() {
@@ -1070,12 +1099,30 @@ struct Server::Impl {
       std::string message;
       std::string code;
       switch (res.status) {
-        case 404: message = "unknown route: " + req.method + " " + audit::sanitize_utf8(req.path); code = "not_found"; break;
-        case 413: message = "the request body is too large"; code = "request_too_large"; break;
-        case 414: message = "the request URI is too long"; code = "uri_too_long"; break;
-        case 416: message = "bad Range header"; code = "invalid_range"; break;
-        case 400: message = "malformed HTTP request"; code = "bad_request"; break;
-        default: message = "HTTP error " + std::to_string(res.status); code = "http_error"; break;
+        case 404:
+          message = "unknown route: " + req.method + " " + audit::sanitize_utf8(req.path);
+          code = "not_found";
+          break;
+        case 413:
+          message = "the request body is too large";
+          code = "request_too_large";
+          break;
+        case 414:
+          message = "the request URI is too long";
+          code = "uri_too_long";
+          break;
+        case 416:
+          message = "bad Range header";
+          code = "invalid_range";
+          break;
+        case 400:
+          message = "malformed HTTP request";
+          code = "bad_request";
+          break;
+        default:
+          message = "HTTP error " + std::to_string(res.status);
+          code = "http_error";
+          break;
       }
       set_error(res, ApiError(res.status, message, "", code));
     }));
@@ -1091,62 +1138,62 @@ struct Server::Impl {
     });
 
     http.Get("/health", guarded([this](const httplib::Request&, httplib::Response& res) {
-      const QueueState q = queue_state();
-      set_json(res, 200, {{"status", "ok"}, {"model", info.id}, {"queue_depth", q.queue_depth},
-                          {"in_flight", q.in_flight}, {"parallel", q.parallel}});
-    }));
+               const QueueState q = queue_state();
+               set_json(res, 200,
+                        {{"status", "ok"},
+                         {"model", info.id},
+                         {"queue_depth", q.queue_depth},
+                         {"in_flight", q.in_flight},
+                         {"parallel", q.parallel}});
+             }));
     http.Get("/metrics", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      if (!keys.open()) require_audit(authenticate(req));
-      res.status = 200;
-      res.set_content(metrics.render(queue_state()), "text/plain; version=0.0.4");
-    }));
+               if (!keys.open()) require_audit(authenticate(req));
+               res.status = 200;
+               res.set_content(metrics.render(queue_state()), "text/plain; version=0.0.4");
+             }));
     http.Get("/v1/models", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      authenticate(req);
-      set_json(res, 200, {{"object", "list"}, {"data", ojson::array({model_json()})}});
-    }));
+               authenticate(req);
+               set_json(res, 200, {{"object", "list"}, {"data", ojson::array({model_json()})}});
+             }));
     http.Get(R"(/v1/models/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      authenticate(req);
-      const std::string id = req.matches[1];
-      bool known = id == info.id;
-      for (const auto& a : info.aliases) known |= id == a;
-      if (!known) throw ApiError(404, "The model '" + audit::sanitize_utf8(id) + "' does not exist", "model", "model_not_found");
-      set_json(res, 200, model_json());
-    }));
+               authenticate(req);
+               const std::string id = req.matches[1];
+               bool known = id == info.id;
+               for (const auto& a : info.aliases) known |= id == a;
+               if (!known)
+                 throw ApiError(404, "The model '" + audit::sanitize_utf8(id) + "' does not exist", "model",
+                                "model_not_found");
+               set_json(res, 200, model_json());
+             }));
     http.Post("/v1/chat/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_generate(req, res, Endpoint::Chat);
-    }));
+                handle_generate(req, res, Endpoint::Chat);
+              }));
     http.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_generate(req, res, Endpoint::Completion);
-    }));
-    http.Get("/v1/traces", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_list_traces(req, res);
-    }));
-    http.Get(R"(/v1/traces/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_get_trace(req, res);
-    }));
-    http.Post(R"(/v1/traces/([^/]+)/analyze)", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_analyze(req, res);
-    }));
-    http.Get(R"(/v1/traces/([^/]+)/export)", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_export_trace(req, res);
-    }));
-    http.Get("/v1/audit/verify", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_verify(req, res);
-    }));
-    http.Get("/v1/audit/export", guarded([this](const httplib::Request& req, httplib::Response& res) {
-      handle_audit_export(req, res);
-    }));
+                handle_generate(req, res, Endpoint::Completion);
+              }));
+    http.Get("/v1/traces",
+             guarded([this](const httplib::Request& req, httplib::Response& res) { handle_list_traces(req, res); }));
+    http.Get(R"(/v1/traces/([^/]+))",
+             guarded([this](const httplib::Request& req, httplib::Response& res) { handle_get_trace(req, res); }));
+    http.Post(R"(/v1/traces/([^/]+)/analyze)",
+              guarded([this](const httplib::Request& req, httplib::Response& res) { handle_analyze(req, res); }));
+    http.Get(R"(/v1/traces/([^/]+)/export)",
+             guarded([this](const httplib::Request& req, httplib::Response& res) { handle_export_trace(req, res); }));
+    http.Get("/v1/audit/verify",
+             guarded([this](const httplib::Request& req, httplib::Response& res) { handle_verify(req, res); }));
+    http.Get("/v1/audit/export",
+             guarded([this](const httplib::Request& req, httplib::Response& res) { handle_audit_export(req, res); }));
     // The trace explorer (web/): the page and its files, for every other GET.
     // It holds no data: it calls the API above with the key the user enters.
     http.Get(R"(/.*)", guarded([](const httplib::Request& req, httplib::Response& res) {
-      const web::Asset* asset = web::find_asset(req.path);
-      if (!asset)
-        throw ApiError(404, "unknown route: GET " + audit::sanitize_utf8(req.path), "", "not_found");
-      res.status = 200;
-      res.set_content(std::string(asset->body), std::string(asset->content_type));
-      res.set_header("X-Content-Type-Options", "nosniff");
-      res.set_header("Cache-Control", asset->path.rfind("/assets/", 0) == 0 ? "public, max-age=3600" : "no-cache");
-    }));
+               const web::Asset* asset = web::find_asset(req.path);
+               if (!asset) throw ApiError(404, "unknown route: GET " + audit::sanitize_utf8(req.path), "", "not_found");
+               res.status = 200;
+               res.set_content(std::string(asset->body), std::string(asset->content_type));
+               res.set_header("X-Content-Type-Options", "nosniff");
+               res.set_header("Cache-Control",
+                              asset->path.rfind("/assets/", 0) == 0 ? "public, max-age=3600" : "no-cache");
+             }));
   }
 
   void prune_once() {

@@ -35,8 +35,9 @@ namespace glassbox::server {
 // the session's KV cache).
 struct AnalysisInput {
   const ChatResult& result;
-  const nlohmann::ordered_json& messages;  // the conversation as rendered (for a raw completion: the prompt as one user message)
-  const ChatOptions& options;              // the settings it was generated with
+  const nlohmann::ordered_json&
+      messages;                // the conversation as rendered (for a raw completion: the prompt as one user message)
+  const ChatOptions& options;  // the settings it was generated with
   AnalysisLevel level = AnalysisLevel::Full;
   const Model& model;
   const std::string& model_path;
@@ -57,7 +58,7 @@ struct ModelInfo {
   std::string id;                    // the name clients use
   std::vector<std::string> aliases;  // also accepted as "model"
   std::string path;
-  std::string sha256;                // of the model file
+  std::string sha256;  // of the model file
 };
 
 class Server {

@@ -33,8 +33,8 @@ using ojson = nlohmann::ordered_json;
 const fs::path kRef = fs::path(GLASSBOX_TEST_DATA) / "reference";
 
 fs::path temp_dir() {
-  const fs::path d = fs::temp_directory_path() / ("glassbox-server-test-" + std::to_string(getpid()) + "-" +
-                                                  audit::random_hex(4));
+  const fs::path d =
+      fs::temp_directory_path() / ("glassbox-server-test-" + std::to_string(getpid()) + "-" + audit::random_hex(4));
   fs::create_directories(d);
   return d;
 }
@@ -59,9 +59,13 @@ TEST(KeyRing, AuthenticatesByHashOnly) {
   EXPECT_EQ(p.role, Role::Client);
   EXPECT_EQ(p.exposure, Exposure::Summary);
   EXPECT_EQ(ring.authenticate("", key).key_name, "alice");  // x-api-key
-  for (const auto& [auth, xkey] : std::vector<std::pair<std::string, std::string>>{
-           {"", ""}, {"Bearer ", ""}, {"Bearer " + key + "x", ""}, {"Basic " + key, ""}, {key, ""},
-           {"Bearer " + audit::sha256_hex(key), ""}}) {
+  for (const auto& [auth, xkey] :
+       std::vector<std::pair<std::string, std::string>>{{"", ""},
+                                                        {"Bearer ", ""},
+                                                        {"Bearer " + key + "x", ""},
+                                                        {"Basic " + key, ""},
+                                                        {key, ""},
+                                                        {"Bearer " + audit::sha256_hex(key), ""}}) {
     try {
       ring.authenticate(auth, xkey);
       ADD_FAILURE() << "accepted '" << auth << "'";
@@ -146,9 +150,9 @@ TEST(Config, MembersAreCheckedByName) {
   EXPECT_EQ(c.limits.max_messages, 7);
   EXPECT_EQ(c.reasoning_effort_budgets["low"], 5);
   EXPECT_EQ(c.reasoning_effort_budgets["high"], -1);
-  for (const char* bad : {R"({"prot": 1})", R"({"port": "x"})", R"({"port": 70000})", R"({"limits": {"max_mesages": 1}})",
-                          R"({"keys": [{"name": "a", "sha256": "zz"}]})", R"({"keys": [{"name": "a", "role": "boss"}]})",
-                          R"([1])", R"({"parallel": 0})"}) {
+  for (const char* bad : {R"({"prot": 1})", R"({"port": "x"})", R"({"port": 70000})",
+                          R"({"limits": {"max_mesages": 1}})", R"({"keys": [{"name": "a", "sha256": "zz"}]})",
+                          R"({"keys": [{"name": "a", "role": "boss"}]})", R"([1])", R"({"parallel": 0})"}) {
     ServerConfig d;
     EXPECT_THROW(apply_config_json(json::parse(bad), d, "test"), Error) << bad;
   }
@@ -176,9 +180,8 @@ TEST(Summary, AbridgedFirstLineIsNeverTheWholeStep) {
 TEST(Summary, StepsAndTheirTokens) {
   // Two paragraphs: tokens 0-2 form the first, 3-5 the second (the blank
   // line's token opens the second).
-  const std::vector<ThinkingToken> toks = {
-      {"Let me", 1.0f, -0.1f}, {" think", 3.0f, -0.2f}, {".", 2.0f, -0.3f},
-      {"\n\n", 5.0f, -0.4f},  {"So it", 7.0f, -0.5f}, {" is 5.", 9.0f, -0.6f}};
+  const std::vector<ThinkingToken> toks = {{"Let me", 1.0f, -0.1f}, {" think", 3.0f, -0.2f}, {".", 2.0f, -0.3f},
+                                           {"\n\n", 5.0f, -0.4f},   {"So it", 7.0f, -0.5f},  {" is 5.", 9.0f, -0.6f}};
   const auto steps = summarize_thinking(toks);
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_EQ(steps[0].tokens, 3);
@@ -298,12 +301,18 @@ TEST(Requests, ChatParametersMapToOptions) {
   EXPECT_EQ(g.parameters["seed"], 99);
   // enable_thinking=false and effort none turn thinking off.
   EXPECT_TRUE(parse_chat_request(ojson::parse(R"({"messages":[{"role":"user","content":"x"}],
-      "chat_template_kwargs":{"enable_thinking":false}})"), defaults()).options.no_think);
-  EXPECT_TRUE(parse_chat_request(ojson::parse(R"({"messages":[{"role":"user","content":"x"}],"reasoning_effort":"none"})"),
-                                 defaults()).options.no_think);
+      "chat_template_kwargs":{"enable_thinking":false}})"),
+                                 defaults())
+                  .options.no_think);
+  EXPECT_TRUE(parse_chat_request(
+                  ojson::parse(R"({"messages":[{"role":"user","content":"x"}],"reasoning_effort":"none"})"), defaults())
+                  .options.no_think);
   // An explicit budget wins over the effort's.
   EXPECT_EQ(parse_chat_request(ojson::parse(R"({"messages":[{"role":"user","content":"x"}],"reasoning_effort":"high",
-      "thinking_budget_tokens": 9})"), defaults()).options.think_budget, 9);
+      "thinking_budget_tokens": 9})"),
+                               defaults())
+                .options.think_budget,
+            9);
   // Without a seed, each request draws one and records it.
   const auto a = parse_chat_request(ojson::parse(R"({"messages":[{"role":"user","content":"x"}]})"), defaults());
   const auto b = parse_chat_request(ojson::parse(R"({"messages":[{"role":"user","content":"x"}]})"), defaults());

@@ -13,22 +13,32 @@ using ojson = nlohmann::ordered_json;
 
 const char* phase_name(TokenPhase phase) {
   switch (phase) {
-    case TokenPhase::BeforeThinking: return "before_thinking";
-    case TokenPhase::OpenMarker: return "open_marker";
-    case TokenPhase::Thinking: return "thinking";
-    case TokenPhase::CloseMarker: return "close_marker";
-    case TokenPhase::Answer: return "answer";
+    case TokenPhase::BeforeThinking:
+      return "before_thinking";
+    case TokenPhase::OpenMarker:
+      return "open_marker";
+    case TokenPhase::Thinking:
+      return "thinking";
+    case TokenPhase::CloseMarker:
+      return "close_marker";
+    case TokenPhase::Answer:
+      return "answer";
   }
   return "answer";
 }
 
 const char* origin_name(TokenOrigin origin) {
   switch (origin) {
-    case TokenOrigin::Sampled: return "sampled";
-    case TokenOrigin::ForcedContinuation: return "forced_continuation";
-    case TokenOrigin::ForcedBudgetMessage: return "forced_budget_message";
-    case TokenOrigin::ForcedClose: return "forced_close";
-    case TokenOrigin::ForcedOpen: return "forced_open";
+    case TokenOrigin::Sampled:
+      return "sampled";
+    case TokenOrigin::ForcedContinuation:
+      return "forced_continuation";
+    case TokenOrigin::ForcedBudgetMessage:
+      return "forced_budget_message";
+    case TokenOrigin::ForcedClose:
+      return "forced_close";
+    case TokenOrigin::ForcedOpen:
+      return "forced_open";
   }
   return "sampled";
 }
@@ -157,7 +167,8 @@ ChatResult result_from_record(const json& record, const Tokenizer& tok) {
       if (!t.is_object()) continue;
       TraceToken tt;
       tt.id = t.value("id", -1);
-      if (tt.id < 0 || tt.id >= tok.vocab_size()) throw Error("the stored trace names token id " + std::to_string(tt.id) + ", outside the model's vocabulary");
+      if (tt.id < 0 || tt.id >= tok.vocab_size())
+        throw Error("the stored trace names token id " + std::to_string(tt.id) + ", outside the model's vocabulary");
       tt.text = token_bytes_of(t);
       tt.phase = parse_phase(t.value("phase", "answer")).value_or(TokenPhase::Answer);
       tt.origin = parse_origin(t.value("origin", "sampled")).value_or(TokenOrigin::Sampled);
@@ -206,8 +217,10 @@ ojson trace_view(const json& record, Exposure exposure) {
     int withheld = 0;
     for (const auto& t : view["tokens"]) {
       const std::string phase = t.is_object() ? t.value("phase", "") : "";
-      if (phase == "answer" || phase == "before_thinking") kept.push_back(t);
-      else ++withheld;
+      if (phase == "answer" || phase == "before_thinking")
+        kept.push_back(t);
+      else
+        ++withheld;
     }
     view["tokens"] = std::move(kept);
     view["reasoning_tokens_withheld"] = withheld;

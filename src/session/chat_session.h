@@ -5,8 +5,8 @@
 
 #include <functional>
 #include <memory>
-#include <span>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,24 +28,24 @@ struct TraceToken {
   float entropy = 0;     // nats
   float confidence = 0;  // DeepConf: -mean logprob of the top-k
   std::vector<TokenLogprob> top;
-  double time_ms = 0;  // since generation started
+  double time_ms = 0;        // since generation started
   bool from_prefix = false;  // forced by ChatOptions::assistant_prefix
 };
 
 struct ChatOptions {
   SamplingParams sampling;
-  int max_tokens = 2048;        // generated tokens (thinking + answer), forced ones included
-  int think_budget = -1;        // -1: unlimited
-  int min_think = 0;            // budget forcing: at least this many thinking tokens
+  int max_tokens = 2048;  // generated tokens (thinking + answer), forced ones included
+  int think_budget = -1;  // -1: unlimited
+  int min_think = 0;      // budget forcing: at least this many thinking tokens
   bool no_think = false;
   bool budget_message = false;  // inject a short message before a budget close
   std::string budget_message_text =
       "\n\nConsidering the limited time, I have to give the solution based on the thinking directly now.\n";
   std::string continuation_text = "Wait";
-  std::vector<std::string> stop;        // stop strings (matched in the answer and the thinking)
+  std::vector<std::string> stop;  // stop strings (matched in the answer and the thinking)
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();
-  std::string template_override;        // Jinja source replacing the model's template
-  int trace_top_k = 20;                 // alternatives recorded per token (0: none)
+  std::string template_override;  // Jinja source replacing the model's template
+  int trace_top_k = 20;           // alternatives recorded per token (0: none)
   // Text the reply is forced to start with (e.g. "<think>\nfirst step\n" to
   // make the thinking start with a given prefix; write the open marker when
   // the prompt does not open the block). Its tokens go through the thinking
@@ -58,8 +58,8 @@ struct ChatResult {
   std::string prompt;  // rendered prompt text
   std::vector<TokenId> prompt_tokens;
   std::string reasoning, content;
-  int reasoning_tokens = 0;  // tokens inside the thinking block (markers excluded)
-  int content_tokens = 0;    // answer tokens (end-of-generation token excluded)
+  int reasoning_tokens = 0;   // tokens inside the thinking block (markers excluded)
+  int content_tokens = 0;     // answer tokens (end-of-generation token excluded)
   std::string finish_reason;  // "stop" (end token or stop string), "length", "cancelled"
   bool thinking_forced_closed = false;
   bool thinking_unclosed = false;

@@ -55,7 +55,8 @@ BpeTokenizer::BpeTokenizer(VocabMetadata meta) {
   add_bos_ = meta.add_bos.value_or(false);
   pre_tokenizer_ = std::make_unique<PreTokenizer>(meta.pre);
 
-  for (int byte = 0; byte < 256; ++byte) byte_tokens_[byte] = find_token(unicode::byte_symbol(static_cast<uint8_t>(byte)));
+  for (int byte = 0; byte < 256; ++byte)
+    byte_tokens_[byte] = find_token(unicode::byte_symbol(static_cast<uint8_t>(byte)));
 
   if (meta.merges.empty() && tokens_.size() > 256) {
     throw Error(meta.source + ": tokenizer.ggml.merges: missing or empty (a gpt2 vocabulary needs its merges)");

@@ -21,8 +21,7 @@ class BpeTokenizer final : public Tokenizer {
   // unknown pre-tokenizer name.
   explicit BpeTokenizer(VocabMetadata meta);
 
-  std::vector<TokenId> encode(std::string_view text, bool parse_special = true,
-                              bool add_bos = false) const override;
+  std::vector<TokenId> encode(std::string_view text, bool parse_special = true, bool add_bos = false) const override;
   std::string token_bytes(TokenId id, bool render_special = true) const override;
 
   const PreTokenizer& pre_tokenizer() const { return *pre_tokenizer_; }

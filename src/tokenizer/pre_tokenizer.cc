@@ -77,8 +77,7 @@ const std::vector<Family>& families() {
       // punctuation runs, trailing whitespace, CJK runs, digit runs.
       {"deepseek-llm",
        {"deepseek-llm"},
-       {R"re([\r\n])re", kDeepseekLlmLetters, kDeepseekLlmPunctuation, R"re(\s+$)re",
-        kDeepseekCjk, R"re(\p{N}+)re"},
+       {R"re([\r\n])re", kDeepseekLlmLetters, kDeepseekLlmPunctuation, R"re(\s+$)re", kDeepseekCjk, R"re(\p{N}+)re"},
        false,
        false},
       // DeepSeek Coder: like DeepSeek LLM with \p{L}/\p{P} classes and one
@@ -105,9 +104,8 @@ const std::vector<Family>& families() {
       // llama.cpp's fallback when a GGUF names no pre-tokenizer.
       {"default",
        {"default"},
-       {R"re([\p{P}\$\+<=>\^~\|]+)re",
-        R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))re", R"re(\p{N}+)re",
-        R"re([0-9][0-9][0-9])re"},
+       {R"re([\p{P}\$\+<=>\^~\|]+)re", R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))re",
+        R"re(\p{N}+)re", R"re([0-9][0-9][0-9])re"},
        false,
        false},
   };
@@ -123,13 +121,13 @@ class RegexSplit {
   explicit RegexSplit(const std::string& pattern) {
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                          PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                          &error_code, &error_offset, nullptr);
     if (code_ == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error_code, message, sizeof(message));
-      throw Error("pre-tokenizer regex does not compile at offset " + std::to_string(error_offset) +
-                  ": " + reinterpret_cast<const char*>(message));
+      throw Error("pre-tokenizer regex does not compile at offset " + std::to_string(error_offset) + ": " +
+                  reinterpret_cast<const char*>(message));
     }
     // JIT is an optimisation only: without it the interpreter is used.
     (void)pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);
@@ -150,18 +148,16 @@ class RegexSplit {
     while (search_from <= piece.size()) {
       // The subject was validated as UTF-8 once; re-checking it on every call
       // would make splitting quadratic.
-      int rc = pcre2_match(code_, subject, piece.size(), search_from, PCRE2_NO_UTF_CHECK,
-                           match_data.get(), nullptr);
+      int rc = pcre2_match(code_, subject, piece.size(), search_from, PCRE2_NO_UTF_CHECK, match_data.get(), nullptr);
       if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
-        rc = pcre2_match(code_, subject, piece.size(), search_from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                         match_data.get(), nullptr);
+        rc = pcre2_match(code_, subject, piece.size(), search_from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, match_data.get(),
+                         nullptr);
       }
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) {
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(rc, message, sizeof(message));
-        throw Error(std::string("pre-tokenizer regex failed on the input: ") +
-                    reinterpret_cast<const char*>(message));
+        throw Error(std::string("pre-tokenizer regex failed on the input: ") + reinterpret_cast<const char*>(message));
       }
       const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match_data.get());
       const size_t match_start = ovector[0];
@@ -200,8 +196,7 @@ PreTokenizer::PreTokenizer(std::string_view pre_name) {
     if (!known.empty()) known += ", ";
     known += name;
   }
-  throw Error("tokenizer.ggml.pre: unknown pre-tokenizer '" + std::string(pre_name) + "' (supported: " + known +
-              ")");
+  throw Error("tokenizer.ggml.pre: unknown pre-tokenizer '" + std::string(pre_name) + "' (supported: " + known + ")");
 }
 
 PreTokenizer::~PreTokenizer() = default;

@@ -16,8 +16,7 @@ class SpmTokenizer final : public Tokenizer {
  public:
   explicit SpmTokenizer(VocabMetadata meta);
 
-  std::vector<TokenId> encode(std::string_view text, bool parse_special = true,
-                              bool add_bos = false) const override;
+  std::vector<TokenId> encode(std::string_view text, bool parse_special = true, bool add_bos = false) const override;
   std::string token_bytes(TokenId id, bool render_special = true) const override;
   bool decode_strips_leading_space() const override { return add_space_prefix_; }
 

@@ -61,10 +61,11 @@ constexpr std::string_view kEndOfTurnTexts[] = {"<|eot_id|>", "<|im_end|>", "<|e
 // Texts of tokens that end generation besides eos/eot/eom (as llama.cpp's
 // end-of-generation set).
 constexpr std::string_view kEndOfGenerationTexts[] = {
-    "<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|end_of_text|>", "<|eom_id|>", "<EOT>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<|eom_id|>", "<EOT>",
     // DeepSeek's <｜end▁of▁sentence｜> (fullwidth bars, U+2581 spaces)
-    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence" "\xEF\xBD\x9C>"};
+    "<\xEF\xBD\x9C"
+    "end\xE2\x96\x81of\xE2\x96\x81sentence"
+    "\xEF\xBD\x9C>"};
 
 // Length of the longest prefix of `bytes` that does not end inside an
 // unfinished UTF-8 sequence.
@@ -95,7 +96,8 @@ VocabMetadata read_vocab_metadata(const gguf::File& file) {
     meta.pre = *pre->as_string();
   }
 
-  auto tokens = read_array(file, "tokenizer.ggml.tokens", [&] { return file.get_string_array("tokenizer.ggml.tokens"); });
+  auto tokens =
+      read_array(file, "tokenizer.ggml.tokens", [&] { return file.get_string_array("tokenizer.ggml.tokens"); });
   if (!tokens) throw Error(where(file, "tokenizer.ggml.tokens") + ": missing");
   if (tokens->empty()) throw Error(where(file, "tokenizer.ggml.tokens") + ": empty vocabulary");
   if (tokens->size() >= static_cast<size_t>(std::numeric_limits<TokenId>::max())) {
@@ -109,8 +111,8 @@ VocabMetadata read_vocab_metadata(const gguf::File& file) {
       read_array(file, "tokenizer.ggml.token_type", [&] { return file.get_int_array("tokenizer.ggml.token_type"); });
   if (types) {
     if (types->size() != n) {
-      throw Error(where(file, "tokenizer.ggml.token_type") + ": " + std::to_string(types->size()) +
-                  " entries for " + std::to_string(n) + " tokens");
+      throw Error(where(file, "tokenizer.ggml.token_type") + ": " + std::to_string(types->size()) + " entries for " +
+                  std::to_string(n) + " tokens");
     }
     for (size_t i = 0; i < n; ++i) {
       const int64_t type = (*types)[i];
@@ -123,7 +125,8 @@ VocabMetadata read_vocab_metadata(const gguf::File& file) {
     }
   }
 
-  auto scores = read_array(file, "tokenizer.ggml.scores", [&] { return file.get_float_array("tokenizer.ggml.scores"); });
+  auto scores =
+      read_array(file, "tokenizer.ggml.scores", [&] { return file.get_float_array("tokenizer.ggml.scores"); });
   if (scores) {
     if (scores->size() != n) {
       throw Error(where(file, "tokenizer.ggml.scores") + ": " + std::to_string(scores->size()) + " entries for " +
@@ -132,7 +135,8 @@ VocabMetadata read_vocab_metadata(const gguf::File& file) {
     meta.scores = std::move(*scores);
   }
 
-  auto merges = read_array(file, "tokenizer.ggml.merges", [&] { return file.get_string_array("tokenizer.ggml.merges"); });
+  auto merges =
+      read_array(file, "tokenizer.ggml.merges", [&] { return file.get_string_array("tokenizer.ggml.merges"); });
   if (merges) meta.merges = std::move(*merges);
 
   meta.bos = read_token_id(file, "tokenizer.ggml.bos_token_id", n);

@@ -45,8 +45,7 @@ class Tokenizer {
   // without it all text is tokenized as text. add_bos: prepend BOS if the
   // vocabulary has one. Any bytes are accepted: invalid UTF-8 becomes byte
   // tokens (or the unknown token when the vocabulary has no byte tokens).
-  virtual std::vector<TokenId> encode(std::string_view text, bool parse_special = true,
-                                      bool add_bos = false) const = 0;
+  virtual std::vector<TokenId> encode(std::string_view text, bool parse_special = true, bool add_bos = false) const = 0;
   // The exact bytes of one token as it appears in text (byte tokens give
   // their byte; SPM "▁" becomes a space; BPE byte-unicode is undone).
   // Control tokens give their text (e.g. "<|im_end|>") when render_special.
@@ -58,7 +57,7 @@ class Tokenizer {
   int32_t vocab_size() const { return static_cast<int32_t>(tokens_.size()); }
   const std::string& token_text(TokenId id) const { return tokens_.at(id); }  // as stored
   TokenAttr token_attr(TokenId id) const { return attrs_.at(id); }
-  bool is_control(TokenId id) const;   // control tokens (never printed as content)
+  bool is_control(TokenId id) const;  // control tokens (never printed as content)
   // Finds a token whose stored text is exactly `text` (special or not); -1 if none.
   TokenId find_token(std::string_view text) const;
 

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <random>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "base/error.h"
@@ -284,9 +284,11 @@ TEST(TokenizerRoundTrip, InvalidUtf8IsKeptByteForByte) {
 // come back byte for byte from the lossless tokenizers.
 TEST(TokenizerRoundTrip, RandomBytes) {
   std::mt19937 rng(12345);
-  const std::vector<std::string> pieces = {" ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "123", "4567", "a", "Hello",
-                                           "\xC3\xA9", "e\xCC\x81", "\xE4\xB8\xAD", "\xF0\x9F\xA6\x99", "<|im_end|>",
-                                           "<think>", "</s>", "\xFF", "\x80", "\xE4\xB8", "\x00", "!!", "\xE2\x96\x81"};
+  const std::vector<std::string> pieces = {" ",          "  ",       "\n",        "\r\n",         "\t",
+                                           "'s",         "'LL",      "123",       "4567",         "a",
+                                           "Hello",      "\xC3\xA9", "e\xCC\x81", "\xE4\xB8\xAD", "\xF0\x9F\xA6\x99",
+                                           "<|im_end|>", "<think>",  "</s>",      "\xFF",         "\x80",
+                                           "\xE4\xB8",   "\x00",     "!!",        "\xE2\x96\x81"};
   const Tokenizer* lossless[] = {&load(kTokDir + "llama3.vocab.gguf"), &load(kTokDir + "deepseek-v3.vocab.gguf")};
   const Tokenizer& spm = load(kRef + "models/llama-2-tiny-random.gguf");
   for (int round = 0; round < 300; ++round) {
@@ -359,7 +361,7 @@ TEST(TokenizerMetadata, SpecialIdsAndEndOfGeneration) {
   EXPECT_EQ(qwen.eos(), 151645);
   EXPECT_EQ(qwen.eot(), 151645);  // <|im_end|>
   EXPECT_TRUE(qwen.is_end_of_generation(151645));
-  EXPECT_TRUE(qwen.is_end_of_generation(151643));  // <|endoftext|>
+  EXPECT_TRUE(qwen.is_end_of_generation(151643));   // <|endoftext|>
   EXPECT_FALSE(qwen.is_end_of_generation(151644));  // <|im_start|>
   EXPECT_FALSE(qwen.is_end_of_generation(9707));
   EXPECT_TRUE(qwen.is_control(151644));
@@ -370,8 +372,8 @@ TEST(TokenizerMetadata, SpecialIdsAndEndOfGeneration) {
 
   const Tokenizer& llama3 = load(kTokDir + "llama3.vocab.gguf");
   EXPECT_EQ(llama3.eos(), 128009);
-  EXPECT_EQ(llama3.eot(), 128009);  // <|eot_id|>
-  EXPECT_TRUE(llama3.is_end_of_generation(128001));  // <|end_of_text|>
+  EXPECT_EQ(llama3.eot(), 128009);                    // <|eot_id|>
+  EXPECT_TRUE(llama3.is_end_of_generation(128001));   // <|end_of_text|>
   EXPECT_FALSE(llama3.is_end_of_generation(128006));  // <|start_header_id|>
 
   const Tokenizer& deepseek = load(kTokDir + "deepseek-v3.vocab.gguf");
@@ -472,8 +474,7 @@ TEST(PreTokenizer, NamesAndOptions) {
 
 TEST(PreTokenizer, SplitsLikeTheReferenceRegexes) {
   const PreTokenizer qwen("qwen2");
-  EXPECT_EQ(qwen.split("Hello world's 123"),
-            (std::vector<std::string>{"Hello", " world", "'s", " ", "1", "2", "3"}));
+  EXPECT_EQ(qwen.split("Hello world's 123"), (std::vector<std::string>{"Hello", " world", "'s", " ", "1", "2", "3"}));
   const PreTokenizer llama("llama-bpe");
   EXPECT_EQ(llama.split("12345  x\n\n"), (std::vector<std::string>{"123", "45", " ", " x", "\n\n"}));
   const PreTokenizer gpt2("gpt-2");

@@ -123,10 +123,9 @@ std::string nfc(std::string_view valid_utf8) {
   }
   if (ascii) return std::string(valid_utf8);
   utf8proc_uint8_t* mapped = nullptr;
-  const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid_utf8.data()),
-                   static_cast<utf8proc_ssize_t>(valid_utf8.size()), &mapped,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid_utf8.data()),
+                                          static_cast<utf8proc_ssize_t>(valid_utf8.size()), &mapped,
+                                          static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (n < 0) {
     throw Error(std::string("NFC normalisation failed: ") + utf8proc_errmsg(n));
   }
