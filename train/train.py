@@ -179,7 +179,10 @@ def main():
         loss_acc += step_loss
         n_acc += 1
         now = time.time()
-        elapsed += now - t_prev
+        # A step never takes a minute: a longer gap means the process was
+        # paused (SIGSTOP, e.g. to benchmark on a quiet machine), which must not
+        # eat into the time-based schedule.
+        elapsed += min(now - t_prev, 60.0)
         t_prev = now
         if step % 25 == 0:
             rec = {"step": step, "min": round(elapsed / 60, 2), "loss": round(loss_acc / n_acc, 4), "lr": lr,
