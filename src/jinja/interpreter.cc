@@ -294,6 +294,21 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b, size_t max_bytes) {
   throw Failure("unknown operator");
 }
 
+// a < b, a <= b, a > b or a >= b on two numbers of one type.
+template <typename T>
+bool ordered(CompareOp op, T x, T y) {
+  switch (op) {
+    case CompareOp::kLt:
+      return x < y;
+    case CompareOp::kLe:
+      return x <= y;
+    case CompareOp::kGt:
+      return x > y;
+    default:
+      return x >= y;
+  }
+}
+
 bool compare_op(CompareOp op, const Value& a, const Value& b) {
   switch (op) {
     case CompareOp::kEq:
@@ -307,34 +322,8 @@ bool compare_op(CompareOp op, const Value& a, const Value& b) {
   if (b.is_undefined()) throw Failure(b.undefined_message());
   if (a.is_number() && b.is_number()) {
     // Compare exactly when both are integers, else as doubles (NaN-aware).
-    if (!a.is_float() && !b.is_float()) {
-      const int64_t x = as_index(a), y = as_index(b);
-      switch (op) {
-        case CompareOp::kLt:
-          return x < y;
-        case CompareOp::kLe:
-          return x <= y;
-        case CompareOp::kGt:
-          return x > y;
-        case CompareOp::kGe:
-          return x >= y;
-        default:
-          break;
-      }
-    }
-    const double x = a.to_double(), y = b.to_double();
-    switch (op) {
-      case CompareOp::kLt:
-        return x < y;
-      case CompareOp::kLe:
-        return x <= y;
-      case CompareOp::kGt:
-        return x > y;
-      case CompareOp::kGe:
-        return x >= y;
-      default:
-        break;
-    }
+    if (!a.is_float() && !b.is_float()) return ordered(op, as_index(a), as_index(b));
+    return ordered(op, a.to_double(), b.to_double());
   }
   const char* symbol = op == CompareOp::kLt ? "<" : op == CompareOp::kLe ? "<=" : op == CompareOp::kGt ? ">" : ">=";
   const bool orderable = (a.is_string() && b.is_string()) ||
