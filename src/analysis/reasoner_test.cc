@@ -18,7 +18,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "analysis/analysis.h"
 
@@ -67,11 +66,15 @@ AnalysisOptions curve_and_importance() {
 
 // "57+12=69" -> "57+12=70": the result of a "...=N" line, off by one.
 std::optional<std::string> plant_error(const std::string& step) {
-  static const std::regex result_at_end("=(-?)(\\d+)$");
-  std::smatch m;
-  if (!std::regex_search(step, m, result_at_end)) return std::nullopt;
-  const long long wrong = std::stoll(m[2].str()) + 1;
-  return step.substr(0, static_cast<size_t>(m.position(0))) + "=" + m[1].str() + std::to_string(wrong);
+  // The step must end in "=N" or "=-N".
+  size_t begin = step.size();
+  while (begin > 0 && step[begin - 1] >= '0' && step[begin - 1] <= '9') --begin;
+  if (begin == step.size()) return std::nullopt;
+  const bool negative = begin > 0 && step[begin - 1] == '-';
+  const size_t eq = begin - (negative ? 1 : 0);
+  if (eq == 0 || step[eq - 1] != '=') return std::nullopt;
+  const long long wrong = std::stoll(step.substr(begin)) + 1;
+  return step.substr(0, eq) + (negative ? "-" : "") + std::to_string(wrong);
 }
 
 class ReasonerTest : public ::testing::Test {

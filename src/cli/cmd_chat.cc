@@ -11,7 +11,6 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 
 #include "base/error.h"
@@ -122,16 +121,19 @@ ContextOptions make_context_options(const ThinkingFlags& t) {
 
 // Last integer in the text (the answer a problem set is scored on).
 std::optional<long long> last_integer(const std::string& text) {
-  static const std::regex re("-?\\d+");
-  std::optional<long long> last;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
-    try {
-      last = std::stoll(it->str());
-    } catch (const std::out_of_range&) {
-      last.reset();
-    }
+  // The last run of digits, with a '-' right before it (as "-?\\d+" reads).
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t end = text.size();
+  while (end > 0 && !digit(text[end - 1])) --end;
+  if (end == 0) return std::nullopt;
+  size_t begin = end;
+  while (begin > 0 && digit(text[begin - 1])) --begin;
+  if (begin > 0 && text[begin - 1] == '-') --begin;
+  try {
+    return std::stoll(text.substr(begin, end - begin));
+  } catch (const std::out_of_range&) {
+    return std::nullopt;
   }
-  return last;
 }
 
 // ------------------------------------------------------------------ run
