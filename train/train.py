@@ -113,8 +113,8 @@ def main():
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     log = open(os.path.join(args.out, "log.jsonl"), "a")
 
-    if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path)
+    ck = torch.load(ckpt_path) if os.path.exists(ckpt_path) else None
+    if ck is not None:
         cfg = Config(**ck["config"])
         model = Qwen3(cfg)
         model.load_state_dict(ck["model"])
@@ -144,7 +144,7 @@ def main():
     # A warm restart starts a fresh warm-up + cosine at the resumed point; it is stored so that resuming the
     # continuation again keeps the same schedule.
     sched_start_step, sched_start_elapsed = 0, 0.0
-    if os.path.exists(ckpt_path) and "sched_start" in ck:
+    if ck is not None and "sched_start" in ck:
         sched_start_step, sched_start_elapsed = ck["sched_start"]
     if args.rewarm and step > 0:
         sched_start_step, sched_start_elapsed = step, elapsed

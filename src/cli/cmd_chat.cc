@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "analysis/analysis.h"
 #include "base/error.h"
 #include "chat/chat_template.h"
 #include "cli/cmd_analyze.h"
@@ -117,23 +118,6 @@ ContextOptions make_context_options(const ThinkingFlags& t) {
   c.n_ctx = t.ctx;
   c.n_threads = t.threads;
   return c;
-}
-
-// Last integer in the text (the answer a problem set is scored on).
-std::optional<long long> last_integer(const std::string& text) {
-  // The last run of digits, with a '-' right before it (as "-?\\d+" reads).
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  size_t end = text.size();
-  while (end > 0 && !digit(text[end - 1])) --end;
-  if (end == 0) return std::nullopt;
-  size_t begin = end;
-  while (begin > 0 && digit(text[begin - 1])) --begin;
-  if (begin > 0 && text[begin - 1] == '-') --begin;
-  try {
-    return std::stoll(text.substr(begin, end - begin));
-  } catch (const std::out_of_range&) {
-    return std::nullopt;
-  }
 }
 
 // ------------------------------------------------------------------ run
@@ -287,14 +271,15 @@ void run_eval(const EvalOpts& o) {
   for (size_t i = 0; i < problems.size(); ++i) {
     const ojson messages = ojson::array({{{"role", "user"}, {"content", problems[i].question}}});
     const ChatResult r = session.generate(messages, options);
-    const auto predicted = last_integer(r.content);
-    const bool ok = predicted && *predicted == problems[i].answer;
+    // Scored like the analysis' final answer: the last integer of the content.
+    const auto predicted = analysis::last_integer(r.content);
+    const bool ok = predicted && predicted->value == problems[i].answer;
     correct += ok;
     think_tokens += r.reasoning_tokens;
     answer_tokens += r.content_tokens;
     items.push_back({{"question", problems[i].question},
                      {"answer", problems[i].answer},
-                     {"predicted", predicted ? ojson(*predicted) : ojson(nullptr)},
+                     {"predicted", predicted ? ojson(predicted->value) : ojson(nullptr)},
                      {"correct", ok},
                      {"reasoning_tokens", r.reasoning_tokens},
                      {"content_tokens", r.content_tokens}});
