@@ -83,7 +83,7 @@ def verify(model, path, tol=1e-4):
 
 
 def load_checkpoint(ckpt):
-    ck = torch.load(ckpt)
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
     model = Qwen3(Config(**ck["config"]))
     model.load_state_dict(ck["model"])
     model.eval()

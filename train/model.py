@@ -89,9 +89,13 @@ class Block(nn.Module):
             k = k.repeat_interleave(rep, dim=1)
             v = v.repeat_interleave(rep, dim=1)
         S = k.shape[2]
+        if x.is_cuda and cache is None and seg is None and key_valid is None:
+            # training on a GPU: the fused kernel computes the same causal attention without the T x S matrix
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self._finish(x, y, B, T)
         att = (q @ k.transpose(-1, -2)) / math.sqrt(c.head_dim)
         # causal mask: query t (absolute pos S-T+t) sees keys <= its position
-        mask = torch.ones(T, S, dtype=torch.bool).tril(diagonal=S - T)
+        mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
         if seg is not None:
             # packed training rows: attend only within the same example (block-diagonal causal)
             mask = mask[None] & (seg[:, :, None] == seg[:, None, :])
@@ -100,11 +104,15 @@ class Block(nn.Module):
             # batched decoding with left padding: pad keys are invisible; a query always sees itself
             # (so pad rows never produce NaN)
             mask = mask[None] & key_valid[:, None, :]
-            diag = torch.zeros(T, S, dtype=torch.bool)
+            diag = torch.zeros(T, S, dtype=torch.bool, device=x.device)
             diag[torch.arange(T), torch.arange(S - T, S)] = True
             mask = (mask | diag[None])[:, None]
         att = att.masked_fill(~mask, float("-inf"))
         y = torch.softmax(att, dim=-1) @ v
+        return self._finish(x, y, B, T)
+
+    def _finish(self, x, y, B, T):
+        c = self.c
         y = y.transpose(1, 2).reshape(B, T, c.n_head * c.head_dim)
         x = x + self.attn_output(y)
         h = self.ffn_norm(x)

@@ -25,6 +25,7 @@ class ExportTest(unittest.TestCase):
         model = Qwen3(Config(vocab_size=tok.vocab_size, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, head_dim=32,
                              n_ff=96, context_length=256))
         model.init_weights(7)
+        torch.manual_seed(7)  # the perturbation below, so that the greedy checks see the same model every run
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.1)

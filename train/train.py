@@ -1,8 +1,10 @@
-"""Train the glassbox tiny reasoner (CPU, resumable, time-budgeted cosine schedule).
+"""Train the glassbox tiny reasoner (resumable, time-budgeted cosine schedule; CPU or a CUDA GPU).
 
 python3 train/train.py --out train/runs/main --minutes 85
+python3 train/train.py --out RUN --device cuda --workers 14 --tokens_per_batch 24576 --n_micro 2 ...
 """
 import argparse
+import collections
 import json
 import math
 import os
@@ -77,6 +79,54 @@ def make_batches(tok, seed, step, tokens_per_batch, pad_id, n_micro=6):
     return micro, total, n_targets
 
 
+_worker_tok = None
+
+
+def _worker_init(tok_path):
+    global _worker_tok
+    torch.set_num_threads(1)
+    _worker_tok = Tokenizer.load(tok_path)
+
+
+def _worker_batch(seed, step, tokens_per_batch, n_micro):
+    # numpy arrays travel between processes without torch's shared-memory file descriptors
+    micro, ntok, n_targets = make_batches(_worker_tok, seed, step, tokens_per_batch, _worker_tok.eot, n_micro)
+    return [(x.numpy(), y.numpy()) for x, y in micro], ntok, n_targets
+
+
+class BatchStream:
+    """Batches for steps start, start+1, ... in order. With workers they are built ahead in other processes
+    (a GPU step is faster than building its batch in Python); each step's batch depends only on (seed, step),
+    so the stream is the same with or without workers."""
+
+    def __init__(self, tok, tok_path, seed, start, tokens_per_batch, n_micro, workers, ahead=64):
+        self.tok, self.seed, self.next, self.tpb, self.n_micro = tok, seed, start, tokens_per_batch, n_micro
+        self.pool = None
+        if workers > 0:
+            import multiprocessing as mp
+            self.pool = mp.get_context("fork").Pool(workers, _worker_init, (tok_path,))
+            self.pending = collections.deque()
+            for _ in range(ahead):
+                self._submit()
+
+    def _submit(self):
+        self.pending.append(self.pool.apply_async(_worker_batch, (self.seed, self.next, self.tpb, self.n_micro)))
+        self.next += 1
+
+    def get(self):
+        if self.pool is None:
+            out = make_batches(self.tok, self.seed, self.next, self.tpb, self.tok.eot, self.n_micro)
+            self.next += 1
+            return out
+        micro, ntok, n_targets = self.pending.popleft().get()
+        self._submit()
+        return [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in micro], ntok, n_targets
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+
+
 def quick_eval(model, tok, n=50):
     ps = data.problems(QUICK_EVAL_SEED, n)
     outs = infer.greedy_batch(model, tok, [tok.encode(data.prompt_text(p["question"])) for p in ps], max_new=300)
@@ -103,6 +153,9 @@ def main():
     ap.add_argument("--ckpt_every_s", type=float, default=180)
     ap.add_argument("--eval_every_s", type=float, default=600)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--workers", type=int, default=0, help="processes that build batches ahead (0: in line)")
+    ap.add_argument("--n_micro", type=int, default=6, help="padded micro-batches per step (length-sorted)")
     ap.add_argument("--rewarm", type=int, default=0,
                     help="on resume, restart the schedule: warm up over this many steps to --lr, then cosine "
                          "to --min_lr over the remaining time (a warm restart for a longer run)")
@@ -113,11 +166,14 @@ def main():
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     log = open(os.path.join(args.out, "log.jsonl"), "a")
 
-    ck = torch.load(ckpt_path) if os.path.exists(ckpt_path) else None
+    device = torch.device(args.device)
+    # our own checkpoint (optimizer state, config dict): newer PyTorch defaults to weights_only=True
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False) if os.path.exists(ckpt_path) else None
     if ck is not None:
         cfg = Config(**ck["config"])
         model = Qwen3(cfg)
         model.load_state_dict(ck["model"])
+        model.to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
         opt.load_state_dict(ck["opt"])
         step, elapsed, tokens_seen = ck["step"], ck["elapsed"], ck["tokens_seen"]
@@ -128,6 +184,7 @@ def main():
                      eps=1e-6, context_length=512)
         model = Qwen3(cfg)
         model.init_weights(args.seed)
+        model.to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.01)
         step, elapsed, tokens_seen = 0, 0.0, 0
     n_params = sum(p.numel() for p in model.parameters())
@@ -136,7 +193,12 @@ def main():
 
     def save():
         tmp = ckpt_path + ".tmp"
-        torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+        # tensors are saved on the CPU so that a checkpoint made on a GPU loads anywhere
+        to_cpu = lambda t: t.cpu() if torch.is_tensor(t) else t  # noqa: E731
+        opt_state = opt.state_dict()
+        opt_state["state"] = {k: {n: to_cpu(t) for n, t in v.items()} for k, v in opt_state["state"].items()}
+        model_state = {k: v.cpu() for k, v in model.state_dict().items()}
+        torch.save({"config": cfg.to_dict(), "model": model_state, "opt": opt_state, "step": step,
                     "elapsed": elapsed, "tokens_seen": tokens_seen, "args": vars(args),
                     "sched_start": (sched_start_step, sched_start_elapsed)}, tmp)
         os.replace(tmp, ckpt_path)
@@ -151,6 +213,15 @@ def main():
         print("warm restart of the schedule at step %d" % step, flush=True)
     warmup = args.rewarm if sched_start_step > 0 else args.warmup
 
+    def evaluate():
+        # decoding runs on the CPU (infer.py builds its tensors there); the model goes back afterwards
+        model.to("cpu")
+        acc = quick_eval(model, tok)
+        model.to(device)
+        return acc
+
+    stream = BatchStream(tok, os.path.join(args.out, "tokenizer.json"), args.seed, step, args.tokens_per_batch,
+                         args.n_micro, args.workers)
     model.train()
     last_ckpt = last_eval = time.time()
     t_prev = time.time()
@@ -163,20 +234,21 @@ def main():
             lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
         for g in opt.param_groups:
             g["lr"] = lr
-        micro, ntok, n_targets = make_batches(tok, args.seed, step, args.tokens_per_batch, tok.eot)
+        micro, ntok, n_targets = stream.get()
         opt.zero_grad(set_to_none=True)
         step_loss = 0.0
         for x, y in micro:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits = model(x)
             loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), y.view(-1), ignore_index=-100,
                                    reduction="sum") / n_targets
             loss.backward()
-            step_loss += loss.item()
+            step_loss += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         tokens_seen += ntok
-        loss_acc += step_loss
+        loss_acc = loss_acc + step_loss  # stays on the device: no synchronisation per step
         n_acc += 1
         now = time.time()
         # A step never takes a minute: a longer gap means the process was
@@ -185,7 +257,7 @@ def main():
         elapsed += min(now - t_prev, 60.0)
         t_prev = now
         if step % 25 == 0:
-            rec = {"step": step, "min": round(elapsed / 60, 2), "loss": round(loss_acc / n_acc, 4), "lr": lr,
+            rec = {"step": step, "min": round(elapsed / 60, 2), "loss": round(float(loss_acc) / n_acc, 4), "lr": lr,
                    "tokens": tokens_seen}
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
@@ -196,15 +268,16 @@ def main():
             last_ckpt = time.time()
             t_prev = time.time()  # do not charge checkpoint time to the schedule
         if now - last_eval > args.eval_every_s:
-            acc = quick_eval(model, tok)
+            acc = evaluate()
             rec = {"step": step, "min": round(elapsed / 60, 2), "quick_acc50": acc}
             print(json.dumps(rec), flush=True)
             log.write(json.dumps(rec) + "\n")
             log.flush()
             last_eval = time.time()
             t_prev = time.time()  # eval time is not training time
+    stream.close()
     save()
-    acc = quick_eval(model, tok)
+    acc = evaluate()
     rec = {"step": step, "min": round(elapsed / 60, 2), "quick_acc50": acc, "final": True, "params": n_params}
     print(json.dumps(rec), flush=True)
     log.write(json.dumps(rec) + "\n")

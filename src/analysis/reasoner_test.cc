@@ -2,7 +2,10 @@
 // (models/glassbox-tiny-reasoner.gguf), over a fixed problem set:
 //   1. the early-answer probability of the final answer is low (< 0.5)
 //      before the step that computes the final result and high (>= 0.5)
-//      from it on, in >= 90% of the problems;
+//      from it on, in >= 90% of the problems whose answer is not already
+//      written before that step (in the question or an earlier line: "56 -
+//      29 x 0" is 56, "94 - (94 - 10 * 25)" is the 250 of "10*25=250"; there
+//      the model can copy the answer early, and does);
 //   2. removing the final computation step lowers the answer's
 //      log-probability more than removing the first step, in >= 90%;
 //   3. with the thinking forced to start with a prefix holding a planted
@@ -14,6 +17,7 @@
 // (prints the figures quoted in docs/analysis-report.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +81,36 @@ std::optional<std::string> plant_error(const std::string& step) {
   return step.substr(0, eq) + (negative ? "-" : "") + std::to_string(wrong);
 }
 
+// Every number written in the text, without its sign: "9-544+18" -> 9, 544, 18.
+std::vector<long long> numbers_in(const std::string& text) {
+  std::vector<long long> out;
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] < '0' || text[i] > '9') {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < text.size() && text[j] >= '0' && text[j] <= '9') ++j;
+    if (j - i <= 12) out.push_back(std::stoll(text.substr(i, j - i)));
+    i = j;
+  }
+  return out;
+}
+
+// Whether |answer| is written in the question or in a step before `final_step`.
+bool answer_written_before(const Report& rep, const std::string& question, long long answer, int final_step) {
+  const long long magnitude = answer < 0 ? -answer : answer;
+  auto holds = [&](const std::string& text) {
+    for (long long v : numbers_in(text))
+      if (v == magnitude) return true;
+    return false;
+  };
+  if (holds(question)) return true;
+  for (int i = 0; i < final_step && i < static_cast<int>(rep.steps.size()); ++i)
+    if (holds(rep.steps[static_cast<size_t>(i)].text)) return true;
+  return false;
+}
+
 class ReasonerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -103,6 +137,7 @@ class ReasonerTest : public ::testing::Test {
 TEST_F(ReasonerTest, EarlyAnswerRisesAtTheFinalComputationAndItMattersMost) {
   ChatSession session(*model_);
   int n = 0, curve_ok = 0, importance_ok = 0, correct = 0, decided_at_final = 0;
+  int n_unwritten = 0, curve_ok_unwritten = 0;  // problems whose answer is not written before step f
   for (const Problem& p : problems_) {
     const TraceRecord rec = generate(session, p.question, greedy());
     const Report rep = analyze(session, rec, curve_and_importance());
@@ -117,16 +152,27 @@ TEST_F(ReasonerTest, EarlyAnswerRisesAtTheFinalComputationAndItMattersMost) {
     for (const EarlyAnswerPoint& pt : rep.early_answer.points)
       ok = ok && (pt.after_step < f ? pt.probability < 0.5 : pt.probability >= 0.5);
     curve_ok += ok;
+    const bool written = answer_written_before(rep, p.question, p.answer, f);
+    n_unwritten += !written;
+    curve_ok_unwritten += !written && ok;
+    if (!ok) {
+      std::printf("  curve not low-then-high around step %d%s: %s ->", f, written ? " (answer written earlier)" : "",
+                  p.question.c_str());
+      for (const EarlyAnswerPoint& pt : rep.early_answer.points) std::printf(" %d:%.2f", pt.after_step, pt.probability);
+      std::printf("\n");
+    }
     decided_at_final += rep.early_answer.decided_step == f;
     const auto& im = rep.importance.steps;
     importance_ok += f != 0 && im[static_cast<size_t>(f)].removed_delta > im[0].removed_delta;
   }
   std::printf(
       "tiny reasoner, %d problems: accuracy %.1f%%; early-answer low before / high from the final "
-      "computation: %.1f%% (decided exactly there: %.1f%%); removing the final computation hurts more than "
-      "removing the first step: %.1f%%\n",
-      n, 100.0 * correct / n, 100.0 * curve_ok / n, 100.0 * decided_at_final / n, 100.0 * importance_ok / n);
-  EXPECT_GE(curve_ok, 0.9 * n);
+      "computation: %.1f%% of all, %.1f%% of the %d whose answer is not written earlier (decided exactly there: "
+      "%.1f%% of all); removing the final computation hurts more than removing the first step: %.1f%%\n",
+      n, 100.0 * correct / n, 100.0 * curve_ok / n, 100.0 * curve_ok_unwritten / std::max(1, n_unwritten), n_unwritten,
+      100.0 * decided_at_final / n, 100.0 * importance_ok / n);
+  ASSERT_GE(n_unwritten, n / 2) << "most answers are new numbers";
+  EXPECT_GE(curve_ok_unwritten, 0.9 * n_unwritten);
   EXPECT_GE(importance_ok, 0.9 * n);
 }
 
