@@ -63,7 +63,7 @@ void register_model_commands(CLI::App& app) {
     auto* cmd = app.add_subcommand("inspect", "Print a model's architecture, hyper-parameters and tensors");
     auto path = std::make_shared<std::string>();
     cmd->add_option("-m,--model", *path, "GGUF model file")->required();
-    cmd->callback([path] { print_inspect(*load_model(*path)); });
+    cmd->callback([path] { print_inspect(*load_model(*path, true, /*pack_for_generation=*/false)); });
   }
   {
     auto* cmd = app.add_subcommand("logits", "Print the logits of a token sequence as JSON");
@@ -81,7 +81,7 @@ void register_model_commands(CLI::App& app) {
                   "use the fast path (8-bit activations, F16 KV cache) instead of exact F32 arithmetic");
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)");
     cmd->callback([o] {
-      auto model = load_model(o->model, false);
+      auto model = load_model(o->model, false, /*pack_for_generation=*/o->fast);
       const std::vector<TokenId> ids = parse_id_list(o->tokens);
       if (ids.empty()) throw Error("--tokens is empty");
       ContextOptions co;

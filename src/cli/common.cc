@@ -11,9 +11,10 @@
 
 namespace glassbox::cli {
 
-std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer) {
+std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer, bool pack_for_generation) {
   LoadOptions o;
   o.load_tokenizer = load_tokenizer;
+  o.pack_for_generation = pack_for_generation;
   const bool tty = isatty(STDERR_FILENO) != 0;
   int last_percent = -1;
   if (tty) {

@@ -10,7 +10,9 @@
 namespace glassbox::cli {
 
 // Loads a model, drawing a progress bar on stderr when it is a terminal.
-std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer = true);
+// pack_for_generation: see LoadOptions (off for commands that do not generate
+// with the fast path: they would only pay the memory and the packing time).
+std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer = true, bool pack_for_generation = true);
 
 // Only the vocabulary of a GGUF file (works on vocab-only files too).
 struct VocabFile {

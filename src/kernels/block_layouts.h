@@ -46,6 +46,21 @@ inline constexpr int kQ4_KDmin = 2;
 inline constexpr int kQ4_KScales = 4;
 inline constexpr int kQ4_KQs = 16;
 
+// Q4_K rows packed in groups of 16 for the matrix-vector product: per block
+// of 256 columns, 16 d (fp16), 16 dmin (fp16), scales[8][16] and mins[8][16]
+// (one byte each, unpacked), then for each of the 4 groups of 64 values and
+// each of their 8 quads, 64 bytes holding 4 bytes per row: row r's bytes
+// 4r..4r+3 are Q4_K's qs bytes 32 g + 4 k .. + 3 (low nibbles: values
+// 64 g + 4 k .., sub-block 2 g; high nibbles: values 64 g + 32 + 4 k ..,
+// sub-block 2 g + 1). One 32-bit lane per row, so a dot-product instruction
+// meets four activations broadcast to all 16 rows.
+inline constexpr int kRows16 = 16;
+inline constexpr int kRows16Dmin = 32;
+inline constexpr int kRows16Scales = 64;
+inline constexpr int kRows16Mins = 192;
+inline constexpr int kRows16Qs = 320;
+inline constexpr int kRows16Bytes = kRows16Qs + 2048;  // per block of 256 columns
+
 // Q6_K: 256 elements in 16 sub-blocks of 16. 128 bytes ql (low 4 bits),
 // 64 bytes qh (high 2 bits), 16 int8 scales, fp16 d;
 // value = d * scale * (q - 32).

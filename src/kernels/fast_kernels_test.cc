@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -432,6 +433,77 @@ TEST(SiluMul, SimdMatchesScalar) {
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], want[i], 1e-6f * (1.0f + std::fabs(want[i]))) << isa << " " << i;
   }
+}
+
+// ------------------------------------------------- Q4_K packed by 16 rows
+
+// The packed matrix-vector product equals the scalar fast-path reference on
+// the original rows, on every ISA (the scalar table runs the packed
+// reference), for every row range of whole groups.
+TEST(Q4KRows16, EqualsReferenceOnOriginalRows) {
+  IsaGuard guard;
+  std::mt19937 rng(16);
+  for (int64_t cols : {int64_t{256}, int64_t{1024}, int64_t{3072}}) {
+    const int64_t rows = 48;
+    const int64_t stride = row_bytes(DType::Q4_K, cols) + 3;  // unaligned rows
+    const auto data = random_rows(DType::Q4_K, cols, rows, stride, rng);
+    TensorView W;
+    W.type = DType::Q4_K;
+    W.data = data.data();
+    W.ne[0] = cols;
+    W.ne[1] = rows;
+    W.row_stride = stride;
+    ASSERT_TRUE(can_pack_q4_k_rows16(W));
+    std::vector<uint8_t> packed(static_cast<size_t>(q4_k_rows16_bytes(W)));
+    ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * (144 * 16 + 64)));
+    pack_q4_k_rows16(W, packed.data());
+    const auto x = random_floats(cols, rng);
+    Activations acts;
+    acts.set(x.data(), cols, 1, cols);
+    acts.prepare_for(DType::Q4_K, nullptr);
+    const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
+    for (const std::string& isa : available_isas()) {
+      ASSERT_TRUE(force_isa(isa));
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
+        SCOPED_TRACE(isa + " cols=" + std::to_string(cols) + " rows " + std::to_string(r0) + ".." + std::to_string(r1));
+        std::vector<float> y(static_cast<size_t>(rows), NAN);
+        gemv_q4_k_rows16(packed.data(), cols, r0, r1, acts, y.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          if (r < r0 || r >= r1) {
+            ASSERT_TRUE(std::isnan(y[r])) << "row " << r << " outside the range was written";
+            continue;
+          }
+          ASSERT_NEAR(y[r], scalar::dot_q8(DType::Q4_K, W.row(r), q, 0), fast_tolerance(DType::Q4_K, W.row(r), q, 0))
+              << "row " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(Q4KRows16, RejectsShapesItCannotPack) {
+  std::vector<uint8_t> data(static_cast<size_t>(row_bytes(DType::Q4_K, 256) * 24));
+  TensorView W;
+  W.type = DType::Q4_K;
+  W.data = data.data();
+  W.ne[0] = 256;
+  W.ne[1] = 24;  // not whole groups of 16
+  W.row_stride = row_bytes(DType::Q4_K, 256);
+  EXPECT_FALSE(can_pack_q4_k_rows16(W));
+  std::vector<uint8_t> out(4096);
+  EXPECT_THROW(pack_q4_k_rows16(W, out.data()), Error);
+  W.ne[1] = 16;
+  W.type = DType::Q6_K;
+  EXPECT_FALSE(can_pack_q4_k_rows16(W));
+  W.type = DType::Q4_K;
+  EXPECT_TRUE(can_pack_q4_k_rows16(W));
+  Activations acts;
+  const auto x = std::vector<float>(256, 0.5f);
+  acts.set(x.data(), 256, 1, 256);
+  acts.prepare_for(DType::Q4_K, nullptr);
+  float y[16];
+  EXPECT_THROW(gemv_q4_k_rows16(out.data(), 256, 0, 8, acts, y), Error);   // not a whole group
+  EXPECT_THROW(gemv_q4_k_rows16(out.data(), 512, 0, 16, acts, y), Error);  // n differs from x
 }
 
 // ---------------------------------------------------------- fp16 rows

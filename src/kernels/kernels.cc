@@ -13,9 +13,22 @@
 
 #include "base/error.h"
 #include "base/thread_pool.h"
+#include "kernels/block_layouts.h"
 #include "kernels/kernels_internal.h"
 
 namespace glassbox::kernels {
+
+using layout::kQ4_KBytes;
+using layout::kQ4_KDmin;
+using layout::kQ4_KElems;
+using layout::kQ4_KQs;
+using layout::kQ4_KScales;
+using layout::kRows16;
+using layout::kRows16Bytes;
+using layout::kRows16Dmin;
+using layout::kRows16Mins;
+using layout::kRows16Qs;
+using layout::kRows16Scales;
 namespace {
 
 using detail::IsaKernels;
@@ -407,6 +420,11 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   const QuantizedActs& q = X.quantized(format);
   if (q.rows() == 1) {
     const detail::QRow x = qrow(q, 0);
+    if (W.rows16 != nullptr && r0 % kRows16 == 0 && r1 % kRows16 == 0) {
+      const int64_t group_bytes = n / kQ4_KElems * kRows16Bytes;
+      isa.gemv_q4_k_rows16(W.rows16 + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, Y + r0);
+      return;
+    }
     if (isa.gemv(W.type, W.row(r0), W.row_stride, r1 - r0, n, x, Y + r0)) return;
   } else if (isa.prepare_tile == nullptr) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -525,6 +543,48 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
   } else {
     work(0, n_items, 0);
   }
+}
+
+bool can_pack_q4_k_rows16(const TensorView& W) {
+  return W && W.type == DType::Q4_K && W.cols() % kQ4_KElems == 0 && W.rows() % kRows16 == 0 && W.rows() > 0;
+}
+
+bool have_fast_q4_k_rows16() { return active().gemv_q4_k_rows16 != &detail::reference::gemv_q4_k_rows16; }
+
+int64_t q4_k_rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * (W.cols() / kQ4_KElems) * kRows16Bytes; }
+
+void pack_q4_k_rows16(const TensorView& W, uint8_t* out) {
+  if (!can_pack_q4_k_rows16(W))
+    throw Error("pack_q4_k_rows16: needs a Q4_K matrix with a multiple of 16 rows and of 256 columns");
+  const int64_t n_blocks = W.cols() / kQ4_KElems;
+  for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      uint8_t* o = out + (g * n_blocks + b) * kRows16Bytes;
+      for (int r = 0; r < kRows16; ++r) {
+        const uint8_t* block = W.row(g * kRows16 + r) + b * kQ4_KBytes;
+        std::memcpy(o + 2 * r, block, 2);
+        std::memcpy(o + kRows16Dmin + 2 * r, block + kQ4_KDmin, 2);
+        uint8_t scales[8], mins[8];
+        layout::q4_k_scales_mins(block + kQ4_KScales, scales, mins);
+        for (int j = 0; j < 8; ++j) {
+          o[kRows16Scales + 16 * j + r] = scales[j];
+          o[kRows16Mins + 16 * j + r] = mins[j];
+        }
+        for (int group = 0; group < 4; ++group)
+          for (int k = 0; k < 8; ++k)
+            std::memcpy(o + kRows16Qs + (group * 8 + k) * 64 + 4 * r, block + kQ4_KQs + 32 * group + 4 * k, 4);
+      }
+    }
+  }
+}
+
+void gemv_q4_k_rows16(const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y) {
+  if (n <= 0 || n % kQ4_KElems != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
+    throw Error("gemv_q4_k_rows16: rows must be whole groups of 16 and n a multiple of 256");
+  const QuantizedActs& q = x.quantized(ActFormat::Q8_256);
+  if (q.n() != n || q.rows() < 1) throw Error("gemv_q4_k_rows16: activations do not match the matrix");
+  const int64_t group_bytes = n / kQ4_KElems * kRows16Bytes;
+  active().gemv_q4_k_rows16(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, qrow(q, 0), y + r0);
 }
 
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool) {

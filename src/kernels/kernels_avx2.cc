@@ -887,10 +887,20 @@ void f16_to_f32_avx2(const uint16_t* x, float* out, int64_t n) {
 }  // namespace
 
 namespace detail {
-constexpr IsaKernels kAvx2Kernels = {
-    "avx2",        dequantize_row_avx2, dot_avx2,       gemm_f32_avx2, quantize_acts_fast,
-    nullptr,       prepare_tile_fast,   gemm_tile_fast, gemv_fast,     attention_avx2,
-    silu_mul_avx2, f32_to_f16_avx2,     f16_to_f32_avx2};
+constexpr IsaKernels kAvx2Kernels = {"avx2",
+                                     dequantize_row_avx2,
+                                     dot_avx2,
+                                     gemm_f32_avx2,
+                                     quantize_acts_fast,
+                                     nullptr,
+                                     prepare_tile_fast,
+                                     gemm_tile_fast,
+                                     gemv_fast,
+                                     attention_avx2,
+                                     silu_mul_avx2,
+                                     f32_to_f16_avx2,
+                                     f16_to_f32_avx2,
+                                     reference::gemv_q4_k_rows16};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

@@ -396,6 +396,39 @@ bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int6
   return true;
 }
 
+// Exact integer sums per sub-block, scaled in double (as dot_q8_unchecked
+// does for the original blocks).
+void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  const int64_t n_blocks = n / kQ4_KElems;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int r = 0; r < kRows16; ++r) {
+      double total = 0;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* block = packed + (g * n_blocks + b) * kRows16Bytes;
+        const int8_t* xq = x.qs + kQ4_KElems * b;
+        int64_t scaled = 0, mins = 0;
+        for (int j = 0; j < 8; ++j) {
+          const int group = j / 2, high = j % 2;
+          int64_t sum = 0;
+          for (int k = 0; k < 8; ++k)
+            for (int i = 0; i < 4; ++i) {
+              const uint8_t byte = block[kRows16Qs + (group * 8 + k) * 64 + 4 * r + i];
+              const int q = high ? byte >> 4 : byte & 0x0F;
+              sum += q * xq[64 * group + 32 * high + 4 * k + i];
+            }
+          scaled += sum * block[kRows16Scales + 16 * j + r];
+          mins += static_cast<int64_t>(block[kRows16Mins + 16 * j + r]) * x.sums[8 * b + j];
+        }
+        const double dx = x.scales[8 * b];
+        total +=
+            dx * (static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) * static_cast<double>(scaled) -
+                  static_cast<double>(fp16_to_f32(load_u16(block + kRows16Dmin + 2 * r))) * static_cast<double>(mins));
+      }
+      y[g * kRows16 + r] = static_cast<float>(total);
+    }
+  }
+}
+
 void attention(const AttentionArgs& args, AttentionScratch&) { attention_reference(args); }
 
 }  // namespace detail::reference
@@ -427,7 +460,8 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        reference::attention,
                                        silu_mul_scalar,
                                        f32_to_f16_scalar,
-                                       f16_to_f32_scalar};
+                                       f16_to_f32_scalar,
+                                       reference::gemv_q4_k_rows16};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

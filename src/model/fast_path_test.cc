@@ -12,6 +12,7 @@
 #include <new>
 #include <nlohmann/json.hpp>
 
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 // Counts every allocation of the process (the test below looks at the
@@ -151,6 +152,39 @@ INSTANTIATE_TEST_SUITE_P(AllModels, FastPath, ::testing::ValuesIn(native_cases()
     if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return n;
 });
+
+// Q4_K matrices packed for one-token products give the logits of the
+// original rows (up to float summation order), where the CPU has the kernel.
+TEST(FastPathOptions, PackedQ4KGivesTheSameLogits) {
+  if (!kernels::have_fast_q4_k_rows16()) GTEST_SKIP() << "no SIMD kernel for packed Q4_K on this CPU";
+  const std::string path = (kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf").string();
+  LoadOptions packed_options, plain_options;
+  packed_options.load_tokenizer = plain_options.load_tokenizer = false;
+  plain_options.pack_for_generation = false;
+  auto packed = Model::load(path, packed_options);
+  auto plain = Model::load(path, plain_options);
+  int n_packed = 0;
+  for (const LayerWeights& l : packed->weights().layers)
+    for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      n_packed += W->rows16 != nullptr;
+  ASSERT_GT(n_packed, 0) << "no Q4_K matrix was packed";
+  EXPECT_EQ(plain->weights().layers[0].wq.rows16, nullptr);
+  ContextOptions co;
+  co.n_ctx = 64;
+  co.n_threads = 2;
+  Context a(*packed, co), b(*plain, co);
+  const std::vector<TokenId> tokens = {1, 17, 300, 5, 42, 7, 99, 3};
+  for (TokenId t : tokens) {
+    a.eval(std::span<const TokenId>(&t, 1));
+    b.eval(std::span<const TokenId>(&t, 1));
+    double worst = 0, scale = 0;
+    for (int i = 0; i < a.n_vocab(); ++i) {
+      worst = std::max(worst, std::abs(static_cast<double>(a.logits()[i]) - b.logits()[i]));
+      scale = std::max(scale, std::abs(static_cast<double>(b.logits()[i])));
+    }
+    EXPECT_LE(worst, 1e-3 * (1 + scale)) << "token " << t;
+  }
+}
 
 // The F32 cache is selectable and, with 8-bit activations, stays within
 // the same bound; F16 and F32 caches differ only by the fp16 rounding.
