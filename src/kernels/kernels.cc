@@ -398,6 +398,13 @@ void check_fast_args(const TensorView& W, const Activations& X) {
 }
 
 // Rows [r0, r1) of W times tokens [t0, t1) of X (no argument checks).
+// Rows [r0, r1) (whole groups of 16) of a packed Q4_K matrix times x.
+void packed_rows16(const IsaKernels& isa, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1,
+                   const detail::QRow& x, float* y) {
+  const int64_t group_bytes = n / kQ4_KElems * kRows16Bytes;
+  isa.gemv_q4_k_rows16(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, y + r0);
+}
+
 void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X, int64_t r0, int64_t r1, int64_t t0,
                 int64_t t1, float* Y, int64_t ldy) {
   const int64_t n = W.cols();
@@ -421,8 +428,7 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   if (q.rows() == 1) {
     const detail::QRow x = qrow(q, 0);
     if (W.rows16 != nullptr && r0 % kRows16 == 0 && r1 % kRows16 == 0) {
-      const int64_t group_bytes = n / kQ4_KElems * kRows16Bytes;
-      isa.gemv_q4_k_rows16(W.rows16 + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, Y + r0);
+      packed_rows16(isa, W.rows16, n, r0, r1, x, Y);
       return;
     }
     if (isa.gemv(W.type, W.row(r0), W.row_stride, r1 - r0, n, x, Y + r0)) return;
@@ -583,8 +589,7 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, 
     throw Error("gemv_q4_k_rows16: rows must be whole groups of 16 and n a multiple of 256");
   const QuantizedActs& q = x.quantized(ActFormat::Q8_256);
   if (q.n() != n || q.rows() < 1) throw Error("gemv_q4_k_rows16: activations do not match the matrix");
-  const int64_t group_bytes = n / kQ4_KElems * kRows16Bytes;
-  active().gemv_q4_k_rows16(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, qrow(q, 0), y + r0);
+  packed_rows16(active(), packed, n, r0, r1, qrow(q, 0), y);
 }
 
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool) {
