@@ -1,5 +1,5 @@
 // Measures the packed Q4_K layout of the one-token products (issue 8;
-// kernels::pack_q4_k_rows16, block_layouts.h) against the original layout,
+// kernels::pack_rows16, block_layouts.h) against the original layout,
 // through the engine's own kernels::matmul_fast on the same rows:
 //   1. with the matrix in L2 (compute bound), one thread;
 //   2. over 800 MB from DRAM, 1 and 2 threads, next to the read probe of
@@ -75,7 +75,7 @@ double best_rate(const TensorView& W, kernels::Activations& acts, std::vector<fl
 }  // namespace
 
 int main() {
-  if (!kernels::have_fast_q4_k_rows16()) {
+  if (!kernels::have_fast_rows16(DType::Q4_K)) {
     std::printf("q4k_rows16_probe: no SIMD kernel for packed Q4_K on this CPU; nothing to measure\n");
     return 0;
   }
@@ -99,8 +99,8 @@ int main() {
   for (const Case& c : cases) {
     const std::vector<uint8_t> w = random_q4_k(c.rows, rng);
     TensorView plain = view(w, c.rows);
-    std::vector<uint8_t> packed(static_cast<size_t>(kernels::q4_k_rows16_bytes(plain)));
-    kernels::pack_q4_k_rows16(plain, packed.data());
+    std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(plain)));
+    kernels::pack_rows16(plain, packed.data());
     TensorView with_packed = plain;
     with_packed.rows16 = packed.data();
     glassbox::ThreadPool pool(c.threads);

@@ -70,6 +70,32 @@ inline constexpr int kQ6_KQh = 128;
 inline constexpr int kQ6_KScales = 192;
 inline constexpr int kQ6_KD = 208;
 
+// The 6-bit value (0..63, standing for value - 32) of element i (0..255) of
+// a Q6_K block: each half of 128 keeps its low nibbles in 64 ql bytes
+// (elements l and l + 64 share byte l) and its high bit pairs in 32 qh bytes
+// (bits 2k..2k+1 of byte l for element 32 k + l). Its scale is scales[i / 16].
+static inline int q6_k_value(const uint8_t* block, int i) {
+  const int half = i / 128, l = i % 128, quarter = l / 32, j = l % 32;
+  const uint8_t low_byte = block[64 * half + j + 32 * (quarter % 2)];
+  const int low = quarter < 2 ? (low_byte & 0x0F) : (low_byte >> 4);
+  const int high = (block[kQ6_KQh + 32 * half + j] >> (2 * quarter)) & 3;
+  return low | (high << 4);
+}
+
+// Q6_K rows packed in groups of 16 for the matrix-vector product, like Q4_K
+// above (no larger than the rows): per block of 256 columns, 16 d (fp16),
+// scales[16][16] (sub-block s, row r: byte 16 s + r), then per sub-block s
+// 192 bytes of three 64-byte vectors, 4 bytes per row (row r: bytes
+// 4r..4r+3 of each), element e = 16 s + k for k in 0..15:
+//   low0 byte k (0..3): low nibble of element k, high nibble: element 4 + k
+//   low1 byte k:        low nibble of element 8 + k, high nibble: 12 + k
+//   high byte k:        bits 2m..2m+1 = the high pair of element 4 m + k
+// so each of the four runs of four elements is one AND/shift and one
+// ternary-logic step from its bytes, in the row's 32-bit lane.
+inline constexpr int kRows16Q6Scales = 32;
+inline constexpr int kRows16Q6Qs = 32 + 256;
+inline constexpr int kRows16Q6Bytes = kRows16Q6Qs + 16 * 192;  // 16 * kQ6_KBytes
+
 static inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);

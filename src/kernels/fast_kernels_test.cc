@@ -437,73 +437,140 @@ TEST(SiluMul, SimdMatchesScalar) {
 
 // ------------------------------------------------- Q4_K packed by 16 rows
 
-// The packed matrix-vector product equals the scalar fast-path reference on
+// The packed matrix-vector products equal the scalar fast-path reference on
 // the original rows, on every ISA (the scalar table runs the packed
-// reference), for every row range of whole groups.
-TEST(Q4KRows16, EqualsReferenceOnOriginalRows) {
+// references), for every row range of whole groups.
+class Rows16 : public ::testing::TestWithParam<DType> {};
+
+TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
+  const DType type = GetParam();
   IsaGuard guard;
   std::mt19937 rng(16);
   for (int64_t cols : {int64_t{256}, int64_t{1024}, int64_t{3072}}) {
     const int64_t rows = 48;
-    const int64_t stride = row_bytes(DType::Q4_K, cols) + 3;  // unaligned rows
-    const auto data = random_rows(DType::Q4_K, cols, rows, stride, rng);
+    const int64_t stride = row_bytes(type, cols) + 3;  // unaligned rows
+    const auto data = random_rows(type, cols, rows, stride, rng);
     TensorView W;
-    W.type = DType::Q4_K;
+    W.type = type;
     W.data = data.data();
     W.ne[0] = cols;
     W.ne[1] = rows;
     W.row_stride = stride;
-    ASSERT_TRUE(can_pack_q4_k_rows16(W));
-    std::vector<uint8_t> packed(static_cast<size_t>(q4_k_rows16_bytes(W)));
-    ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * (144 * 16 + 64)));
-    pack_q4_k_rows16(W, packed.data());
-    const auto x = random_floats(cols, rng);
+    ASSERT_TRUE(can_pack_rows16(W));
+    std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
+    // Q4_K adds one 64-byte run of unpacked scales and minimums per 16
+    // blocks; Q6_K's packed form is exactly its rows.
+    const int64_t block_bytes = type == DType::Q4_K ? 144 * 16 + 64 : 210 * 16;
+    ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
+    pack_rows16(W, packed.data());
+    auto x = random_floats(cols, rng);
+    x[5] = 40.0f;  // one large activation: the block's 8-bit scale is set by it
     Activations acts;
     acts.set(x.data(), cols, 1, cols);
-    acts.prepare_for(DType::Q4_K, nullptr);
+    acts.prepare_for(type, nullptr);
     const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
     for (const std::string& isa : available_isas()) {
       ASSERT_TRUE(force_isa(isa));
       for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
         SCOPED_TRACE(isa + " cols=" + std::to_string(cols) + " rows " + std::to_string(r0) + ".." + std::to_string(r1));
         std::vector<float> y(static_cast<size_t>(rows), NAN);
-        gemv_q4_k_rows16(packed.data(), cols, r0, r1, acts, y.data());
+        gemv_rows16(type, packed.data(), cols, r0, r1, acts, y.data());
         for (int64_t r = 0; r < rows; ++r) {
           if (r < r0 || r >= r1) {
             ASSERT_TRUE(std::isnan(y[r])) << "row " << r << " outside the range was written";
             continue;
           }
-          ASSERT_NEAR(y[r], scalar::dot_q8(DType::Q4_K, W.row(r), q, 0), fast_tolerance(DType::Q4_K, W.row(r), q, 0))
-              << "row " << r;
+          ASSERT_NEAR(y[r], scalar::dot_q8(type, W.row(r), q, 0), fast_tolerance(type, W.row(r), q, 0)) << "row " << r;
         }
       }
     }
   }
 }
 
-TEST(Q4KRows16, RejectsShapesItCannotPack) {
-  std::vector<uint8_t> data(static_cast<size_t>(row_bytes(DType::Q4_K, 256) * 24));
+TEST_P(Rows16, RejectsShapesItCannotPack) {
+  const DType type = GetParam();
+  std::vector<uint8_t> data(static_cast<size_t>(row_bytes(type, 256) * 24));
   TensorView W;
-  W.type = DType::Q4_K;
+  W.type = type;
   W.data = data.data();
   W.ne[0] = 256;
   W.ne[1] = 24;  // not whole groups of 16
-  W.row_stride = row_bytes(DType::Q4_K, 256);
-  EXPECT_FALSE(can_pack_q4_k_rows16(W));
+  W.row_stride = row_bytes(type, 256);
+  EXPECT_FALSE(can_pack_rows16(W));
   std::vector<uint8_t> out(4096);
-  EXPECT_THROW(pack_q4_k_rows16(W, out.data()), Error);
+  EXPECT_THROW(pack_rows16(W, out.data()), Error);
   W.ne[1] = 16;
-  W.type = DType::Q6_K;
-  EXPECT_FALSE(can_pack_q4_k_rows16(W));
-  W.type = DType::Q4_K;
-  EXPECT_TRUE(can_pack_q4_k_rows16(W));
+  EXPECT_TRUE(can_pack_rows16(W));
   Activations acts;
   const auto x = std::vector<float>(256, 0.5f);
   acts.set(x.data(), 256, 1, 256);
-  acts.prepare_for(DType::Q4_K, nullptr);
+  acts.prepare_for(type, nullptr);
   float y[16];
-  EXPECT_THROW(gemv_q4_k_rows16(out.data(), 256, 0, 8, acts, y), Error);   // not a whole group
-  EXPECT_THROW(gemv_q4_k_rows16(out.data(), 512, 0, 16, acts, y), Error);  // n differs from x
+  EXPECT_THROW(gemv_rows16(type, out.data(), 256, 0, 8, acts, y), Error);          // not a whole group
+  EXPECT_THROW(gemv_rows16(type, out.data(), 512, 0, 16, acts, y), Error);         // n differs from x
+  EXPECT_THROW(gemv_rows16(DType::Q8_0, out.data(), 256, 0, 16, acts, y), Error);  // no packed layout
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K),
+                         [](const ::testing::TestParamInfo<DType>& info) {
+                           return std::string(dtype_name(info.param));
+                         });
+
+// Q6_K sub-block sums are signed and so are its scales: rows whose scales
+// are all small and negative, and activations mostly of one sign, make the
+// 16-bit halves of negative lane sums meet negative scales. Each such lane
+// was off by one integer unit in the direct AVX-512 kernel (found by the
+// packed kernel's model test), far below the tolerance of random scales.
+TEST(Q6K, NegativeScalesAreExact) {
+  IsaGuard guard;
+  std::mt19937 rng(61);
+  const int64_t cols = 1024, rows = 32;
+  const int64_t stride = row_bytes(DType::Q6_K, cols);
+  auto data = random_rows(DType::Q6_K, cols, rows, stride, rng);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < cols / 256; ++b)
+      for (int s = 0; s < 16; ++s)
+        data[static_cast<size_t>(r * stride + b * 210 + 192 + s)] = static_cast<uint8_t>(-1 - s % 3);
+  TensorView W;
+  W.type = DType::Q6_K;
+  W.data = data.data();
+  W.ne[0] = cols;
+  W.ne[1] = rows;
+  W.row_stride = stride;
+  std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
+  pack_rows16(W, packed.data());
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (auto& v : x) v = std::uniform_real_distribution<float>(0.2f, 1.0f)(rng);
+  Activations acts;
+  acts.set(x.data(), cols, 1, cols);
+  acts.prepare_for(DType::Q6_K, nullptr);
+  const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    std::vector<float> direct(static_cast<size_t>(rows)), from_packed(static_cast<size_t>(rows));
+    matmul_fast_rows(W, acts, 0, rows, direct.data(), rows);
+    gemv_rows16(DType::Q6_K, packed.data(), cols, 0, rows, acts, from_packed.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const double want = scalar::dot_q8(DType::Q6_K, W.row(r), q, 0);
+      // Exact integer sums: only the float scaling of each block rounds.
+      const double tolerance = 1e-6 * std::abs(want) + 1e-6;
+      ASSERT_NEAR(direct[r], want, tolerance) << isa << " row " << r;
+      ASSERT_NEAR(from_packed[r], want, tolerance) << isa << " packed row " << r;
+    }
+  }
+}
+
+// Other types have no packed layout.
+TEST(Rows16Types, OnlyQ4KAndQ6K) {
+  std::vector<uint8_t> data(static_cast<size_t>(row_bytes(DType::Q8_0, 256) * 16));
+  TensorView W;
+  W.type = DType::Q8_0;
+  W.data = data.data();
+  W.ne[0] = 256;
+  W.ne[1] = 16;
+  W.row_stride = row_bytes(DType::Q8_0, 256);
+  EXPECT_FALSE(can_pack_rows16(W));
+  EXPECT_FALSE(have_fast_rows16(DType::Q8_0));
 }
 
 // ---------------------------------------------------------- fp16 rows

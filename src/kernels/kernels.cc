@@ -20,9 +20,11 @@ namespace glassbox::kernels {
 
 using layout::kQ4_KBytes;
 using layout::kQ4_KDmin;
-using layout::kQ4_KElems;
 using layout::kQ4_KQs;
 using layout::kQ4_KScales;
+using layout::kQ6_KBytes;
+using layout::kQ6_KD;
+using layout::kQ6_KScales;
 using layout::kRows16;
 using layout::kRows16Bytes;
 using layout::kRows16Dmin;
@@ -397,13 +399,28 @@ void check_fast_args(const TensorView& W, const Activations& X) {
                 std::string(dtype_name(W.type)) + " row of " + std::to_string(W.cols()) + " elements");
 }
 
-// Rows [r0, r1) of W times tokens [t0, t1) of X (no argument checks).
-// Rows [r0, r1) (whole groups of 16) of a packed Q4_K matrix times x.
-void packed_rows16(const IsaKernels& isa, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1,
-                   const detail::QRow& x, float* y) {
-  const int64_t group_bytes = n / kQ4_KElems * kRows16Bytes;
-  isa.gemv_q4_k_rows16(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, y + r0);
+// Bytes of a packed block of 256 columns for 16 rows of `type` (0: no
+// packed layout).
+int64_t rows16_block_bytes(DType type) {
+  switch (type) {
+    case DType::Q4_K:
+      return kRows16Bytes;
+    case DType::Q6_K:
+      return layout::kRows16Q6Bytes;
+    default:
+      return 0;
+  }
 }
+
+// Rows [r0, r1) (whole groups of 16) of a packed matrix times x.
+void packed_rows16(const IsaKernels& isa, DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1,
+                   const detail::QRow& x, float* y) {
+  const int64_t group_bytes = n / 256 * rows16_block_bytes(type);
+  const detail::GemvRows16Fn kernel = type == DType::Q6_K ? isa.gemv_q6_k_rows16 : isa.gemv_q4_k_rows16;
+  kernel(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, y + r0);
+}
+
+// Rows [r0, r1) of W times tokens [t0, t1) of X (no argument checks).
 
 void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X, int64_t r0, int64_t r1, int64_t t0,
                 int64_t t1, float* Y, int64_t ldy) {
@@ -428,7 +445,7 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   if (q.rows() == 1) {
     const detail::QRow x = qrow(q, 0);
     if (W.rows16 != nullptr && r0 % kRows16 == 0 && r1 % kRows16 == 0) {
-      packed_rows16(isa, W.rows16, n, r0, r1, x, Y);
+      packed_rows16(isa, W.type, W.rows16, n, r0, r1, x, Y);
       return;
     }
     if (isa.gemv(W.type, W.row(r0), W.row_stride, r1 - r0, n, x, Y + r0)) return;
@@ -551,45 +568,88 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
   }
 }
 
-bool can_pack_q4_k_rows16(const TensorView& W) {
-  return W && W.type == DType::Q4_K && W.cols() % kQ4_KElems == 0 && W.rows() % kRows16 == 0 && W.rows() > 0;
+bool can_pack_rows16(const TensorView& W) {
+  return W && rows16_block_bytes(W.type) > 0 && W.cols() % 256 == 0 && W.rows() % kRows16 == 0 && W.rows() > 0;
 }
 
-bool have_fast_q4_k_rows16() { return active().gemv_q4_k_rows16 != &detail::reference::gemv_q4_k_rows16; }
+bool have_fast_rows16(DType type) {
+  const IsaKernels& isa = active();
+  switch (type) {
+    case DType::Q4_K:
+      return isa.gemv_q4_k_rows16 != &detail::reference::gemv_q4_k_rows16;
+    case DType::Q6_K:
+      return isa.gemv_q6_k_rows16 != &detail::reference::gemv_q6_k_rows16;
+    default:
+      return false;
+  }
+}
 
-int64_t q4_k_rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * (W.cols() / kQ4_KElems) * kRows16Bytes; }
+int64_t rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * (W.cols() / 256) * rows16_block_bytes(W.type); }
 
-void pack_q4_k_rows16(const TensorView& W, uint8_t* out) {
-  if (!can_pack_q4_k_rows16(W))
-    throw Error("pack_q4_k_rows16: needs a Q4_K matrix with a multiple of 16 rows and of 256 columns");
-  const int64_t n_blocks = W.cols() / kQ4_KElems;
-  for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
-    for (int64_t b = 0; b < n_blocks; ++b) {
-      uint8_t* o = out + (g * n_blocks + b) * kRows16Bytes;
-      for (int r = 0; r < kRows16; ++r) {
-        const uint8_t* block = W.row(g * kRows16 + r) + b * kQ4_KBytes;
-        std::memcpy(o + 2 * r, block, 2);
-        std::memcpy(o + kRows16Dmin + 2 * r, block + kQ4_KDmin, 2);
-        uint8_t scales[8], mins[8];
-        layout::q4_k_scales_mins(block + kQ4_KScales, scales, mins);
-        for (int j = 0; j < 8; ++j) {
-          o[kRows16Scales + 16 * j + r] = scales[j];
-          o[kRows16Mins + 16 * j + r] = mins[j];
-        }
-        for (int group = 0; group < 4; ++group)
-          for (int k = 0; k < 8; ++k)
-            std::memcpy(o + kRows16Qs + (group * 8 + k) * 64 + 4 * r, block + kQ4_KQs + 32 * group + 4 * k, 4);
+namespace {
+
+void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ4_KBytes;
+    std::memcpy(o + 2 * r, block, 2);
+    std::memcpy(o + kRows16Dmin + 2 * r, block + kQ4_KDmin, 2);
+    uint8_t scales[8], mins[8];
+    layout::q4_k_scales_mins(block + kQ4_KScales, scales, mins);
+    for (int j = 0; j < 8; ++j) {
+      o[kRows16Scales + 16 * j + r] = scales[j];
+      o[kRows16Mins + 16 * j + r] = mins[j];
+    }
+    for (int group = 0; group < 4; ++group)
+      for (int k = 0; k < 8; ++k)
+        std::memcpy(o + kRows16Qs + (group * 8 + k) * 64 + 4 * r, block + kQ4_KQs + 32 * group + 4 * k, 4);
+  }
+}
+
+void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ6_KBytes;
+    std::memcpy(o + 2 * r, block + kQ6_KD, 2);
+    for (int s = 0; s < 16; ++s) o[layout::kRows16Q6Scales + 16 * s + r] = block[kQ6_KScales + s];
+    int q[256];
+    for (int i = 0; i < 256; ++i) q[i] = layout::q6_k_value(block, i);
+    for (int s = 0; s < 16; ++s) {
+      uint8_t* v = o + layout::kRows16Q6Qs + 192 * s + 4 * r;
+      const int* e = q + 16 * s;
+      for (int k = 0; k < 4; ++k) {
+        v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
+        v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
+        v[128 + k] =
+            static_cast<uint8_t>(e[k] >> 4 | (e[4 + k] >> 4) << 2 | (e[8 + k] >> 4) << 4 | (e[12 + k] >> 4) << 6);
       }
     }
   }
 }
 
-void gemv_q4_k_rows16(const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y) {
-  if (n <= 0 || n % kQ4_KElems != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
-    throw Error("gemv_q4_k_rows16: rows must be whole groups of 16 and n a multiple of 256");
+}  // namespace
+
+void pack_rows16(const TensorView& W, uint8_t* out) {
+  if (!can_pack_rows16(W))
+    throw Error("pack_rows16: needs a Q4_K or Q6_K matrix with a multiple of 16 rows and of 256 columns");
+  const int64_t n_blocks = W.cols() / 256, block_bytes = rows16_block_bytes(W.type);
+  for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      uint8_t* o = out + (g * n_blocks + b) * block_bytes;
+      if (W.type == DType::Q4_K) {
+        pack_q4_k_block(W, g, b, o);
+      } else {
+        pack_q6_k_block(W, g, b, o);
+      }
+    }
+  }
+}
+
+void gemv_rows16(DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y) {
+  if (rows16_block_bytes(type) == 0) throw Error("gemv_rows16: no packed layout for " + std::string(dtype_name(type)));
+  if (n <= 0 || n % 256 != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
+    throw Error("gemv_rows16: rows must be whole groups of 16 and n a multiple of 256");
   const QuantizedActs& q = x.quantized(ActFormat::Q8_256);
-  if (q.n() != n || q.rows() < 1) throw Error("gemv_q4_k_rows16: activations do not match the matrix");
-  packed_rows16(active(), packed, n, r0, r1, qrow(q, 0), y);
+  if (q.n() != n || q.rows() < 1) throw Error("gemv_rows16: activations do not match the matrix");
+  packed_rows16(active(), type, packed, n, r0, r1, qrow(q, 0), y);
 }
 
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool) {

@@ -162,22 +162,23 @@ struct MatmulTask {
 void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool);
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool);
 
-// Q4_K matrices packed for the matrix-vector product (one token): rows in
-// groups of 16, one 32-bit lane per row, scales and minimums unpacked (the
-// layout is in block_layouts.h; 2.8% larger than the Q4_K rows). Needs a
-// Q4_K tensor whose row count is a multiple of 16.
-bool can_pack_q4_k_rows16(const TensorView& W);
+// Q4_K and Q6_K matrices packed for the matrix-vector product (one token):
+// rows in groups of 16, one 32-bit lane per row, scales (and Q4_K's
+// minimums) unpacked. The layouts are in block_layouts.h; Q4_K's is 2.8%
+// larger than its rows, Q6_K's the same size. Needs a row count that is a
+// multiple of 16.
+bool can_pack_rows16(const TensorView& W);
 // Whether the active instruction set has a SIMD kernel for the packed form
-// (elsewhere it runs a scalar reference: not worth packing for).
-bool have_fast_q4_k_rows16();
-int64_t q4_k_rows16_bytes(const TensorView& W);
-// Writes q4_k_rows16_bytes(W) bytes to out; throws glassbox::Error when
-// can_pack_q4_k_rows16(W) is false.
-void pack_q4_k_rows16(const TensorView& W, uint8_t* out);
-// y[r] for r in [r0, r1) (multiples of 16) of the packed matrix (n columns)
-// times row 0 of x, prepared for Q4_K. Single-threaded, like
+// of `type` (elsewhere it runs a scalar reference: not worth packing for).
+bool have_fast_rows16(DType type);
+int64_t rows16_bytes(const TensorView& W);
+// Writes rows16_bytes(W) bytes to out; throws glassbox::Error when
+// can_pack_rows16(W) is false.
+void pack_rows16(const TensorView& W, uint8_t* out);
+// y[r] for r in [r0, r1) (multiples of 16) of the packed `type` matrix (n
+// columns) times row 0 of x, prepared for that type. Single-threaded, like
 // matmul_fast_rows.
-void gemv_q4_k_rows16(const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y);
+void gemv_rows16(DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y);
 
 // ============================================================== attention
 

@@ -900,7 +900,8 @@ constexpr IsaKernels kAvx2Kernels = {"avx2",
                                      silu_mul_avx2,
                                      f32_to_f16_avx2,
                                      f16_to_f32_avx2,
-                                     reference::gemv_q4_k_rows16};
+                                     reference::gemv_q4_k_rows16,
+                                     reference::gemv_q6_k_rows16};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

@@ -94,9 +94,9 @@ using AttentionFn = void (*)(const AttentionArgs& args, AttentionScratch& scratc
 using SiluMulFn = void (*)(float* g, const float* u, int64_t n);
 using F32ToF16Fn = void (*)(const float* x, uint16_t* out, int64_t n);
 using F16ToF32Fn = void (*)(const uint16_t* x, float* out, int64_t n);
-// y[16 g + i] for the n_groups groups of 16 rows at `packed` (the layout of
-// repack_q4_k_rows16, kernels.h), n values per row.
-using GemvQ4KRows16Fn = void (*)(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+// y[16 g + i] for the n_groups groups of 16 rows at `packed` (the layouts of
+// pack_rows16, kernels.h, block_layouts.h), n values per row.
+using GemvRows16Fn = void (*)(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 
 struct IsaKernels {
   std::string_view name;
@@ -112,7 +112,8 @@ struct IsaKernels {
   SiluMulFn silu_mul;
   F32ToF16Fn f32_to_f16;
   F16ToF32Fn f16_to_f32;
-  GemvQ4KRows16Fn gemv_q4_k_rows16;
+  GemvRows16Fn gemv_q4_k_rows16;
+  GemvRows16Fn gemv_q6_k_rows16;
 };
 
 extern const IsaKernels kScalarKernels;
@@ -138,6 +139,7 @@ void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, 
                        float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y);
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 }  // namespace reference
 

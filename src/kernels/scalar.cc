@@ -429,6 +429,38 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
   }
 }
 
+// Decodes each element from the packed bytes as the layout describes
+// (independently of the SIMD kernel's shifts), exact integer sums per
+// sub-block, scaled in double.
+void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  const int64_t n_blocks = n / kQ6_KElems;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int r = 0; r < kRows16; ++r) {
+      double total = 0;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* block = packed + (g * n_blocks + b) * kRows16Q6Bytes;
+        const int8_t* xq = x.qs + kQ6_KElems * b;
+        int64_t scaled = 0;
+        for (int s = 0; s < 16; ++s) {
+          const uint8_t* v = block + kRows16Q6Qs + 192 * s + 4 * r;
+          int64_t sum = 0;
+          for (int e = 0; e < 16; ++e) {
+            const int run = e / 4, k = e % 4;
+            const uint8_t low_byte = v[64 * (run / 2) + k];
+            const int low = run % 2 == 0 ? low_byte & 0x0F : low_byte >> 4;
+            const int high = (v[128 + k] >> (2 * run)) & 3;
+            sum += ((low | high << 4) - 32) * xq[16 * s + e];
+          }
+          scaled += sum * static_cast<int8_t>(block[kRows16Q6Scales + 16 * s + r]);
+        }
+        total += static_cast<double>(x.scales[8 * b]) * static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) *
+                 static_cast<double>(scaled);
+      }
+      y[g * kRows16 + r] = static_cast<float>(total);
+    }
+  }
+}
+
 void attention(const AttentionArgs& args, AttentionScratch&) { attention_reference(args); }
 
 }  // namespace detail::reference
@@ -461,7 +493,8 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        silu_mul_scalar,
                                        f32_to_f16_scalar,
                                        f16_to_f32_scalar,
-                                       reference::gemv_q4_k_rows16};
+                                       reference::gemv_q4_k_rows16,
+                                       reference::gemv_q6_k_rows16};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

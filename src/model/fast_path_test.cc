@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <new>
 #include <nlohmann/json.hpp>
 
@@ -153,21 +154,25 @@ INSTANTIATE_TEST_SUITE_P(AllModels, FastPath, ::testing::ValuesIn(native_cases()
   return n;
 });
 
-// Q4_K matrices packed for one-token products give the logits of the
-// original rows (up to float summation order), where the CPU has the kernel.
-TEST(FastPathOptions, PackedQ4KGivesTheSameLogits) {
-  if (!kernels::have_fast_q4_k_rows16()) GTEST_SKIP() << "no SIMD kernel for packed Q4_K on this CPU";
+// Q4_K and Q6_K matrices packed for one-token products give the logits of
+// the original rows (up to float summation order), where the CPU has the
+// kernels.
+TEST(FastPathOptions, PackedMatricesGiveTheSameLogits) {
+  if (!kernels::have_fast_rows16(DType::Q4_K) || !kernels::have_fast_rows16(DType::Q6_K))
+    GTEST_SKIP() << "no SIMD kernel for packed Q4_K and Q6_K on this CPU";
   const std::string path = (kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf").string();
   LoadOptions packed_options, plain_options;
   packed_options.load_tokenizer = plain_options.load_tokenizer = false;
   plain_options.pack_for_generation = false;
   auto packed = Model::load(path, packed_options);
   auto plain = Model::load(path, plain_options);
-  int n_packed = 0;
+  std::map<DType, int> n_packed;
   for (const LayerWeights& l : packed->weights().layers)
     for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      n_packed += W->rows16 != nullptr;
-  ASSERT_GT(n_packed, 0) << "no Q4_K matrix was packed";
+      if (W->rows16 != nullptr) ++n_packed[W->type];
+  if (packed->weights().output.rows16 != nullptr) ++n_packed[packed->weights().output.type];
+  ASSERT_GT(n_packed[DType::Q4_K], 0) << "no Q4_K matrix was packed";
+  ASSERT_GT(n_packed[DType::Q6_K], 0) << "no Q6_K matrix was packed";
   EXPECT_EQ(plain->weights().layers[0].wq.rows16, nullptr);
   ContextOptions co;
   co.n_ctx = 64;

@@ -96,16 +96,18 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     l.w_up = t.matrix(p + "ffn_up.weight", c.n_embd, c.n_ff);
     l.w_down = t.matrix(p + "ffn_down.weight", c.n_ff, c.n_embd);
   }
-  if (options.pack_for_generation && kernels::have_fast_q4_k_rows16()) {
+  if (options.pack_for_generation) {
     auto pack = [&](TensorView& W) {
-      if (!kernels::can_pack_q4_k_rows16(W)) return;
-      std::vector<uint8_t>& buffer = m->packed_.emplace_back(static_cast<size_t>(kernels::q4_k_rows16_bytes(W)));
-      kernels::pack_q4_k_rows16(W, buffer.data());
+      if (!kernels::can_pack_rows16(W) || !kernels::have_fast_rows16(W.type)) return;
+      std::vector<uint8_t>& buffer = m->packed_.emplace_back(static_cast<size_t>(kernels::rows16_bytes(W)));
+      kernels::pack_rows16(W, buffer.data());
       W.rows16 = buffer.data();
     };
     for (LayerWeights& l : w.layers)
       for (TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) pack(*W);
-    if (!c.tied_output) pack(w.output);
+    // A tied output matrix too: token_embd keeps the original rows for the
+    // embedding lookup.
+    pack(w.output);
   }
   if (options.load_tokenizer) m->tokenizer_ = Tokenizer::from_gguf(*m->file_);
   return m;

@@ -14,8 +14,8 @@ struct TensorView {
   const uint8_t* data = nullptr;
   int64_t ne[4] = {1, 1, 1, 1};
   int64_t row_stride = 0;  // bytes between consecutive rows
-  // The same Q4_K matrix packed for one-token products
-  // (kernels::pack_q4_k_rows16), when the model made that copy; else null.
+  // The same Q4_K or Q6_K matrix packed for one-token products
+  // (kernels::pack_rows16), when the model made that copy; else null.
   const uint8_t* rows16 = nullptr;
 
   int64_t cols() const { return ne[0]; }
