@@ -547,8 +547,17 @@ void accumulate_values_any(RowState* rows, int n_rows, const float* probs, const
 
 // Copies KV rows j0 .. j0 + nj - 1 into F32 scratch rows of `padded` floats
 // (zeros past the head size).
+// Rows of the cache ahead of the one being converted: a head's rows are a
+// whole row of all heads apart, a stride the hardware prefetcher follows
+// late, and in generation the cache has left the caches since the last layer.
+constexpr int kKvRowsAhead = 8;
+
 void load_kv_block(const void* base, bool half, int64_t stride, int hd, int padded, int j0, int nj, float* out) {
+  const int64_t elem = half ? 2 : 4;
   for (int j = 0; j < nj; ++j) {
+    // Rows past the cache's end are never read; prefetching them is harmless.
+    const char* ahead = static_cast<const char*>(base) + (static_cast<int64_t>(j0) + j + kKvRowsAhead) * stride * elem;
+    for (int64_t at = 0; at < hd * elem; at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
     float* dst = out + j * padded;
     for (int c = 0; c < padded; c += 16) {
       const __mmask16 m = hd - c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(std::max(0, hd - c));
