@@ -325,6 +325,43 @@ TEST(FastMatmul, SeveralTasksAndRowRanges) {
   EXPECT_THROW(matmul_fast(A, wrong, y.data(), nullptr), Error);  // 128 values for rows of 256
 }
 
+// One token on a pool: each thread streams its own run of pieces and takes
+// pieces from the others' when done. Every row of every task must be written
+// once, with the bits of the single-threaded product, for any thread count
+// (more threads than cores too) and packed and unpacked matrices together.
+TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
+  std::mt19937 rng(9);
+  const int64_t cols = 512;
+  const auto q4k = random_rows(DType::Q4_K, cols, 480, row_bytes(DType::Q4_K, cols), rng);
+  const auto q6k = random_rows(DType::Q6_K, cols, 1000, row_bytes(DType::Q6_K, cols), rng);
+  const auto q8 = random_rows(DType::Q8_0, cols, 33, row_bytes(DType::Q8_0, cols), rng);
+  TensorView A{DType::Q4_K, q4k.data(), {cols, 480, 1, 1}, row_bytes(DType::Q4_K, cols)};
+  TensorView B{DType::Q6_K, q6k.data(), {cols, 1000, 1, 1}, row_bytes(DType::Q6_K, cols)};
+  TensorView C{DType::Q8_0, q8.data(), {cols, 33, 1, 1}, row_bytes(DType::Q8_0, cols)};
+  std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(A)));
+  pack_rows16(A, packed.data());
+  A.rows16 = packed.data();
+  const auto X = random_floats(cols, rng);
+  Activations acts;
+  acts.set(X.data(), cols, 1, cols);
+  std::vector<float> want_a(480), want_b(1000), want_c(33);
+  const MatmulTask serial[] = {
+      {&A, &acts, want_a.data(), 480}, {&B, &acts, want_b.data(), 1000}, {&C, &acts, want_c.data(), 33}};
+  matmul_fast(serial, nullptr);
+  for (int threads : {2, 3, 5, 8}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 20; ++rep) {
+      std::vector<float> ya(480, NAN), yb(1000, NAN), yc(33, NAN);
+      const MatmulTask tasks[] = {
+          {&A, &acts, ya.data(), 480}, {&B, &acts, yb.data(), 1000}, {&C, &acts, yc.data(), 33}};
+      matmul_fast(tasks, &pool);
+      ASSERT_EQ(ya, want_a) << threads << " threads";
+      ASSERT_EQ(yb, want_b) << threads << " threads";
+      ASSERT_EQ(yc, want_c) << threads << " threads";
+    }
+  }
+}
+
 // -------------------------------------------------------------- attention
 
 struct AttentionCase {
