@@ -192,6 +192,23 @@ TEST(Cli, GenerateStories260KGreedy) {
   EXPECT_EQ(r.out, expected.out) << r.out;
 }
 
+// --no-repack (before or after the subcommand) keeps the weights in the
+// file's layout only; greedy generation on a Q4_K_M model (Q4_K and Q6_K
+// matrices, packed by default where the CPU has the kernels) is the same.
+TEST(Cli, NoRepackGeneratesTheSame) {
+  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
+  const std::string args = " -m " + model + " -p 'Once upon' -n 12 --temp 0 -t 2";
+  const RunResult packed = run("generate" + args);
+  ASSERT_EQ(packed.status, 0) << packed.err;
+  const RunResult after = run("generate --no-repack" + args);
+  ASSERT_EQ(after.status, 0) << after.err;
+  const RunResult before = run("--no-repack generate" + args);
+  ASSERT_EQ(before.status, 0) << before.err;
+  EXPECT_FALSE(packed.out.empty());
+  EXPECT_EQ(after.out, packed.out);
+  EXPECT_EQ(before.out, packed.out);
+}
+
 // The embedded default model: `glassbox run` with no -m finds and uses it.
 const fs::path kSourceRoot = fs::path(GLASSBOX_TEST_DATA).parent_path().parent_path();
 const fs::path kTinyReasoner = kSourceRoot / "models" / "glassbox-tiny-reasoner.gguf";

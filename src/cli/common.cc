@@ -11,10 +11,16 @@
 
 namespace glassbox::cli {
 
+namespace {
+bool g_repack = true;
+}  // namespace
+
+void set_repack(bool on) { g_repack = on; }
+
 std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer, bool pack_for_generation) {
   LoadOptions o;
   o.load_tokenizer = load_tokenizer;
-  o.pack_for_generation = pack_for_generation;
+  o.pack_for_generation = pack_for_generation && g_repack;
   const bool tty = isatty(STDERR_FILENO) != 0;
   int last_percent = -1;
   if (tty) {

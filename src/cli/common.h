@@ -14,6 +14,11 @@ namespace glassbox::cli {
 // with the fast path: they would only pay the memory and the packing time).
 std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer = true, bool pack_for_generation = true);
 
+// The global --no-repack flag: no packed copies at all (load_model ignores
+// pack_for_generation then). Packed Q4_K/Q6_K copies cost about the size of
+// those matrices in memory and make generation faster.
+void set_repack(bool on);
+
 // Only the vocabulary of a GGUF file (works on vocab-only files too).
 struct VocabFile {
   std::unique_ptr<gguf::File> file;

@@ -7,11 +7,18 @@
 #include "cli/cmd_bench.h"
 #include "cli/cmd_serve.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"glassbox: run reasoning models on your own hardware and inspect their thinking"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "glassbox 0.1.0");
+  // Global options are accepted after the subcommand too.
+  app.fallthrough();
+  app.add_flag_callback(
+      "--no-repack", [] { glassbox::cli::set_repack(false); },
+      "Keep weights only in the file's layout: no packed Q4_K/Q6_K copies for generation (less memory, slower "
+      "generation)");
   glassbox::cli::register_model_commands(app);
   glassbox::cli::register_generate_command(app);
   glassbox::cli::register_chat_commands(app);
