@@ -155,6 +155,8 @@ Context::Context(const Model& model, const ContextOptions& o)
   b.rope_cos.resize(nb * c.rope_dims / 2);
   b.rope_sin.resize(nb * c.rope_dims / 2);
   b.pos.resize(nb);
+  // Head-major: [layer][KV head][position][head dim], so that the keys (and
+  // values) one attention work item reads are one contiguous run.
   const size_t k_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_k();
   const size_t v_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_v();
   if (kv_type_ == KvCacheType::F16) {
@@ -219,14 +221,13 @@ void Context::fork_from(const Context& src, int n) {
     throw Error("fork_from: " + std::to_string(n) + " positions requested, source holds " +
                 std::to_string(src.n_past_) + ", context size " + std::to_string(n_ctx_));
   const ModelConfig& c = model_.config();
-  const size_t row_k = c.kv_dim_k(), row_v = c.kv_dim_v();
+  const size_t hk = c.head_dim_k, hv = c.head_dim_v;
   const Buffers& s = *src.buf_;
   Buffers& d = *buf_;
-  for (int il = 0; il < c.n_layer; ++il) {
-    copy_cache(s.k_cache, s.k_cache16, static_cast<size_t>(il) * src.n_ctx_ * row_k, d.k_cache, d.k_cache16,
-               static_cast<size_t>(il) * n_ctx_ * row_k, n * row_k);
-    copy_cache(s.v_cache, s.v_cache16, static_cast<size_t>(il) * src.n_ctx_ * row_v, d.v_cache, d.v_cache16,
-               static_cast<size_t>(il) * n_ctx_ * row_v, n * row_v);
+  // The first n positions of every (layer, KV head) run.
+  for (size_t run = 0; run < static_cast<size_t>(c.n_layer) * c.n_head_kv; ++run) {
+    copy_cache(s.k_cache, s.k_cache16, run * src.n_ctx_ * hk, d.k_cache, d.k_cache16, run * n_ctx_ * hk, n * hk);
+    copy_cache(s.v_cache, s.v_cache16, run * src.n_ctx_ * hv, d.v_cache, d.v_cache16, run * n_ctx_ * hv, n * hv);
   }
   n_past_ = n;
   n_logit_rows_ = 0;
@@ -391,9 +392,8 @@ void Context::attention_layer(int il, int n) {
     const ModelConfig& c = ctx.model_.config();
     Buffers& b = *ctx.buf_;
     const int hk = c.head_dim_k, hv = c.head_dim_v, group = c.n_head / c.n_head_kv;
-    const int kv_k = c.kv_dim_k(), kv_v = c.kv_dim_v();
-    const size_t k_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * kv_k;
-    const size_t v_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * kv_v;
+    const size_t k_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * c.kv_dim_k();
+    const size_t v_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * c.kv_dim_v();
     const bool half = ctx.kv_type_ == KvCacheType::F16;
     const float* k32 = half ? nullptr : b.k_cache.data() + k_layer;
     const float* v32 = half ? nullptr : b.v_cache.data() + v_layer;
@@ -404,6 +404,9 @@ void Context::attention_layer(int il, int n) {
       const int kvh = static_cast<int>(item % c.n_head_kv);
       const int t0 = static_cast<int>(item / c.n_head_kv) * j->token_block;
       const int nt = std::min(j->token_block, j->n - t0);
+      // This KV head's run of positions.
+      const size_t k_head = static_cast<size_t>(kvh) * ctx.n_ctx_ * hk,
+                   v_head = static_cast<size_t>(kvh) * ctx.n_ctx_ * hv;
       if (hk == hv) {
         kernels::AttentionArgs a;
         a.q = &b.q[static_cast<size_t>(t0) * c.q_dim() + static_cast<size_t>(kvh) * group * hk];
@@ -417,9 +420,9 @@ void Context::attention_layer(int il, int n) {
         a.head_dim = hk;
         a.n_past = ctx.n_past_ + t0;
         a.kv_type = half ? DType::F16 : DType::F32;
-        a.k = half ? static_cast<const void*>(k16 + kvh * hk) : static_cast<const void*>(k32 + kvh * hk);
-        a.v = half ? static_cast<const void*>(v16 + kvh * hv) : static_cast<const void*>(v32 + kvh * hv);
-        a.kv_stride = kv_k;
+        a.k = half ? static_cast<const void*>(k16 + k_head) : static_cast<const void*>(k32 + k_head);
+        a.v = half ? static_cast<const void*>(v16 + v_head) : static_cast<const void*>(v32 + v_head);
+        a.kv_stride = hk;
         a.scale = scale;
         kernels::attention(a, b.attention_scratch[static_cast<size_t>(thread)]);
       }
@@ -432,15 +435,15 @@ void Context::attention_layer(int il, int n) {
         for (int g = 0; g < group; ++g) {
           const int h = kvh * group + g;
           const int n_keys = ctx.n_past_ + t + 1;
-          attention_probs(&b.q[(static_cast<size_t>(t) * c.n_head + h) * hk], k32 ? k32 + kvh * hk : nullptr,
-                          k16 ? k16 + kvh * hk : nullptr, kv_k, n_keys, hk, scale, probs);
+          attention_probs(&b.q[(static_cast<size_t>(t) * c.n_head + h) * hk], k32 ? k32 + k_head : nullptr,
+                          k16 ? k16 + k_head : nullptr, hk, n_keys, hk, scale, probs);
           if (hk != hv) {
             float* out = &b.attn_out[(static_cast<size_t>(t) * c.n_head + h) * hv];
             std::fill(out, out + hv, 0.0f);
             for (int key = 0; key < n_keys; ++key)
               for (int d = 0; d < hv; ++d)
-                out[d] += probs[key] * cache_at(v32 ? v32 + kvh * hv : nullptr, v16 ? v16 + kvh * hv : nullptr,
-                                                static_cast<size_t>(key) * kv_v + d);
+                out[d] += probs[key] * cache_at(v32 ? v32 + v_head : nullptr, v16 ? v16 + v_head : nullptr,
+                                                static_cast<size_t>(key) * hv + d);
           }
           if (j->watch) ctx.hooks_->on_attention(j->il, h, ctx.n_past_ + t, n_keys, probs);
         }
@@ -520,14 +523,18 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
         apply_rope(c, q, 1, c.n_head, hk, &b.rope_cos[t * (c.rope_dims / 2)], &b.rope_sin[t * (c.rope_dims / 2)]);
         apply_rope(c, k, 1, c.n_head_kv, hk, &b.rope_cos[t * (c.rope_dims / 2)], &b.rope_sin[t * (c.rope_dims / 2)]);
         const size_t pos = static_cast<size_t>(n_past_ + t);
-        const size_t k_at = (static_cast<size_t>(il) * n_ctx_ + pos) * kv_k;
-        const size_t v_at = (static_cast<size_t>(il) * n_ctx_ + pos) * kv_v;
-        if (kv_type_ == KvCacheType::F16) {
-          kernels::f32_to_f16_row(k, &b.k_cache16[k_at], kv_k);
-          kernels::f32_to_f16_row(v, &b.v_cache16[v_at], kv_v);
-        } else {
-          std::memcpy(&b.k_cache[k_at], k, sizeof(float) * kv_k);
-          std::memcpy(&b.v_cache[v_at], v, sizeof(float) * kv_v);
+        const int hv = c.head_dim_v;
+        for (int h = 0; h < c.n_head_kv; ++h) {
+          // Position pos of the run of (layer il, KV head h).
+          const size_t run = static_cast<size_t>(il) * c.n_head_kv + h;
+          const size_t k_at = (run * n_ctx_ + pos) * hk, v_at = (run * n_ctx_ + pos) * hv;
+          if (kv_type_ == KvCacheType::F16) {
+            kernels::f32_to_f16_row(k + h * hk, &b.k_cache16[k_at], hk);
+            kernels::f32_to_f16_row(v + h * hv, &b.v_cache16[v_at], hv);
+          } else {
+            std::memcpy(&b.k_cache[k_at], k + h * hk, sizeof(float) * hk);
+            std::memcpy(&b.v_cache[v_at], v + h * hv, sizeof(float) * hv);
+          }
         }
       }
     });
