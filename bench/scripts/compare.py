@@ -5,7 +5,9 @@ Usage: bench/scripts/compare.py RESULTS_DIR
 
 Reads the <model>.glassbox.<round>.json and <model>.llama.<round>.json files
 written by run_bench.sh. Several rounds of one model and test are pooled:
-the table shows the mean and sample standard deviation of all repetitions.
+the table shows the mean and sample standard deviation of all repetitions,
+and for glassbox's tg tests the mean (and range) of each run's fraction of
+the read bandwidth it measured.
 """
 import collections
 import json
@@ -29,7 +31,7 @@ def samples(path, engine):
 def main():
     results = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     ts = collections.defaultdict(list)  # (model, test, engine) -> samples
-    extra = {}
+    fractions = collections.defaultdict(list)  # (model, test) -> one per glassbox run
     for path in sorted(results.glob("*.json")):
         parts = path.name.split(".")
         if len(parts) < 4 or parts[-3] not in ("glassbox", "llama"):
@@ -38,7 +40,7 @@ def main():
         for name, values, t in samples(path, engine):
             ts[(model, name, engine)].extend(values)
             if engine == "glassbox" and "fraction_of_read_bandwidth" in t:
-                extra[(model, name)] = t["fraction_of_read_bandwidth"]
+                fractions[(model, name)].append(t["fraction_of_read_bandwidth"])
 
     def cell(values):
         if not values:
@@ -53,8 +55,12 @@ def main():
         g = ts.get((model, test, "glassbox"), [])
         l = ts.get((model, test, "llama"), [])
         ratio = f"{statistics.mean(g) / statistics.mean(l):.2f}" if g and l else "-"
-        frac = extra.get((model, test))
-        frac_s = f"{100 * frac:.0f}%" if frac is not None else ""
+        # Each run divides its own tokens/s by its own probe: the mean over the
+        # runs, and their range when there are several.
+        fr = fractions.get((model, test), [])
+        frac_s = f"{100 * statistics.mean(fr):.0f}%" if fr else ""
+        if len(fr) > 1:
+            frac_s += f" ({100 * min(fr):.0f}–{100 * max(fr):.0f}%)"
         print(f"| {model} | {test} | {cell(g)} | {cell(l)} | {ratio} | {frac_s} |")
 
 
