@@ -407,8 +407,10 @@ std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const st
 TEST(Attention, SimdMatchesReferenceWithF32AndF16Cache) {
   IsaGuard guard;
   std::mt19937 rng(17);
-  const AttentionCase cases[] = {{1, 1, 16, 0},   {1, 2, 128, 130}, {7, 3, 64, 0},
-                                 {5, 6, 128, 61}, {3, 2, 80, 200},  {9, 1, 16, 64}};
+  // One token (generation) reads the cache directly; several go through
+  // converted blocks: both, head sizes with and without a partial vector.
+  const AttentionCase cases[] = {{1, 1, 16, 0},  {1, 2, 128, 130}, {7, 3, 64, 0},    {5, 6, 128, 61}, {3, 2, 80, 200},
+                                 {9, 1, 16, 64}, {1, 6, 72, 45},   {1, 5, 128, 300}, {4, 2, 40, 33}};
   for (const AttentionCase& c : cases) {
     const int64_t positions = c.n_past + c.n_tokens;
     const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng, 2.0f);

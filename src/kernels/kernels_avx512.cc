@@ -493,10 +493,27 @@ struct RowState {
   float max, sum;
 };
 
-// o += p * V over the nj keys of a block (F32, `padded` floats per key), two
-// rows at a time, C vectors of 16 values per row (chunks c0 .. c0 + C - 1).
+// Rows of keys or values as the kernel reads them: the cache itself (F16 or
+// F32, `stride` elements apart) or a block converted to F32.
+struct KvRows {
+  const void* base;
+  bool half;
+  int64_t stride;
+  int hd;
+};
+
+// Values 16 c .. 16 c + 15 of row `row` in F32 (zeros past the head size).
+inline __m512 load_chunk(const KvRows& r, int64_t row, int c) {
+  const __mmask16 m = r.hd - 16 * c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(std::max(0, r.hd - 16 * c));
+  const int64_t at = row * r.stride + 16 * c;
+  return r.half ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(r.base) + at))
+                : _mm512_maskz_loadu_ps(m, static_cast<const float*>(r.base) + at);
+}
+
+// o += p * V over the nj keys of a block (rows row0 .. row0 + nj - 1 of v),
+// two rows at a time, C vectors of 16 values per row (chunks c0 .. c0 + C - 1).
 template <int C>
-void accumulate_values(RowState* rows, int n_rows, const float* probs, const float* v, int padded, int nj, int c0) {
+void accumulate_values(RowState* rows, int n_rows, const float* probs, const KvRows& v, int64_t row0, int nj, int c0) {
   for (int r = 0; r < n_rows; r += 2) {
     const int pair = std::min(2, n_rows - r);
     __m512 o[2][C];
@@ -507,7 +524,7 @@ void accumulate_values(RowState* rows, int n_rows, const float* probs, const flo
       const __m512 p0 = _mm512_set1_ps(probs[r * kKeyBlock + j]);
       const __m512 p1 = _mm512_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
       for (int c = 0; c < C; ++c) {
-        const __m512 vj = _mm512_loadu_ps(v + j * padded + 16 * (c0 + c));
+        const __m512 vj = load_chunk(v, row0 + j, c0 + c);
         o[0][c] = _mm512_fmadd_ps(p0, vj, o[0][c]);
         o[1][c] = _mm512_fmadd_ps(p1, vj, o[1][c]);
       }
@@ -517,33 +534,33 @@ void accumulate_values(RowState* rows, int n_rows, const float* probs, const flo
   }
 }
 
-void accumulate_values_any(RowState* rows, int n_rows, const float* probs, const float* v, int padded, int nj,
+void accumulate_values_any(RowState* rows, int n_rows, const float* probs, const KvRows& v, int64_t row0, int nj,
                            int chunks) {
   for (int c0 = 0; c0 < chunks; c0 += 8) {
     switch (std::min(8, chunks - c0)) {
       case 8:
-        accumulate_values<8>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<8>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       case 7:
-        accumulate_values<7>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<7>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       case 6:
-        accumulate_values<6>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<6>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       case 5:
-        accumulate_values<5>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<5>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       case 4:
-        accumulate_values<4>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<4>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       case 3:
-        accumulate_values<3>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<3>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       case 2:
-        accumulate_values<2>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<2>(rows, n_rows, probs, v, row0, nj, c0);
         break;
       default:
-        accumulate_values<1>(rows, n_rows, probs, v, padded, nj, c0);
+        accumulate_values<1>(rows, n_rows, probs, v, row0, nj, c0);
         break;
     }
   }
@@ -555,6 +572,15 @@ void accumulate_values_any(RowState* rows, int n_rows, const float* probs, const
 // the earlier position-major layout, where a head's rows were strided:
 // attention 1.14-1.23 -> 1.02-1.12 ms per token (0.6B, tg128).
 constexpr int kKvRowsAhead = 8;
+
+// Requests rows j0 .. j0 + nj - 1 into L1.
+void prefetch_kv_rows(const void* base, bool half, int64_t stride, int hd, int j0, int nj) {
+  const int64_t elem = half ? 2 : 4;
+  for (int j = j0; j < j0 + nj; ++j) {
+    const char* row = static_cast<const char*>(base) + static_cast<int64_t>(j) * stride * elem;
+    for (int64_t at = 0; at < hd * elem; at += 64) _mm_prefetch(row + at, _MM_HINT_T0);
+  }
+}
 
 // Copies KV rows j0 .. j0 + nj - 1 into F32 scratch rows of `padded` floats
 // (zeros past the head size).
@@ -579,7 +605,9 @@ void load_kv_block(const void* base, bool half, int64_t stride, int hd, int padd
 // used by every query row of the call (the query heads of one KV head, for
 // all the tokens), four rows at a time for the scores and two at a time for
 // the values, with an online softmax: memory does not grow with the
-// context.
+// context. One token (generation) reads the cache directly instead: its few
+// rows use each key and value only once or twice, and the F32 copy cost more
+// than it saved.
 void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
   const int hd = a.head_dim;
   const int chunks = (hd + 15) / 16;
@@ -609,10 +637,20 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
     sums[i] = 0.0f;
   }
   const int max_keys = a.n_past + a.n_tokens;
+  const bool direct = a.n_tokens == 1;
+  const KvRows k_rows = direct ? KvRows{a.k, half, a.kv_stride, hd} : KvRows{k_block, false, padded, padded};
+  const KvRows v_rows = direct ? KvRows{a.v, half, a.kv_stride, hd} : KvRows{v_block, false, padded, padded};
   for (int j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
     const int nj = std::min(kKeyBlock, max_keys - j0);
-    load_kv_block(a.k, half, a.kv_stride, hd, padded, j0, nj, k_block);
-    load_kv_block(a.v, half, a.kv_stride, hd, padded, j0, nj, v_block);
+    // Row of key j of this block in k_rows / v_rows.
+    const int64_t row0 = direct ? j0 : 0;
+    if (direct) {
+      prefetch_kv_rows(a.k, half, a.kv_stride, hd, j0 + kKvRowsAhead, nj);
+      prefetch_kv_rows(a.v, half, a.kv_stride, hd, j0 + kKvRowsAhead, nj);
+    } else {
+      load_kv_block(a.k, half, a.kv_stride, hd, padded, j0, nj, k_block);
+      load_kv_block(a.v, half, a.kv_stride, hd, padded, j0, nj, v_block);
+    }
     for (int g = 0; g < n_rows_total; g += kRowGroup) {
       const int n_rows = std::min(kRowGroup, n_rows_total - g);
       RowState rows[kRowGroup];
@@ -636,8 +674,7 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
         const int nk = std::min(4, nj - j);
         for (int c = 0; c < chunks; ++c) {
           __m512 kv[4];
-          for (int k = 0; k < 4; ++k)
-            kv[k] = k < nk ? _mm512_loadu_ps(k_block + (j + k) * padded + 16 * c) : _mm512_setzero_ps();
+          for (int k = 0; k < 4; ++k) kv[k] = k < nk ? load_chunk(k_rows, row0 + j + k, c) : _mm512_setzero_ps();
           for (int i = 0; i < n_rows; ++i) {
             const __mmask16 m = hd - 16 * c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(hd - 16 * c);
             const __m512 q = _mm512_maskz_loadu_ps(m, rows[i].q + 16 * c);
@@ -682,7 +719,7 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
         maxes[g + i] = row.max;
         sums[g + i] = row.sum;
       }
-      accumulate_values_any(rows, n_rows, probs, v_block, padded, nj, chunks);
+      accumulate_values_any(rows, n_rows, probs, v_rows, row0, nj, chunks);
     }
   }
   for (int i = 0; i < n_rows_total; ++i) {
