@@ -421,7 +421,6 @@ void packed_rows16(const IsaKernels& isa, DType type, const uint8_t* packed, int
 }
 
 // Rows [r0, r1) of W times tokens [t0, t1) of X (no argument checks).
-
 void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X, int64_t r0, int64_t r1, int64_t t0,
                 int64_t t1, float* Y, int64_t ldy) {
   const int64_t n = W.cols();

@@ -585,10 +585,8 @@ void prefetch_kv_rows(const void* base, bool half, int64_t stride, int hd, int j
 // Copies KV rows j0 .. j0 + nj - 1 into F32 scratch rows of `padded` floats
 // (zeros past the head size).
 void load_kv_block(const void* base, bool half, int64_t stride, int hd, int padded, int j0, int nj, float* out) {
-  const int64_t elem = half ? 2 : 4;
   for (int j = 0; j < nj; ++j) {
-    const char* ahead = static_cast<const char*>(base) + (static_cast<int64_t>(j0) + j + kKvRowsAhead) * stride * elem;
-    for (int64_t at = 0; at < hd * elem; at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
+    prefetch_kv_rows(base, half, stride, hd, j0 + j + kKvRowsAhead, 1);
     float* dst = out + j * padded;
     for (int c = 0; c < padded; c += 16) {
       const __mmask16 m = hd - c >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(std::max(0, hd - c));
