@@ -1,4 +1,4 @@
-// Measures the packed Q4_K layout of the one-token products (issue 8;
+// Measures the packed Q4_K and Q6_K layouts of the one-token products (issue 8;
 // kernels::pack_rows16, block_layouts.h) against the original layout,
 // through the engine's own kernels::matmul_fast on the same rows:
 //   1. with the matrix in L2 (compute bound), one thread;
@@ -16,6 +16,7 @@
 #include <random>
 #include <vector>
 
+#include "base/large_buffer.h"
 #include "base/thread_pool.h"
 #include "kernels/kernels.h"
 #include "quantize/bench.h"
@@ -28,29 +29,34 @@ using glassbox::TensorView;
 namespace kernels = glassbox::kernels;
 
 constexpr int64_t kCols = 1024;
-constexpr int64_t kBlockBytes = 144;  // Q4_K block of 256 values
 
-// Random Q4_K rows with moderate scales.
-std::vector<uint8_t> random_q4_k(int64_t rows, std::mt19937& rng) {
-  const int64_t row_bytes = kCols / 256 * kBlockBytes;
+int64_t block_bytes(DType type) { return type == DType::Q4_K ? 144 : 210; }
+
+// Random Q4_K or Q6_K rows with moderate scales.
+std::vector<uint8_t> random_rows(DType type, int64_t rows, std::mt19937& rng) {
+  const int64_t bb = block_bytes(type), row_bytes = kCols / 256 * bb;
   std::vector<uint8_t> w(static_cast<size_t>(rows * row_bytes));
   for (auto& c : w) c = static_cast<uint8_t>(rng());
-  for (int64_t at = 0; at < static_cast<int64_t>(w.size()); at += kBlockBytes) {
+  for (int64_t at = 0; at < static_cast<int64_t>(w.size()); at += bb) {
     const uint16_t d = glassbox::f32_to_fp16(0.001f * static_cast<float>(1 + rng() % 100));
-    const uint16_t dmin = glassbox::f32_to_fp16(0.0005f * static_cast<float>(rng() % 100));
-    std::memcpy(&w[static_cast<size_t>(at)], &d, 2);
-    std::memcpy(&w[static_cast<size_t>(at) + 2], &dmin, 2);
+    if (type == DType::Q4_K) {
+      const uint16_t dmin = glassbox::f32_to_fp16(0.0005f * static_cast<float>(rng() % 100));
+      std::memcpy(&w[static_cast<size_t>(at)], &d, 2);
+      std::memcpy(&w[static_cast<size_t>(at) + 2], &dmin, 2);
+    } else {
+      std::memcpy(&w[static_cast<size_t>(at + bb - 2)], &d, 2);  // d last; the int8 scales may be anything
+    }
   }
   return w;
 }
 
-TensorView view(const std::vector<uint8_t>& w, int64_t rows) {
+TensorView view(DType type, const std::vector<uint8_t>& w, int64_t rows) {
   TensorView W;
-  W.type = DType::Q4_K;
+  W.type = type;
   W.data = w.data();
   W.ne[0] = kCols;
   W.ne[1] = rows;
-  W.row_stride = kCols / 256 * kBlockBytes;
+  W.row_stride = kCols / 256 * block_bytes(type);
   return W;
 }
 
@@ -75,8 +81,8 @@ double best_rate(const TensorView& W, kernels::Activations& acts, std::vector<fl
 }  // namespace
 
 int main() {
-  if (!kernels::have_fast_rows16(DType::Q4_K)) {
-    std::printf("q4k_rows16_probe: no SIMD kernel for packed Q4_K on this CPU; nothing to measure\n");
+  if (!kernels::have_fast_rows16(DType::Q4_K) || !kernels::have_fast_rows16(DType::Q6_K)) {
+    std::printf("q4k_rows16_probe: no SIMD kernel for packed Q4_K/Q6_K on this CPU; nothing to measure\n");
     return 0;
   }
   std::mt19937 rng(1);
@@ -87,22 +93,28 @@ int main() {
   acts.set(x.data(), kCols, 1, kCols);
 
   struct Case {
+    DType type;
     const char* where;
     int64_t rows;
     int threads;
     int runs;
     double min_seconds;
   };
-  const Case cases[] = {{"in L2 (2048 rows, 1.2 MB)", 2048, 1, 3, 0.5},
-                        {"from DRAM (800 MB)", 800'000'000 / (kCols / 256 * kBlockBytes) / 16 * 16, 1, 3, 0.0},
-                        {"from DRAM (800 MB)", 800'000'000 / (kCols / 256 * kBlockBytes) / 16 * 16, 2, 3, 0.0}};
+  auto dram_rows = [](DType type) { return 800'000'000 / (kCols / 256 * block_bytes(type)) / 16 * 16; };
+  const Case cases[] = {{DType::Q4_K, "in L2 (2048 rows, 1.2 MB)", 2048, 1, 3, 0.5},
+                        {DType::Q4_K, "from DRAM (800 MB)", dram_rows(DType::Q4_K), 1, 3, 0.0},
+                        {DType::Q4_K, "from DRAM (800 MB)", dram_rows(DType::Q4_K), 2, 3, 0.0},
+                        {DType::Q6_K, "in L2 (1024 rows, 0.9 MB)", 1024, 1, 3, 0.5},
+                        {DType::Q6_K, "from DRAM (800 MB)", dram_rows(DType::Q6_K), 1, 3, 0.0},
+                        {DType::Q6_K, "from DRAM (800 MB)", dram_rows(DType::Q6_K), 2, 3, 0.0}};
   for (const Case& c : cases) {
-    const std::vector<uint8_t> w = random_q4_k(c.rows, rng);
-    TensorView plain = view(w, c.rows);
-    std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(plain)));
-    kernels::pack_rows16(plain, packed.data());
+    const std::vector<uint8_t> w = random_rows(c.type, c.rows, rng);
+    TensorView plain = view(c.type, w, c.rows);
+    // In huge pages, like the engine's packed matrices and the read probe.
+    glassbox::LargeBuffer packed(static_cast<size_t>(kernels::rows16_bytes(plain)));
+    kernels::pack_rows16(plain, static_cast<uint8_t*>(packed.data()));
     TensorView with_packed = plain;
-    with_packed.rows16 = packed.data();
+    with_packed.rows16 = static_cast<const uint8_t*>(packed.data());
     glassbox::ThreadPool pool(c.threads);
     glassbox::ThreadPool* p = c.threads > 1 ? &pool : nullptr;
 
@@ -121,9 +133,9 @@ int main() {
     }
     const double rate_plain = best_rate(plain, acts, y_plain, p, c.runs, c.min_seconds);
     const double rate_packed = best_rate(with_packed, acts, y_packed, p, c.runs, c.min_seconds);
-    std::printf("%s, %d thread%s: original layout %.1f GB/s, packed %.1f GB/s", c.where, c.threads,
+    std::printf("%s %s, %d thread%s: original layout %.1f GB/s, packed %.1f GB/s", c.type == DType::Q4_K ? "Q4_K" : "Q6_K", c.where, c.threads,
                 c.threads > 1 ? "s" : "", rate_plain, rate_packed);
-    if (c.rows > 2048) {
+    if (c.min_seconds == 0) {
       const auto read = glassbox::bench::measure_read_bandwidth(pool, 1ull << 30, 5);
       std::printf(", plain read %.1f GB/s (%.0f%% / %.0f%%)", read.bytes_per_second / 1e9,
                   100 * rate_plain * 1e9 / read.bytes_per_second, 100 * rate_packed * 1e9 / read.bytes_per_second);

@@ -97,17 +97,27 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     l.w_down = t.matrix(p + "ffn_down.weight", c.n_ff, c.n_embd);
   }
   if (options.pack_for_generation) {
-    auto pack = [&](TensorView& W) {
-      if (!kernels::can_pack_rows16(W) || !kernels::have_fast_rows16(W.type)) return;
-      std::vector<uint8_t>& buffer = m->packed_.emplace_back(static_cast<size_t>(kernels::rows16_bytes(W)));
-      kernels::pack_rows16(W, buffer.data());
-      W.rows16 = buffer.data();
-    };
+    // All packed matrices in one buffer of huge pages, each at a 64-byte
+    // boundary: sized first, then filled.
+    std::vector<TensorView*> to_pack;
     for (LayerWeights& l : w.layers)
-      for (TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) pack(*W);
+      for (TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) to_pack.push_back(W);
     // A tied output matrix too: token_embd keeps the original rows for the
     // embedding lookup.
-    pack(w.output);
+    to_pack.push_back(&w.output);
+    std::erase_if(to_pack, [](const TensorView* W) {
+      return !kernels::can_pack_rows16(*W) || !kernels::have_fast_rows16(W->type);
+    });
+    auto padded = [](const TensorView& W) { return (static_cast<size_t>(kernels::rows16_bytes(W)) + 63) / 64 * 64; };
+    size_t total = 0;
+    for (const TensorView* W : to_pack) total += padded(*W);
+    m->packed_ = LargeBuffer(total);
+    auto* at = static_cast<uint8_t*>(m->packed_.data());
+    for (TensorView* W : to_pack) {
+      kernels::pack_rows16(*W, at);
+      W->rows16 = at;
+      at += padded(*W);
+    }
   }
   if (options.load_tokenizer) m->tokenizer_ = Tokenizer::from_gguf(*m->file_);
   return m;
@@ -123,9 +133,11 @@ struct Context::Buffers {
   std::vector<float> probs;               // [n_threads][n_ctx] attention probabilities handed to hooks
   std::vector<float> rope_cos, rope_sin;  // [n_batch][rope_dims/2]
   std::vector<int> pos;
-  // KV cache: [n_layer][n_ctx][kv_dim], F32 or F16 (the other pair empty).
-  std::vector<float> k_cache, v_cache;
-  std::vector<uint16_t> k_cache16, v_cache16;
+  // KV cache: [n_layer][n_head_kv][n_ctx][head_dim], F32 or F16 (the other
+  // pair empty).
+  // Huge pages: attention reads one run per (layer, KV head) every token.
+  LargeArray<float> k_cache, v_cache;
+  LargeArray<uint16_t> k_cache16, v_cache16;
   // Fast path: the inputs of the matrix products with their quantized forms.
   kernels::Activations act_xn, act_attn, act_hidden;
   std::vector<kernels::AttentionScratch> attention_scratch;  // one per pool thread
@@ -160,11 +172,11 @@ Context::Context(const Model& model, const ContextOptions& o)
   const size_t k_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_k();
   const size_t v_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_v();
   if (kv_type_ == KvCacheType::F16) {
-    b.k_cache16.resize(k_elems);
-    b.v_cache16.resize(v_elems);
+    b.k_cache16 = LargeArray<uint16_t>(k_elems);
+    b.v_cache16 = LargeArray<uint16_t>(v_elems);
   } else {
-    b.k_cache.resize(k_elems);
-    b.v_cache.resize(v_elems);
+    b.k_cache = LargeArray<float>(k_elems);
+    b.v_cache = LargeArray<float>(v_elems);
   }
   if (precision_ == Precision::Fast) {
     // Sized now so that evaluation does not allocate. The final norm's
@@ -200,8 +212,8 @@ void Context::truncate(int n) { n_past_ = std::clamp(n, 0, n_past_); }
 namespace {
 
 // Copies `count` cached values, converting between F32 and F16 storage.
-void copy_cache(const std::vector<float>& src32, const std::vector<uint16_t>& src16, size_t src_at,
-                std::vector<float>& dst32, std::vector<uint16_t>& dst16, size_t dst_at, size_t count) {
+void copy_cache(const LargeArray<float>& src32, const LargeArray<uint16_t>& src16, size_t src_at,
+                LargeArray<float>& dst32, LargeArray<uint16_t>& dst16, size_t dst_at, size_t count) {
   if (!src16.empty() && !dst16.empty()) {
     std::copy_n(&src16[src_at], count, &dst16[dst_at]);
   } else if (!src32.empty() && !dst32.empty()) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/large_buffer.h"
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "model/config.h"
@@ -55,7 +56,7 @@ class Model {
   std::unique_ptr<gguf::File> file_;
   ModelConfig config_;
   Weights weights_;
-  std::vector<std::vector<uint8_t>> packed_;  // storage behind TensorView::rows16
+  LargeBuffer packed_;  // storage behind the TensorView::rows16 of every packed matrix
   std::unique_ptr<Tokenizer> tokenizer_;
 };
 

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "base/large_buffer.h"
 #include "base/thread_pool.h"
 
 namespace glassbox::bench {
@@ -181,10 +182,15 @@ Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int ru
   b.runs = std::max(1, runs);
   const uint64_t n_words = std::max<uint64_t>(buffer_bytes / sizeof(uint64_t), 1);
   b.buffer_bytes = n_words * sizeof(uint64_t);
-  std::unique_ptr<uint64_t[]> buffer(new (std::nothrow) uint64_t[n_words]);
-  if (!buffer)
-    throw Error("bench: cannot allocate " + std::to_string(b.buffer_bytes) + " bytes for the bandwidth probe");
-  uint64_t* words = buffer.get();
+  // In huge pages like the packed weights and the KV cache (see
+  // base/large_buffer.h): the limit is what the machine can read at best.
+  LargeArray<uint64_t> buffer;
+  try {
+    buffer = LargeArray<uint64_t>(n_words);
+  } catch (const Error& e) {
+    throw Error(std::string("bench: bandwidth probe: ") + e.what());
+  }
+  uint64_t* words = buffer.data();
   const int64_t n = static_cast<int64_t>(n_words);
   // First touch by the threads that will read: pages land on their node.
   pool.ParallelFor(n, [&](int64_t begin, int64_t end, int) {
