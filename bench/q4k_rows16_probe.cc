@@ -133,8 +133,9 @@ int main() {
     }
     const double rate_plain = best_rate(plain, acts, y_plain, p, c.runs, c.min_seconds);
     const double rate_packed = best_rate(with_packed, acts, y_packed, p, c.runs, c.min_seconds);
-    std::printf("%s %s, %d thread%s: original layout %.1f GB/s, packed %.1f GB/s", c.type == DType::Q4_K ? "Q4_K" : "Q6_K", c.where, c.threads,
-                c.threads > 1 ? "s" : "", rate_plain, rate_packed);
+    std::printf("%s %s, %d thread%s: original layout %.1f GB/s, packed %.1f GB/s",
+                c.type == DType::Q4_K ? "Q4_K" : "Q6_K", c.where, c.threads, c.threads > 1 ? "s" : "", rate_plain,
+                rate_packed);
     if (c.min_seconds == 0) {
       const auto read = glassbox::bench::measure_read_bandwidth(pool, 1ull << 30, 5);
       std::printf(", plain read %.1f GB/s (%.0f%% / %.0f%%)", read.bytes_per_second / 1e9,

@@ -28,8 +28,7 @@ LargeBuffer::LargeBuffer(size_t bytes) {
   const size_t span = want_huge ? round_up(bytes, kHugePage) : bytes;
   const size_t map_size = want_huge ? span + kHugePage : span;
   void* p = mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED)
-    throw Error("cannot allocate " + std::to_string(bytes) + " bytes: " + std::strerror(errno));
+  if (p == MAP_FAILED) throw Error("cannot allocate " + std::to_string(bytes) + " bytes: " + std::strerror(errno));
   mapping_ = p;
   mapping_size_ = map_size;
   data_ = p;

@@ -57,8 +57,6 @@ TEST(LargeArray, IndexesElements) {
   EXPECT_EQ(a[0], 0);
 }
 
-TEST(LargeBuffer, ImpossibleSizeIsAClearError) {
-  EXPECT_THROW(LargeBuffer(SIZE_MAX - 100), std::exception);
-}
+TEST(LargeBuffer, ImpossibleSizeIsAClearError) { EXPECT_THROW(LargeBuffer(SIZE_MAX - 100), std::exception); }
 
 }  // namespace glassbox

@@ -135,7 +135,8 @@ class Context {
 
  private:
   void forward_chunk(const TokenId* tokens, int n_tokens, bool all_logits, int logit_row0);
-  void attention_layer(int il, int n_tokens);
+  void attention_layer(int il, int n_tokens, bool prepare);
+  void prepare_heads(int il, int t, int kv0, int kv1);
 
   const Model& model_;
   int n_ctx_ = 0;
