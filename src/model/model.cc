@@ -135,7 +135,11 @@ struct Context::Buffers {
   std::vector<int> pos;
   // KV cache: [n_layer][n_head_kv][n_ctx][head_dim], F32 or F16 (the other
   // pair empty).
-  // Huge pages: attention reads one run per (layer, KV head) every token.
+  // In huge pages like the packed weights (base/large_buffer.h; not
+  // measured apart: attention is a few percent of a step). Pages are
+  // committed as positions are first written: at 4096 positions of head
+  // size 128 a run is 1 MiB, so the first token already touches every
+  // 2 MiB page (the zero-filled vectors before committed all at creation).
   LargeArray<float> k_cache, v_cache;
   LargeArray<uint16_t> k_cache16, v_cache16;
   // Fast path: the inputs of the matrix products with their quantized forms.
