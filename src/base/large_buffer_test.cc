@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/error.h"
+
 namespace glassbox {
 
 TEST(LargeBuffer, ZeroedWritableAndSized) {
@@ -57,6 +59,6 @@ TEST(LargeArray, IndexesElements) {
   EXPECT_EQ(a[0], 0);
 }
 
-TEST(LargeBuffer, ImpossibleSizeIsAClearError) { EXPECT_THROW(LargeBuffer(SIZE_MAX - 100), std::exception); }
+TEST(LargeBuffer, ImpossibleSizeIsAClearError) { EXPECT_THROW(LargeBuffer(SIZE_MAX - 100), Error); }
 
 }  // namespace glassbox
