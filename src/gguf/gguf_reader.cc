@@ -483,13 +483,19 @@ void File::parse(const ProgressFn& progress) {
       in.fail(label + ": ne[0] = " + std::to_string(t.ne[0]) + " is not a multiple of the " +
               std::string(traits->name) + " block size " + std::to_string(traits->block_elems));
     }
-    uint64_t elements = 1;
+    // Every partial product of the dimensions must fit in int64 (rows() is
+    // ne[1] * ne[2] * ne[3] even when ne[0] is 0), so the zero dimensions of
+    // an empty tensor are left out of the check rather than hiding the others.
+    uint64_t nonzero_product = 1;
     for (int d = 0; d < 4; ++d) {
-      if (mul_overflows(elements, static_cast<uint64_t>(t.ne[d]), &elements) ||
-          elements > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        in.fail(label + ": element count overflows");
+      if (t.ne[d] == 0) continue;
+      if (mul_overflows(nonzero_product, static_cast<uint64_t>(t.ne[d]), &nonzero_product) ||
+          nonzero_product > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        in.fail(label + ": element count overflows (the product of the dimensions exceeds 2^63 - 1)");
       }
     }
+    uint64_t elements = 1;
+    for (int d = 0; d < 4; ++d) elements *= static_cast<uint64_t>(t.ne[d]);
     uint64_t nbytes = 0;
     if (mul_overflows(elements / static_cast<uint64_t>(traits->block_elems), static_cast<uint64_t>(traits->block_bytes),
                       &nbytes)) {

@@ -545,6 +545,11 @@ TEST(GgufBadFiles, TensorInfoProblems) {
   EXPECT_ERROR_MENTIONS(one_tensor_file({int64_t{1} << 32, int64_t{1} << 32, int64_t{1} << 32}, 0, 0, 4),
                         "element count overflows");
   EXPECT_ERROR_MENTIONS(one_tensor_file({int64_t{1} << 62}, 0, 0, 4), "byte size overflows");
+  // An empty tensor's other dimensions still multiply (rows() = ne[1] * ne[2] * ne[3]):
+  // found by libFuzzer as a signed overflow in TensorView::rows().
+  EXPECT_ERROR_MENTIONS(one_tensor_file({0, int64_t{1} << 32, int64_t{1} << 32}, 0, 0, 0), "element count overflows");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({32, 0, int64_t{1} << 40, int64_t{1} << 40}, 0, 0, 0),
+                        "element count overflows");
   // Types glassbox cannot compute with still load: the model layer decides.
   EXPECT_EQ(error_of(one_tensor_file({256}, /*Q2_K=*/10, 0, 84)), "(no error)");
   // A zero-sized dimension is legal (an empty tensor).
