@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [key, value] : file->metadata()) sink += key.size() + value.to_string().size();
     for (const auto& t : file->tensors()) {
       if (t.nbytes > 0) sink += t.data[0] + t.data[t.nbytes - 1];
-      sink += static_cast<size_t>(t.view().rows());
+      const auto view = t.view();
+      sink += static_cast<size_t>(view.rows() + view.elements() + view.row_stride);
     }
     (void)file->get_string("general.architecture");
     gguf_fuzz_sink = sink;

@@ -494,14 +494,17 @@ void File::parse(const ProgressFn& progress) {
         in.fail(label + ": element count overflows (the product of the dimensions exceeds 2^63 - 1)");
       }
     }
-    uint64_t elements = 1;
-    for (int d = 0; d < 4; ++d) elements *= static_cast<uint64_t>(t.ne[d]);
-    uint64_t nbytes = 0;
-    if (mul_overflows(elements / static_cast<uint64_t>(traits->block_elems), static_cast<uint64_t>(traits->block_bytes),
-                      &nbytes)) {
+    // Likewise every byte count derived from them (a row's bytes, the
+    // tensor's) must fit in int64, also when another dimension is 0.
+    uint64_t nonzero_bytes = 0;
+    if (mul_overflows(nonzero_product / static_cast<uint64_t>(traits->block_elems),
+                      static_cast<uint64_t>(traits->block_bytes), &nonzero_bytes) ||
+        nonzero_bytes > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       in.fail(label + ": byte size overflows");
     }
-    t.nbytes = nbytes;
+    uint64_t elements = 1;
+    for (int d = 0; d < 4; ++d) elements *= static_cast<uint64_t>(t.ne[d]);
+    t.nbytes = elements / static_cast<uint64_t>(traits->block_elems) * static_cast<uint64_t>(traits->block_bytes);
     if (t.offset % alignment_ != 0) {
       in.fail(label + ": data offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(alignment_) +
               " bytes");

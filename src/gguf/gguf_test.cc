@@ -550,6 +550,9 @@ TEST(GgufBadFiles, TensorInfoProblems) {
   EXPECT_ERROR_MENTIONS(one_tensor_file({0, int64_t{1} << 32, int64_t{1} << 32}, 0, 0, 0), "element count overflows");
   EXPECT_ERROR_MENTIONS(one_tensor_file({32, 0, int64_t{1} << 40, int64_t{1} << 40}, 0, 0, 0),
                         "element count overflows");
+  // ... and so does an empty tensor's row size (ne[0] F32 values: 4 * ne[0] bytes).
+  EXPECT_ERROR_MENTIONS(one_tensor_file({int64_t{1} << 62, 0}, 0, 0, 0), "byte size overflows");
+  EXPECT_ERROR_MENTIONS(one_tensor_file({int64_t{1} << 61, 1}, 0, 0, 0), "byte size overflows");
   // Types glassbox cannot compute with still load: the model layer decides.
   EXPECT_EQ(error_of(one_tensor_file({256}, /*Q2_K=*/10, 0, 84)), "(no error)");
   // A zero-sized dimension is legal (an empty tensor).
