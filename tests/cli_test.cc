@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cmath>
@@ -207,6 +208,55 @@ TEST(Cli, NoRepackGeneratesTheSame) {
   EXPECT_FALSE(packed.out.empty());
   EXPECT_EQ(after.out, packed.out);
   EXPECT_EQ(before.out, packed.out);
+}
+
+// `glassbox bench`: every figure of the report is there and consistent with
+// the others (no speed is asserted: the machines are shared).
+TEST(Cli, BenchReportsSpeedsTokenTimesAndBandwidth) {
+  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
+  const std::string args = "bench -m " + model + " -p 8 -n 6 -r 2 -t 2 --bandwidth-mib 8 --bandwidth-runs 2";
+  const RunResult j = run(args + " --json");
+  ASSERT_EQ(j.status, 0) << j.err;
+  const auto out = nlohmann::json::parse(j.out);
+  const double bytes_per_token = out.at("weight_bytes_per_token").get<double>();
+  EXPECT_GT(bytes_per_token, 0.0);
+  const auto& bw = out.at("read_bandwidth").at(0);
+  const auto reads = bw.at("samples_read_bytes_per_second").get<std::vector<double>>();
+  ASSERT_EQ(reads.size(), 4u);  // two reads before the tests, two after
+  EXPECT_EQ(bw.at("runs").get<int>(), 4);
+  const double best = bw.at("read_bytes_per_second").get<double>();
+  EXPECT_DOUBLE_EQ(best, *std::max_element(reads.begin(), reads.end()));
+  const double median_read = bw.at("median_read_bytes_per_second").get<double>();
+  EXPECT_GE(median_read, *std::min_element(reads.begin(), reads.end()));
+  EXPECT_LE(median_read, best);
+  ASSERT_EQ(out.at("tests").size(), 2u);
+  const auto& pp = out.at("tests").at(0);
+  const auto& tg = out.at("tests").at(1);
+  EXPECT_EQ(pp.at("test"), "pp8");
+  EXPECT_EQ(pp.at("samples_ts").size(), 2u);
+  EXPECT_FALSE(pp.contains("token_ns_median"));
+  EXPECT_EQ(tg.at("test"), "tg6");
+  EXPECT_EQ(tg.at("samples_ts").size(), 2u);
+  const double median = tg.at("token_ns_median").get<double>(), p90 = tg.at("token_ns_p90").get<double>(),
+               p99 = tg.at("token_ns_p99").get<double>(), slowest = tg.at("token_ns_max").get<double>();
+  EXPECT_GT(median, 0.0);
+  EXPECT_LE(median, p90);
+  EXPECT_LE(p90, p99);
+  EXPECT_LE(p99, slowest);
+  // The slowest token is no longer than its whole repetition.
+  const auto rep_ns = tg.at("samples_ns").get<std::vector<double>>();
+  EXPECT_LE(slowest, *std::max_element(rep_ns.begin(), rep_ns.end()));
+  EXPECT_NEAR(tg.at("fraction_of_read_bandwidth_at_median_token").get<double>(),
+              bytes_per_token / (median * 1e-9) / best, 1e-9 * bytes_per_token / (median * 1e-9) / best);
+  EXPECT_NEAR(tg.at("fraction_of_read_bandwidth").get<double>(), tg.at("avg_ts").get<double>() * bytes_per_token / best,
+              1e-9);
+
+  const RunResult text = run(args);
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find(" tg6 |"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("measured read bandwidth, 2 threads:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("per token: median "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("at the median "), std::string::npos) << text.out;
 }
 
 // The embedded default model: `glassbox run` with no -m finds and uses it.

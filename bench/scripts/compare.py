@@ -7,7 +7,8 @@ Reads the <model>.glassbox.<round>.json and <model>.llama.<round>.json files
 written by run_bench.sh. Several rounds of one model and test are pooled:
 the table shows the mean and sample standard deviation of all repetitions,
 and for glassbox's tg tests the mean (and range) of each run's fraction of
-the read bandwidth it measured.
+the read bandwidth it measured, from its mean speed and from its median
+token time.
 """
 import collections
 import json
@@ -32,6 +33,7 @@ def main():
     results = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     ts = collections.defaultdict(list)  # (model, test, engine) -> samples
     fractions = collections.defaultdict(list)  # (model, test) -> one per glassbox run
+    at_median = collections.defaultdict(list)  # the same at each run's median token time
     for path in sorted(results.glob("*.json")):
         parts = path.name.split(".")
         if len(parts) < 4 or parts[-3] not in ("glassbox", "llama"):
@@ -41,6 +43,8 @@ def main():
             ts[(model, name, engine)].extend(values)
             if engine == "glassbox" and "fraction_of_read_bandwidth" in t:
                 fractions[(model, name)].append(t["fraction_of_read_bandwidth"])
+            if engine == "glassbox" and "fraction_of_read_bandwidth_at_median_token" in t:
+                at_median[(model, name)].append(t["fraction_of_read_bandwidth_at_median_token"])
 
     def cell(values):
         if not values:
@@ -48,20 +52,26 @@ def main():
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
-    print("| model | test | glassbox t/s | llama.cpp t/s | glassbox / llama.cpp | glassbox weight reads / measured bandwidth |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print("| model | test | glassbox t/s | llama.cpp t/s | glassbox / llama.cpp "
+          "| glassbox weight reads / measured bandwidth | the same at the median token |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+
+    def fraction_cell(fr):
+        # Each run divides its own speed by its own probe: the mean over the
+        # runs, and their range when there are several.
+        text = f"{100 * statistics.mean(fr):.0f}%" if fr else ""
+        if len(fr) > 1:
+            text += f" ({100 * min(fr):.0f}–{100 * max(fr):.0f}%)"
+        return text
+
     keys = sorted({(m, t) for (m, t, _) in ts})
     for model, test in keys:
         g = ts.get((model, test, "glassbox"), [])
         l = ts.get((model, test, "llama"), [])
         ratio = f"{statistics.mean(g) / statistics.mean(l):.2f}" if g and l else "-"
-        # Each run divides its own tokens/s by its own probe: the mean over the
-        # runs, and their range when there are several.
-        fr = fractions.get((model, test), [])
-        frac_s = f"{100 * statistics.mean(fr):.0f}%" if fr else ""
-        if len(fr) > 1:
-            frac_s += f" ({100 * min(fr):.0f}–{100 * max(fr):.0f}%)"
-        print(f"| {model} | {test} | {cell(g)} | {cell(l)} | {ratio} | {frac_s} |")
+        frac_s = fraction_cell(fractions.get((model, test), []))
+        median_s = fraction_cell(at_median.get((model, test), []))
+        print(f"| {model} | {test} | {cell(g)} | {cell(l)} | {ratio} | {frac_s} | {median_s} |")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,15 @@ MeanSd mean_sd(const std::vector<double>& values) {
   return r;
 }
 
+double quantile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const double pos = std::clamp(q, 0.0, 1.0) * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(pos);
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
 WeightFootprint weight_footprint(const Model& model) {
   WeightFootprint f;
   for (const gguf::TensorInfo& t : model.file().tensors()) {
@@ -164,12 +173,19 @@ TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options
   ctx.truncate(0);
   for (TokenId t : random_tokens(rng, std::min(n_gen, 4), n_vocab)) ctx.eval(std::span(&t, 1));
   report(options, r.name, 0, options.repetitions);
+  r.token_seconds.reserve(static_cast<size_t>(n_gen) * static_cast<size_t>(std::max(options.repetitions, 0)));
   for (int rep = 1; rep <= options.repetitions; ++rep) {
     const std::vector<TokenId> tokens = random_tokens(rng, n_gen, n_vocab);
     ctx.truncate(0);
     const auto start = Clock::now();
-    for (const TokenId& t : tokens) ctx.eval(std::span(&t, 1));
-    r.seconds.push_back(seconds_since(start));
+    auto token_start = start;
+    for (const TokenId& t : tokens) {
+      ctx.eval(std::span(&t, 1));
+      const auto now = Clock::now();
+      r.token_seconds.push_back(std::chrono::duration<double>(now - token_start).count());
+      token_start = now;
+    }
+    r.seconds.push_back(std::chrono::duration<double>(token_start - start).count());  // the tokens' sum
     report(options, r.name, rep, options.repetitions);
   }
   finish(r, n_gen);
@@ -205,7 +221,10 @@ Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int ru
       sums[static_cast<size_t>(thread)] += sum_words(words, begin, end);
     });
     const double s = seconds_since(start);
-    if (s > 0) best = std::max(best, static_cast<double>(b.buffer_bytes) / s);
+    if (s > 0) {
+      best = std::max(best, static_cast<double>(b.buffer_bytes) / s);
+      b.run_bytes_per_second.push_back(static_cast<double>(b.buffer_bytes) / s);
+    }
   }
   // Publish the sums so the reads cannot be optimised away.
   volatile uint64_t sink = 0;

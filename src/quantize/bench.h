@@ -22,6 +22,9 @@ struct MeanSd {
   double sd = 0;  // sample standard deviation (n - 1); 0 for one sample
 };
 MeanSd mean_sd(const std::vector<double>& values);
+// The q-quantile (0 <= q <= 1) of `values`, interpolating linearly between
+// the two nearest order statistics (numpy's default); 0 when empty.
+double quantile(std::vector<double> values, double q);
 
 // Sizes of a model's weights.
 struct WeightFootprint {
@@ -41,6 +44,11 @@ struct TestResult {
   std::vector<double> seconds;         // one per repetition
   std::vector<double> tokens_per_sec;  // one per repetition
   MeanSd tps;
+  // tg only: the time of every timed token, repetitions one after another
+  // (vLLM's "time per output token"). Its median is the speed of an
+  // undisturbed step; the mean above also carries the moments another
+  // process or the hypervisor took a core away.
+  std::vector<double> token_seconds;
 };
 
 // (test name, repetition done, repetitions); repetition 0 is the warm-up.
@@ -61,7 +69,8 @@ TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options)
 TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options);
 
 struct Bandwidth {
-  double bytes_per_second = 0;  // best run
+  double bytes_per_second = 0;               // best run
+  std::vector<double> run_bytes_per_second;  // every run, in order
   uint64_t buffer_bytes = 0;
   int runs = 0;
   int threads = 0;

@@ -517,6 +517,17 @@ TEST(Bench, MeanAndSampleStandardDeviation) {
   EXPECT_EQ(bench::mean_sd({3.0}).sd, 0.0);
 }
 
+TEST(Bench, QuantilesInterpolateLikeNumpy) {
+  // numpy.quantile([7, 1, 3, 5], q) for q = 0, 0.5, 0.9, 1: 1, 4, 6.4, 7.
+  const std::vector<double> v{7.0, 1.0, 3.0, 5.0};
+  EXPECT_DOUBLE_EQ(bench::quantile(v, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(bench::quantile(v, 0.5), 4.0);
+  EXPECT_DOUBLE_EQ(bench::quantile(v, 0.9), 6.4);
+  EXPECT_DOUBLE_EQ(bench::quantile(v, 1.0), 7.0);
+  EXPECT_DOUBLE_EQ(bench::quantile({2.5}, 0.99), 2.5);
+  EXPECT_EQ(bench::quantile({}, 0.5), 0.0);
+}
+
 TEST(Bench, SpeedTestsTimeEveryRepetition) {
   const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
   Context ctx(*model, ContextOptions{.n_ctx = 32, .n_batch = 16, .n_threads = 2});
@@ -535,6 +546,17 @@ TEST(Bench, SpeedTestsTimeEveryRepetition) {
   }
   EXPECT_EQ(calls, 6);  // warm-up + 2 repetitions, twice
   EXPECT_EQ(ctx.n_past(), 8);
+  // Every generated token is timed, and the tokens make up each repetition.
+  ASSERT_EQ(tg.token_seconds.size(), 16u);
+  EXPECT_TRUE(pp.token_seconds.empty());
+  for (int rep = 0; rep < 2; ++rep) {
+    double sum = 0;
+    for (int i = 0; i < 8; ++i) {
+      EXPECT_GT(tg.token_seconds[static_cast<size_t>(8 * rep + i)], 0.0);
+      sum += tg.token_seconds[static_cast<size_t>(8 * rep + i)];
+    }
+    EXPECT_NEAR(sum, tg.seconds[static_cast<size_t>(rep)], 1e-9);
+  }
 }
 
 TEST(Bench, ReadBandwidthProbe) {
@@ -543,6 +565,8 @@ TEST(Bench, ReadBandwidthProbe) {
   EXPECT_GT(b.bytes_per_second, 1e8);  // any machine reads faster than 100 MB/s
   EXPECT_EQ(b.buffer_bytes, 8u << 20);
   EXPECT_EQ(b.threads, 2);
+  ASSERT_EQ(b.run_bytes_per_second.size(), 2u);
+  EXPECT_DOUBLE_EQ(b.bytes_per_second, std::max(b.run_bytes_per_second[0], b.run_bytes_per_second[1]));
 }
 
 }  // namespace
