@@ -47,7 +47,7 @@ done
 python3 "$ROOT/src/gguf/make_fuzz_seeds.py" "$CORPUS" $MAX_LEN "$ROOT"/tests/data/reference/models/*.gguf
 # Inputs that once found a bug (src/gguf/fuzz_regressions/, named for the bug)
 # run first, so a regression fails at once rather than by chance.
-cp "$ROOT"/src/gguf/fuzz_regressions/* "$CORPUS"/
+cp "$ROOT"/src/gguf/fuzz_regressions/*.gguf "$CORPUS"/
 
 echo "fuzzing gguf_fuzz for ${SECONDS_TO_RUN}s (corpus: $(ls "$CORPUS" | wc -l) files)"
 FUZZER=$(find "$BUILD_DIR" -name gguf_fuzz -type f -perm -u+x | head -n 1)
