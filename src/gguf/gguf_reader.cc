@@ -491,7 +491,7 @@ void File::parse(const ProgressFn& progress) {
       if (t.ne[d] == 0) continue;
       if (mul_overflows(nonzero_product, static_cast<uint64_t>(t.ne[d]), &nonzero_product) ||
           nonzero_product > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        in.fail(label + ": element count overflows (the product of the dimensions exceeds 2^63 - 1)");
+        in.fail(label + ": element count overflows (the product of the non-zero dimensions exceeds 2^63 - 1)");
       }
     }
     // Likewise every byte count derived from them (a row's bytes, the
