@@ -1215,6 +1215,14 @@ Value Interpreter::getitem(const Value& obj, const Value& key) {
   return Value::undefined(undefined_attr_message(obj, key));
 }
 
+void Interpreter::count_steps(uint64_t n) {
+  steps_ += n;
+  if (steps_ > options_.max_steps) {
+    throw Failure("template exceeded its evaluation budget of " + std::to_string(options_.max_steps) +
+                  " steps (items iterated and macro calls): loops nested over large ranges?");
+  }
+}
+
 std::vector<Value> Interpreter::iterate(const Value& v) {
   switch (v.type()) {
     case Type::kUndefined:
@@ -1225,15 +1233,18 @@ std::vector<Value> Interpreter::iterate(const Value& v) {
         if (data.consumed) return {};
         data.consumed = true;
       }
+      count_steps(data.items.size());
       return data.items;
     }
     case Type::kDict: {
+      count_steps(v.dict_data().entries.size());
       std::vector<Value> keys;
       keys.reserve(v.dict_data().entries.size());
       for (const auto& [k, unused] : v.dict_data().entries) keys.push_back(k);
       return keys;
     }
     case Type::kString: {
+      count_steps(v.as_string().size());
       std::vector<Value> chars;
       const std::string& s = v.as_string();
       size_t pos = 0;
@@ -1280,6 +1291,7 @@ std::optional<Value> Macro::get_attr(const std::string& name) const {
 
 Value Interpreter::call_macro(const Macro& macro, Args& args) {
   const Stmt& def = macro.def();
+  count_steps(1);
   if (++call_depth_ > options_.max_call_depth) {
     --call_depth_;
     throw Failure("maximum recursion depth exceeded");

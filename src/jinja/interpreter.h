@@ -90,6 +90,8 @@ class Interpreter {
   // context values, so that a render never changes the caller's data.
   ScopePtr context_copies_;
   int call_depth_ = 0;
+  uint64_t steps_ = 0;  // against Options::max_steps
+  void count_steps(uint64_t n);
   std::vector<std::shared_ptr<Macro>> macros_;
   std::vector<std::shared_ptr<LoopObject>> loops_;
   std::vector<std::shared_ptr<Namespace>> namespaces_;

@@ -69,6 +69,11 @@ struct Options {
   // Safety limits for untrusted templates.
   size_t max_output_bytes = size_t{256} << 20;
   int max_call_depth = 256;
+  // Evaluation budget of one render: items iterated (by loops, filters and
+  // unpacking) plus macro calls. Loops nested over large ranges would
+  // otherwise run for hours without output; real chat templates over long
+  // conversations stay far below it (10 million is about a second).
+  uint64_t max_steps = 10'000'000;
 };
 
 // The variables a template is rendered with. Names not set here are

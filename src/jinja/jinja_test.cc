@@ -332,6 +332,30 @@ TEST(Jinja, OutputLimit) {
   EXPECT_THROW(render("{{ 'x' * 100000 }}", "{}", options), TemplateError);
 }
 
+TEST(Jinja, EvaluationBudgetStopsRunawayLoops) {
+  // 10^10 empty iterations: without a budget this renders nothing for hours.
+  const std::string nested = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}done";
+  try {
+    render(nested, "{}");
+    ADD_FAILURE() << "no error";
+  } catch (const TemplateError& e) {
+    EXPECT_NE(e.message().find("evaluation budget of 10000000 steps"), std::string::npos) << e.what();
+  }
+  // Items iterated by filters count too, and so do macro calls.
+  Options small;
+  small.max_steps = 1000;
+  EXPECT_THROW(render("{% for i in range(100) %}{{ range(50)|list|length }}{% endfor %}", "{}", small), TemplateError);
+  EXPECT_THROW(
+      render("{% macro m() %}{% endmacro %}{% for i in range(600) %}{{ m() }}{{ m() }}{% endfor %}", "{}", small),
+      TemplateError);
+  // Under the budget the same shapes render, and the budget is per render.
+  EXPECT_EQ(render("{% for i in range(10) %}{% for j in range(10) %}{% endfor %}{% endfor %}ok", "{}", small), "ok");
+  Template t("{% for i in range(600) %}{% endfor %}ok", small);
+  Context ctx;
+  EXPECT_EQ(t.render(ctx), "ok");
+  EXPECT_EQ(t.render(ctx), "ok");
+}
+
 TEST(Jinja, DeepNestingIsAnErrorNotACrash) {
   std::string deep = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
   EXPECT_THROW(Template{deep}, TemplateError);
