@@ -2,7 +2,7 @@
 # The whole test suite: a Release build and an ASan+UBSan build, each running
 # every ctest test (the server's end-to-end tests with the openai npm client
 # and a real PostgreSQL in the Release build), the trace explorer's browser
-# tests, 60 seconds of fuzzing of the GGUF reader, and the training-data tests.
+# tests, 60 seconds of fuzzing each of the GGUF reader and the Jinja renderer, and the training-data tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
@@ -34,7 +34,7 @@ cmake --build build-asan -j"$JOBS"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -j"$JOBS" --output-on-failure -E 'server_e2e'
 
-echo "== Fuzzing the GGUF reader for 60 s"
+echo "== Fuzzing the GGUF reader and the Jinja renderer for 60 s each"
 bash src/gguf/run_fuzz.sh build-fuzz 60
 
 echo "== Training data generator against an independent evaluator"
