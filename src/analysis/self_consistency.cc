@@ -9,18 +9,10 @@
 #include <map>
 
 #include "analysis/internal.h"
+#include "base/stats.h"
 
 namespace glassbox::analysis::detail {
 namespace {
-
-// The value below which `share` of the sorted values lie (linear interpolation).
-double quantile(std::vector<double> values, double share) {
-  std::sort(values.begin(), values.end());
-  const double at = share * static_cast<double>(values.size() - 1);
-  const size_t lo = static_cast<size_t>(at);
-  const size_t hi = std::min(lo + 1, values.size() - 1);
-  return values[lo] + (values[hi] - values[lo]) * (at - static_cast<double>(lo));
-}
 
 std::string answer_of(const std::string& content) {
   if (const auto m = last_integer(content)) return std::to_string(m->value);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/stats.h"
 #include "base/thread_pool.h"
 #include "cli/common.h"
 #include "kernels/kernels.h"
@@ -165,7 +166,7 @@ void print_table(const Model& model, const bench::WeightFootprint& fp, const std
         "measured read bandwidth, %d thread%s: %.2f GB/s (best of %d reads of a %s buffer, before and "
         "after the tests; median %.2f)\n",
         tr.threads, tr.threads == 1 ? "" : "s", gbps(tr.bandwidth.bytes_per_second), tr.bandwidth.runs,
-        format_size(tr.bandwidth.buffer_bytes).c_str(), gbps(bench::quantile(tr.bandwidth.run_bytes_per_second, 0.5)));
+        format_size(tr.bandwidth.buffer_bytes).c_str(), gbps(quantile(tr.bandwidth.run_bytes_per_second, 0.5)));
     const double limit = tr.bandwidth.bytes_per_second;
     for (const bench::TestResult& t : tr.tests) {
       if (t.n_gen == 0) continue;
@@ -173,14 +174,14 @@ void print_table(const Model& model, const bench::WeightFootprint& fp, const std
       std::printf("  %s: %.2f t/s x %.1f MB = %.2f GB/s of weights = %.1f%% of measured bandwidth\n", t.name.c_str(),
                   t.tps.mean, static_cast<double>(fp.bytes_per_token) / 1e6, gbps(used),
                   limit > 0 ? 100.0 * used / limit : 0.0);
-      const double median = bench::quantile(t.token_seconds, 0.5);
+      const double median = quantile(t.token_seconds, 0.5);
       if (median > 0) {
         const double at_median = static_cast<double>(fp.bytes_per_token) / median;
         std::printf(
             "    per token: median %.2f ms, p90 %.2f, p99 %.2f, max %.2f; at the median %.2f GB/s of weights = "
             "%.1f%% of measured bandwidth\n",
-            1e3 * median, 1e3 * bench::quantile(t.token_seconds, 0.9), 1e3 * bench::quantile(t.token_seconds, 0.99),
-            1e3 * bench::quantile(t.token_seconds, 1.0), gbps(at_median), limit > 0 ? 100.0 * at_median / limit : 0.0);
+            1e3 * median, 1e3 * quantile(t.token_seconds, 0.9), 1e3 * quantile(t.token_seconds, 0.99),
+            1e3 * quantile(t.token_seconds, 1.0), gbps(at_median), limit > 0 ? 100.0 * at_median / limit : 0.0);
       }
     }
   }
@@ -204,7 +205,7 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
   for (const ThreadResults& tr : results) {
     bandwidth.push_back({{"n_threads", tr.threads},
                          {"read_bytes_per_second", tr.bandwidth.bytes_per_second},
-                         {"median_read_bytes_per_second", bench::quantile(tr.bandwidth.run_bytes_per_second, 0.5)},
+                         {"median_read_bytes_per_second", quantile(tr.bandwidth.run_bytes_per_second, 0.5)},
                          {"samples_read_bytes_per_second", tr.bandwidth.run_bytes_per_second},
                          {"buffer_bytes", tr.bandwidth.buffer_bytes},
                          {"runs", tr.bandwidth.runs}});
@@ -228,11 +229,11 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
         j["weight_read_bytes_per_second"] = used;
         j["fraction_of_read_bandwidth"] =
             tr.bandwidth.bytes_per_second > 0 ? used / tr.bandwidth.bytes_per_second : 0.0;
-        const double median = bench::quantile(t.token_seconds, 0.5);
+        const double median = quantile(t.token_seconds, 0.5);
         j["token_ns_median"] = median * 1e9;
-        j["token_ns_p90"] = bench::quantile(t.token_seconds, 0.9) * 1e9;
-        j["token_ns_p99"] = bench::quantile(t.token_seconds, 0.99) * 1e9;
-        j["token_ns_max"] = bench::quantile(t.token_seconds, 1.0) * 1e9;
+        j["token_ns_p90"] = quantile(t.token_seconds, 0.9) * 1e9;
+        j["token_ns_p99"] = quantile(t.token_seconds, 0.99) * 1e9;
+        j["token_ns_max"] = quantile(t.token_seconds, 1.0) * 1e9;
         j["fraction_of_read_bandwidth_at_median_token"] =
             median > 0 && tr.bandwidth.bytes_per_second > 0
                 ? static_cast<double>(fp.bytes_per_token) / median / tr.bandwidth.bytes_per_second

@@ -22,9 +22,6 @@ struct MeanSd {
   double sd = 0;  // sample standard deviation (n - 1); 0 for one sample
 };
 MeanSd mean_sd(const std::vector<double>& values);
-// The q-quantile (0 <= q <= 1) of `values`, interpolating linearly between
-// the two nearest order statistics (numpy's default); 0 when empty.
-double quantile(std::vector<double> values, double q);
 
 // Sizes of a model's weights.
 struct WeightFootprint {

@@ -517,17 +517,6 @@ TEST(Bench, MeanAndSampleStandardDeviation) {
   EXPECT_EQ(bench::mean_sd({3.0}).sd, 0.0);
 }
 
-TEST(Bench, QuantilesInterpolateLikeNumpy) {
-  // numpy.quantile([7, 1, 3, 5], q) for q = 0, 0.5, 0.9, 1: 1, 4, 6.4, 7.
-  const std::vector<double> v{7.0, 1.0, 3.0, 5.0};
-  EXPECT_DOUBLE_EQ(bench::quantile(v, 0.0), 1.0);
-  EXPECT_DOUBLE_EQ(bench::quantile(v, 0.5), 4.0);
-  EXPECT_DOUBLE_EQ(bench::quantile(v, 0.9), 6.4);
-  EXPECT_DOUBLE_EQ(bench::quantile(v, 1.0), 7.0);
-  EXPECT_DOUBLE_EQ(bench::quantile({2.5}, 0.99), 2.5);
-  EXPECT_EQ(bench::quantile({}, 0.5), 0.0);
-}
-
 TEST(Bench, SpeedTestsTimeEveryRepetition) {
   const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
   Context ctx(*model, ContextOptions{.n_ctx = 32, .n_batch = 16, .n_threads = 2});
