@@ -7,7 +7,8 @@
 # Usage: bench/scripts/run_bench.sh MODEL_DIR [OUT_DIR]
 # Environment: GLASSBOX (default build/glassbox), LLAMA_BENCH (optional),
 #              THREADS (default 2), P (default 512), N (default 128),
-#              REPS (default 3), ROUNDS (default 1: passes over all models).
+#              REPS (default 3), ROUNDS (default 1: passes over all models),
+#              SETTLE (default 4: seconds of rest before each run).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,16 +20,26 @@ p=${P:-512}
 n=${N:-128}
 reps=${REPS:-3}
 rounds=${ROUNDS:-1}
+settle=${SETTLE:-4}
+
+# A rest before each run: on a virtual machine the memory the previous run
+# freed (a gigabyte or more of weights, KV cache and probe buffer) is handed
+# back to the host about two seconds after it is freed (virtio-balloon free
+# page reporting), and the host's work on it stalls the guest's CPUs for tens
+# of milliseconds at a time, which would land in the next run's timings.
+rest() { sleep "$settle"; }
 
 mkdir -p "$out_dir"
 for round in $(seq 1 "$rounds"); do
   for model in "$model_dir"/*.gguf; do
     name=$(basename "$model" .gguf)
     echo "== round $round: $name" >&2
+    rest
     "$glassbox" bench -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" --json \
       > "$out_dir/$name.glassbox.$round.json"
     if [ -n "${LLAMA_BENCH:-}" ]; then
       # llama-bench's defaults otherwise (F16 KV cache, weight repacking on).
+      rest
       "$LLAMA_BENCH" -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" -o json \
         > "$out_dir/$name.llama.$round.json"
     fi

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -276,6 +277,9 @@ void run_bench(const BenchArgs& a) {
   const bench::WeightFootprint fp = bench::weight_footprint(*model);
   ProgressLine line;
   std::vector<ThreadResults> results;
+  // One probe buffer for the whole run, freed only after the last test (see
+  // bench::ReadProbe: freeing it before a test slowed that test down).
+  std::optional<bench::ReadProbe> probe;
   for (int threads : a.threads) {
     ContextOptions co;
     co.n_ctx = std::max({max_prompt, max_gen, 1});
@@ -285,7 +289,8 @@ void run_bench(const BenchArgs& a) {
     ThreadResults tr;
     tr.threads = ctx.pool().size();
     line.show("bench: measuring read bandwidth with " + std::to_string(tr.threads) + " threads");
-    tr.bandwidth = bench::measure_read_bandwidth(ctx.pool(), uint64_t(a.bandwidth_mib) << 20, a.bandwidth_runs);
+    if (!probe) probe.emplace(ctx.pool(), uint64_t(a.bandwidth_mib) << 20);
+    tr.bandwidth = probe->measure(ctx.pool(), a.bandwidth_runs);
     bench::SpeedOptions so;
     so.repetitions = a.repetitions;
     so.seed = a.seed;
@@ -302,8 +307,7 @@ void run_bench(const BenchArgs& a) {
     // Probe again after the tests and keep the better figure: on a shared
     // machine one probe can land in a busy moment.
     line.show("bench: measuring read bandwidth again");
-    const bench::Bandwidth after =
-        bench::measure_read_bandwidth(ctx.pool(), uint64_t(a.bandwidth_mib) << 20, a.bandwidth_runs);
+    const bench::Bandwidth after = probe->measure(ctx.pool(), a.bandwidth_runs);
     tr.bandwidth.bytes_per_second = std::max(tr.bandwidth.bytes_per_second, after.bytes_per_second);
     tr.bandwidth.runs += after.runs;
     tr.bandwidth.run_bytes_per_second.insert(tr.bandwidth.run_bytes_per_second.end(),

@@ -183,26 +183,29 @@ TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options
   return r;
 }
 
-Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs) {
-  Bandwidth b;
-  b.threads = pool.size();
-  b.runs = std::max(1, runs);
-  const uint64_t n_words = std::max<uint64_t>(buffer_bytes / sizeof(uint64_t), 1);
-  b.buffer_bytes = n_words * sizeof(uint64_t);
+ReadProbe::ReadProbe(ThreadPool& pool, uint64_t bytes) {
+  const uint64_t n_words = std::max<uint64_t>(bytes / sizeof(uint64_t), 1);
   // In huge pages like the packed weights and the KV cache (see
   // base/large_buffer.h): the limit is what the machine can read at best.
-  LargeArray<uint64_t> buffer;
   try {
-    buffer = LargeArray<uint64_t>(n_words);
+    words_ = LargeArray<uint64_t>(n_words);
   } catch (const Error& e) {
     throw Error(std::string("bench: bandwidth probe: ") + e.what());
   }
-  uint64_t* words = buffer.data();
-  const int64_t n = static_cast<int64_t>(n_words);
+  uint64_t* words = words_.data();
   // First touch by the threads that will read: pages land on their node.
-  pool.ParallelFor(n, [&](int64_t begin, int64_t end, int) {
+  pool.ParallelFor(static_cast<int64_t>(n_words), [&](int64_t begin, int64_t end, int) {
     for (int64_t i = begin; i < end; ++i) words[i] = static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull;
   });
+}
+
+Bandwidth ReadProbe::measure(ThreadPool& pool, int runs) {
+  Bandwidth b;
+  b.threads = pool.size();
+  b.runs = std::max(1, runs);
+  b.buffer_bytes = buffer_bytes();
+  const uint64_t* words = words_.data();
+  const int64_t n = static_cast<int64_t>(words_.size());
   std::vector<uint64_t> sums(static_cast<size_t>(pool.size()), 0);
   const SumWordsFn sum_words = widest_sum_words();
   double best = 0;
@@ -222,6 +225,11 @@ Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int ru
   for (uint64_t s : sums) sink = sink + s;
   b.bytes_per_second = best;
   return b;
+}
+
+Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs) {
+  ReadProbe probe(pool, buffer_bytes);
+  return probe.measure(pool, runs);
 }
 
 }  // namespace glassbox::bench

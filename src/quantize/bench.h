@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/large_buffer.h"
 #include "model/model.h"
 
 namespace glassbox {
@@ -72,9 +73,33 @@ struct Bandwidth {
   int runs = 0;
   int threads = 0;
 };
-// Reads a `buffer_bytes` buffer (first touched by the pool's threads, so its
-// pages sit near them) with every thread of `pool`, `runs` times, and reports
-// the best rate. Throws Error when the buffer cannot be allocated.
+// The read-bandwidth probe: a buffer in huge pages, first touched by the
+// pool's threads (so its pages sit near them), read with every thread.
+//
+// Keep one for as long as anything is being timed. Freeing a gigabyte just
+// before the speed tests made them slower: virtual machines hand freed
+// memory back to the host (virtio-balloon free page reporting, in 2 MiB
+// blocks, about two seconds after the free), and the host's work on it
+// stalls the guest's CPUs. Measured on the development VM, Qwen3-0.6B shape
+// at Q4_K_M, tg128 x 3, 2 threads: with a 1 GiB buffer allocated and freed
+// just before, tokens of 40-57 ms appeared from ~1 s on (median 14 ms) and
+// the mean token took 14.9-15.1 ms; with the buffer kept alive, 14.1-14.3 ms
+// and no token over 24 ms.
+class ReadProbe {
+ public:
+  // Throws Error when the buffer cannot be allocated.
+  ReadProbe(ThreadPool& pool, uint64_t bytes);
+
+  // Reads the whole buffer `runs` times (at least once) with every thread
+  // of `pool` and reports the best rate and every run's.
+  Bandwidth measure(ThreadPool& pool, int runs);
+  uint64_t buffer_bytes() const { return words_.size() * sizeof(uint64_t); }
+
+ private:
+  LargeArray<uint64_t> words_;
+};
+
+// One probe, measured once and freed: for tools that time nothing after it.
 Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs);
 
 }  // namespace glassbox::bench

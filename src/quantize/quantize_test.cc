@@ -558,5 +558,24 @@ TEST(Bench, ReadBandwidthProbe) {
   EXPECT_DOUBLE_EQ(b.bytes_per_second, std::max(b.run_bytes_per_second[0], b.run_bytes_per_second[1]));
 }
 
+// glassbox bench keeps one probe for the whole run and measures it before
+// and after the tests: the same buffer, read again with any pool.
+TEST(Bench, ReadProbeMeasuresItsBufferRepeatedly) {
+  ThreadPool pool(2);
+  bench::ReadProbe probe(pool, (4u << 20) + 5);
+  EXPECT_EQ(probe.buffer_bytes(), (4u << 20));  // whole 8-byte words
+  const bench::Bandwidth first = probe.measure(pool, 3);
+  ASSERT_EQ(first.run_bytes_per_second.size(), 3u);
+  EXPECT_EQ(first.buffer_bytes, probe.buffer_bytes());
+  EXPECT_DOUBLE_EQ(first.bytes_per_second,
+                   *std::max_element(first.run_bytes_per_second.begin(), first.run_bytes_per_second.end()));
+  ThreadPool one(1);
+  const bench::Bandwidth again = probe.measure(one, 0);  // at least one run
+  EXPECT_EQ(again.threads, 1);
+  EXPECT_EQ(again.runs, 1);
+  ASSERT_EQ(again.run_bytes_per_second.size(), 1u);
+  EXPECT_GT(again.bytes_per_second, 1e8);
+}
+
 }  // namespace
 }  // namespace glassbox::quantize
