@@ -250,6 +250,37 @@ TEST(FastPathOptions, ForkAcrossCacheTypes) {
   }
 }
 
+// Generation on several threads (row pieces of each product stolen between
+// threads, attention heads going to whichever thread is free) gives the
+// bits of a single thread's logits, for any thread count.
+TEST(FastPathOptions, ThreadCountsGiveIdenticalLogits) {
+  LoadOptions lo;
+  lo.load_tokenizer = false;
+  // rand-llama-kq: packed Q4_K/Q6_K rows; rand-qwen3-kq: packed, q/k
+  // norms; rand-qwen2: Q8_0 with biases.
+  for (const char* name : {"rand-llama-kq.q4_k_m.gguf", "rand-qwen3-kq.q4_k_m.gguf", "rand-qwen2.q8_0.gguf"}) {
+    auto model = Model::load((kRef / "models" / name).string(), lo);
+    const std::vector<TokenId> tokens = {1, 17, 300, 5, 42, 7, 99, 3, 250, 11};
+    std::vector<std::vector<float>> want;
+    for (int threads : {1, 2, 3, 4}) {
+      ContextOptions co;
+      co.n_ctx = 32;
+      co.n_threads = threads;
+      Context ctx(*model, co);
+      ctx.eval(std::span<const TokenId>(tokens.data(), 2));  // a prompt of two, then one at a time
+      for (size_t i = 2; i < tokens.size(); ++i) {
+        ctx.eval(std::span<const TokenId>(&tokens[i], 1));
+        const std::vector<float> logits(ctx.logits(), ctx.logits() + ctx.n_vocab());
+        if (threads == 1) {
+          want.push_back(logits);
+        } else {
+          ASSERT_EQ(logits, want[i - 2]) << name << ", " << threads << " threads, token " << i;
+        }
+      }
+    }
+  }
+}
+
 // Decoding a token allocates nothing once the context exists (every buffer
 // is sized at construction; kernels keep their scratch).
 TEST(FastPathOptions, DecodingDoesNotAllocate) {
