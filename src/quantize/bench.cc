@@ -227,9 +227,4 @@ Bandwidth ReadProbe::measure(ThreadPool& pool, int runs) {
   return b;
 }
 
-Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs) {
-  ReadProbe probe(pool, buffer_bytes);
-  return probe.measure(pool, runs);
-}
-
 }  // namespace glassbox::bench

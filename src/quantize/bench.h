@@ -99,7 +99,4 @@ class ReadProbe {
   LargeArray<uint64_t> words_;
 };
 
-// One probe, measured once and freed: for tools that time nothing after it.
-Bandwidth measure_read_bandwidth(ThreadPool& pool, uint64_t buffer_bytes, int runs);
-
 }  // namespace glassbox::bench

@@ -550,7 +550,7 @@ TEST(Bench, SpeedTestsTimeEveryRepetition) {
 
 TEST(Bench, ReadBandwidthProbe) {
   ThreadPool pool(2);
-  const bench::Bandwidth b = bench::measure_read_bandwidth(pool, 8u << 20, 2);
+  const bench::Bandwidth b = bench::ReadProbe(pool, 8u << 20).measure(pool, 2);
   EXPECT_GT(b.bytes_per_second, 1e8);  // any machine reads faster than 100 MB/s
   EXPECT_EQ(b.buffer_bytes, 8u << 20);
   EXPECT_EQ(b.threads, 2);
