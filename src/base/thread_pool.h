@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace glassbox {
@@ -52,6 +53,20 @@ class ThreadPool {
   // varies; results must not depend on it.
   void ParallelForDynamic(int64_t n, int64_t grain, const RangeFn& fn);
 
+  // Memory that thread `thread` should bring into its cache (L2) once its
+  // part of the next job is done, while it waits for the job after: the
+  // first bytes of what it will read then. Applies to the next job only.
+  // Between the parallel sections of a forward pass one thread runs the
+  // serial steps while the others would idle, and the memory bus with them;
+  // this lets them start on the next section's weights instead. A thread
+  // stops as soon as another job starts. Addresses are only prefetched,
+  // never read, so a hint that is stale by then is harmless.
+  void PrefetchAfterNextJob(int thread, const void* data, int64_t bytes);
+  // The hint set for the next job: (data, bytes), or (nullptr, 0).
+  std::pair<const void*, int64_t> next_prefetch(int thread) const {
+    return next_prefetch_.at(static_cast<size_t>(thread));
+  }
+
  private:
   struct Job {
     const RangeFn* fn = nullptr;
@@ -61,6 +76,16 @@ class ThreadPool {
     std::unique_ptr<std::atomic<uint8_t>[]> claimed;  // static split: chunk taken
   };
 
+  // A thread's prefetch hint. Atomic: a worker may still read the hint of
+  // the previous job while the caller sets the next one.
+  struct alignas(64) Prefetch {
+    std::atomic<const char*> data{nullptr};
+    std::atomic<int64_t> bytes{0};
+  };
+  template <typename Stop>
+  static void prefetch(const Prefetch& hint, Stop stop);
+
+  void drop_prefetch_hints();  // a job run inline uses none
   void run(int64_t n, int64_t grain, const RangeFn& fn);
   void run_static_chunk(int chunk);
   void work_on(int index);
@@ -81,6 +106,10 @@ class ThreadPool {
   std::atomic<int> sleeping_workers_{0};
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};
+  // Hints set for the next job (caller only), and those of the job running
+  // (read by each thread after its part).
+  std::vector<std::pair<const void*, int64_t>> next_prefetch_;
+  std::unique_ptr<Prefetch[]> prefetch_;
 };
 
 }  // namespace glassbox

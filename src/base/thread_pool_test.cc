@@ -1,6 +1,7 @@
 #include "base/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <chrono>
@@ -99,6 +100,50 @@ TEST(ThreadPool, NoIndexRunsTwiceAtOnce) {
     }
   }
   EXPECT_EQ(clashes.load(), 0);
+}
+
+}  // namespace glassbox
+
+namespace glassbox {
+
+// Prefetch hints are only ever prefetched: one pointing at memory that is
+// gone by the time the job ends, or far larger than memory, must neither
+// fault nor hold up the jobs after it (a thread stops at the next job).
+TEST(ThreadPool, PrefetchHintsNeverFaultOrHoldUpTheNextJob) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> sum{0};
+  auto add = [&](int64_t b, int64_t e, int) { sum += e - b; };
+  // A mapping that is gone: every page of it faults if read.
+  void* gone = mmap(nullptr, 1 << 20, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(gone, MAP_FAILED);
+  ASSERT_EQ(munmap(gone, 1 << 20), 0);
+  for (int rep = 0; rep < 200; ++rep) {
+    pool.PrefetchAfterNextJob(0, gone, 1 << 20);
+    pool.PrefetchAfterNextJob(1, reinterpret_cast<const void*>(uintptr_t{64}), int64_t{1} << 40);
+    pool.PrefetchAfterNextJob(2, &sum, int64_t{1} << 40);
+    pool.ParallelFor(30, add);
+  }
+  EXPECT_EQ(sum.load(), 200 * 30);
+}
+
+// A hint applies to the next job only, also when that job runs inline on
+// the caller; out-of-range threads and negative sizes are ignored.
+TEST(ThreadPool, PrefetchHintsApplyToTheNextJobOnly) {
+  ThreadPool pool(2);
+  int data[16] = {};
+  pool.PrefetchAfterNextJob(1, data, sizeof data);
+  EXPECT_EQ(pool.next_prefetch(1), std::make_pair(static_cast<const void*>(data), int64_t{sizeof data}));
+  pool.ParallelFor(2, [](int64_t, int64_t, int) {});
+  EXPECT_EQ(pool.next_prefetch(1).first, nullptr);
+  pool.PrefetchAfterNextJob(1, data, sizeof data);
+  pool.ParallelFor(1, [](int64_t, int64_t, int) {});  // inline
+  EXPECT_EQ(pool.next_prefetch(1).second, 0);
+  pool.PrefetchAfterNextJob(0, data, -5);
+  EXPECT_EQ(pool.next_prefetch(0).second, 0);
+  pool.PrefetchAfterNextJob(2, data, 64);  // no thread 2
+  pool.PrefetchAfterNextJob(-1, data, 64);
+  EXPECT_EQ(pool.next_prefetch(0).second, 0);
+  EXPECT_EQ(pool.next_prefetch(1).second, 0);
 }
 
 }  // namespace glassbox

@@ -325,8 +325,8 @@ TEST(FastMatmul, SeveralTasksAndRowRanges) {
   EXPECT_THROW(matmul_fast(A, wrong, y.data(), nullptr), Error);  // 128 values for rows of 256
 }
 
-// One token on a pool: each thread streams its own run of pieces and takes
-// pieces from the others' when done. Every row of every task must be written
+// One token on a pool: each thread streams its own run of 16-row units and
+// takes units from the back of the others' when done. Every row of every task must be written
 // once, with the bits of the single-threaded product, for any thread count
 // (more threads than cores too) and packed and unpacked matrices together.
 TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
@@ -360,6 +360,45 @@ TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
       ASSERT_EQ(yc, want_c) << threads << " threads";
     }
   }
+}
+
+// The prefetch hints for a one-token product point where each thread's run
+// of units will start: thread t of T at unit n_units * t / T of the tasks'
+// rows in order, in the packed copy when there is one, for at most the
+// requested bytes and the run's units in that matrix.
+TEST(FastMatmul, NextProductHintsPointAtEachThreadsRun) {
+  std::mt19937 rng(4);
+  const int64_t cols = 512;
+  const auto q4k = random_rows(DType::Q4_K, cols, 112, row_bytes(DType::Q4_K, cols), rng);  // 7 units
+  const auto q8 = random_rows(DType::Q8_0, cols, 56, row_bytes(DType::Q8_0, cols), rng);    // 4 units, one partial
+  TensorView A{DType::Q4_K, q4k.data(), {cols, 112, 1, 1}, row_bytes(DType::Q4_K, cols)};
+  TensorView B{DType::Q8_0, q8.data(), {cols, 56, 1, 1}, row_bytes(DType::Q8_0, cols)};
+  std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(A)));
+  pack_rows16(A, packed.data());
+  const TensorView* weights[] = {&A, &B};
+  const int64_t group_bytes = static_cast<int64_t>(packed.size()) / 7;
+
+  ThreadPool pool(3);  // 11 units: runs start at units 0, 3 and 7
+  prefetch_next_product(pool, weights, 1 << 20);
+  EXPECT_EQ(pool.next_prefetch(0), std::make_pair(static_cast<const void*>(A.row(0)), 3 * 16 * A.row_stride));
+  EXPECT_EQ(pool.next_prefetch(1), std::make_pair(static_cast<const void*>(A.row(48)), 4 * 16 * A.row_stride));
+  EXPECT_EQ(pool.next_prefetch(2), std::make_pair(static_cast<const void*>(B.row(0)), 4 * 16 * B.row_stride));
+
+  A.rows16 = packed.data();  // the kernels read the packed copy: so do the hints
+  prefetch_next_product(pool, weights, 1000);
+  EXPECT_EQ(pool.next_prefetch(0), std::make_pair(static_cast<const void*>(packed.data()), int64_t{1000}));
+  EXPECT_EQ(pool.next_prefetch(1),
+            std::make_pair(static_cast<const void*>(packed.data() + 3 * group_bytes), int64_t{1000}));
+  EXPECT_EQ(pool.next_prefetch(2), std::make_pair(static_cast<const void*>(B.row(0)), int64_t{1000}));
+
+  // The hints are the next section's: after it, none is left.
+  Activations acts;
+  const auto X = random_floats(cols, rng);
+  acts.set(X.data(), cols, 1, cols);
+  std::vector<float> y(112);
+  const MatmulTask tasks[] = {{&A, &acts, y.data(), 112}};
+  matmul_fast(tasks, &pool);
+  for (int t = 0; t < 3; ++t) EXPECT_EQ(pool.next_prefetch(t).second, 0);
 }
 
 // -------------------------------------------------------------- attention

@@ -496,12 +496,19 @@ void matmul_fast_rows(const TensorView& W, const Activations& X, int64_t r0, int
 namespace {
 
 // One token: every thread streams one contiguous run of rows (all tasks'
-// rows in order, cut into pieces), front to back, so that the kernels'
-// prefetching runs on into its next piece; a thread done with its run takes
-// pieces from the back of another's. Chunks handed out in turn would start
-// a cold stream every few tens of kilobytes, each waiting on memory before
-// its prefetches are ahead: 5-10% of a decode step on the development VM.
-struct alignas(64) PieceRange {
+// rows in order), front to back, so that the kernels' prefetching runs on
+// from one claim into the next; a thread done with its run takes rows from
+// the back of another's. Chunks handed out in turn would start a cold
+// stream every few tens of kilobytes, each waiting on memory before its
+// prefetches are ahead: 5-10% of a decode step on the development VM.
+//
+// Runs are counted in units of 16 rows (the packed layouts' groups). Each
+// claim takes a quarter of what is left of the run, at most a piece of 1/32
+// of the thread's share: so that a run ends in single units and the thread
+// done first waits less for the other. Equal pieces to the end left the
+// caller waiting 290 us per 0.6B token at the sections' ends, these 190
+// (bench/README.md, "Serial steps and section ends").
+struct alignas(64) UnitRange {
   std::atomic<uint64_t> bounds;  // front (high 32 bits), back (low 32 bits)
 };
 constexpr int kMaxStreamThreads = 256;
@@ -509,64 +516,102 @@ constexpr int64_t kPiecesPerThread = 32;
 
 inline uint64_t pack_bounds(uint32_t front, uint32_t back) { return uint64_t{front} << 32 | back; }
 
-// Takes the front piece of r (its owner) or the back one (a thief); -1 when
-// it is empty.
-int64_t take_piece(PieceRange& r, bool front) {
+int64_t units_of(const TensorView& W) { return (W.rows() + kRows16 - 1) / kRows16; }
+
+// Thread t's run of n_units: [run_start(t), run_start(t + 1)).
+int64_t run_start(int64_t n_units, int t, int threads) { return n_units * t / threads; }
+
+// Claims units from the front of r (its owner) or the back (a thief): a
+// quarter of what is left, between 1 and `most`. Returns the count (0: r is
+// empty) and sets `first`.
+int64_t claim_units(UnitRange& r, bool front, int64_t most, int64_t& first) {
   uint64_t b = r.bounds.load(std::memory_order_relaxed);
   for (;;) {
     const uint32_t f = static_cast<uint32_t>(b >> 32), e = static_cast<uint32_t>(b);
-    if (f >= e) return -1;
-    const uint64_t next = front ? pack_bounds(f + 1, e) : pack_bounds(f, e - 1);
-    if (r.bounds.compare_exchange_weak(b, next, std::memory_order_acq_rel, std::memory_order_relaxed))
-      return front ? f : e - 1;
+    if (f >= e) return 0;
+    const auto k = static_cast<uint32_t>(std::clamp<int64_t>((e - f) / 4, 1, most));
+    const uint64_t next = front ? pack_bounds(f + k, e) : pack_bounds(f, e - k);
+    if (r.bounds.compare_exchange_weak(b, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      first = front ? f : e - k;
+      return k;
+    }
   }
 }
 
 void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, ThreadPool& pool) {
   const int threads = pool.size();
-  int64_t total_rows = 0;
-  for (const MatmulTask& task : tasks) total_rows += task.W->rows();
-  // Pieces of whole groups of 16 rows (the packed layouts), never across
-  // two tasks.
-  const int64_t piece_rows =
-      std::max<int64_t>(kRows16, (total_rows / (threads * kPiecesPerThread) + kRows16 - 1) / kRows16 * kRows16);
-  int64_t n_pieces = 0;
-  for (const MatmulTask& task : tasks) n_pieces += (task.W->rows() + piece_rows - 1) / piece_rows;
-  PieceRange ranges[kMaxStreamThreads];
+  int64_t n_units = 0;
+  for (const MatmulTask& task : tasks) n_units += units_of(*task.W);
+  UnitRange ranges[kMaxStreamThreads];
   for (int t = 0; t < threads; ++t)
-    ranges[t].bounds.store(
-        pack_bounds(static_cast<uint32_t>(n_pieces * t / threads), static_cast<uint32_t>(n_pieces * (t + 1) / threads)),
-        std::memory_order_relaxed);
+    ranges[t].bounds.store(pack_bounds(static_cast<uint32_t>(run_start(n_units, t, threads)),
+                                       static_cast<uint32_t>(run_start(n_units, t + 1, threads))),
+                           std::memory_order_relaxed);
   struct Job {
     const IsaKernels* isa;
     std::span<const MatmulTask> tasks;
-    PieceRange* ranges;
-    int64_t piece_rows;
+    UnitRange* ranges;
+    int64_t most;  // units per claim at most
     int threads;
   };
-  const Job job{&isa, tasks, ranges, piece_rows, threads};
-  auto run_piece = [](const Job& j, int64_t piece) {
+  const Job job{&isa, tasks, ranges, std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)), threads};
+  // Units [u, end) of the task list: one kernel call per task they touch.
+  auto run_units = [](const Job& j, int64_t u, int64_t end) {
     for (const MatmulTask& task : j.tasks) {
-      const int64_t in_task = (task.W->rows() + j.piece_rows - 1) / j.piece_rows;
-      if (piece < in_task) {
-        const int64_t r0 = piece * j.piece_rows;
-        fast_block(*j.isa, *task.W, *task.X, r0, std::min(task.W->rows(), r0 + j.piece_rows), 0, 1, task.Y, task.ldy);
-        return;
+      const int64_t in_task = units_of(*task.W);
+      if (u < in_task) {
+        const int64_t stop = std::min(end, in_task);
+        fast_block(*j.isa, *task.W, *task.X, u * kRows16, std::min(task.W->rows(), stop * kRows16), 0, 1, task.Y,
+                   task.ldy);
+        u = stop;
       }
-      piece -= in_task;
+      if (u >= end) return;
+      u -= in_task;
+      end -= in_task;
     }
   };
-  auto work = [j = &job, run_piece](int64_t, int64_t, int thread) {
-    for (int64_t p; (p = take_piece(j->ranges[thread], true)) >= 0;) run_piece(*j, p);
-    for (int k = 1; k < j->threads; ++k) {
-      PieceRange& victim = j->ranges[(thread + k) % j->threads];
-      for (int64_t p; (p = take_piece(victim, false)) >= 0;) run_piece(*j, p);
+  auto work = [j = &job, run_units](int64_t, int64_t, int thread) {
+    int64_t first = 0;
+    for (int64_t k; (k = claim_units(j->ranges[thread], true, j->most, first)) > 0;) run_units(*j, first, first + k);
+    for (int v = 1; v < j->threads; ++v) {
+      UnitRange& victim = j->ranges[(thread + v) % j->threads];
+      for (int64_t k; (k = claim_units(victim, false, j->most, first)) > 0;) run_units(*j, first, first + k);
     }
   };
   pool.ParallelFor(threads, work);
 }
 
 }  // namespace
+
+void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights, int64_t bytes) {
+  const int threads = pool.size();
+  if (threads < 2 || threads > kMaxStreamThreads || bytes <= 0) return;
+  int64_t n_units = 0;
+  for (const TensorView* W : weights) n_units += units_of(*W);
+  for (int t = 0; t < threads; ++t) {
+    int64_t u = run_start(n_units, t, threads);
+    const int64_t run_units = run_start(n_units, t + 1, threads) - u;
+    for (const TensorView* W : weights) {
+      const int64_t in_w = units_of(*W);
+      if (u < in_w) {
+        // Where the kernels will read unit u: the packed copy when there
+        // is one (whole groups of 16 rows), else the stored rows.
+        const uint8_t* at;
+        int64_t unit_bytes;
+        if (W->rows16 != nullptr) {
+          unit_bytes = W->cols() / 256 * rows16_block_bytes(W->type);
+          at = W->rows16 + u * unit_bytes;
+        } else {
+          unit_bytes = kRows16 * W->row_stride;
+          at = W->row(u * kRows16);
+        }
+        pool.PrefetchAfterNextJob(t, at, std::min(bytes, std::min(run_units, in_w - u) * unit_bytes));
+        break;
+      }
+      u -= in_w;
+    }
+  }
+}
 
 void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
   if (tasks.empty()) return;

@@ -162,6 +162,15 @@ struct MatmulTask {
 void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool);
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool);
 
+// For one-token products: tells the pool's threads where their runs of the
+// product over `weights` (in task order) will start, so that each brings the
+// first `bytes` of its run into its cache after its part of the pool's next
+// parallel section, while it waits (ThreadPool::PrefetchAfterNextJob). Call
+// it before that section, with the weights of the product after it.
+constexpr int64_t kNextProductPrefetchBytes = 64 * 1024;
+void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights,
+                           int64_t bytes = kNextProductPrefetchBytes);
+
 // Q4_K and Q6_K matrices packed for the matrix-vector product (one token):
 // rows in groups of 16, one 32-bit lane per row, scales (and Q4_K's
 // minimums) unpacked. The layouts are in block_layouts.h; Q4_K's is 2.8%

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
+#include <span>
 
 #include "base/error.h"
 #include "kernels/kernels.h"
@@ -548,6 +550,13 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
       for (int64_t t = t0; t < t1; ++t) rms_norm(&b.x[t * D], weight.data(), &b.xn[t * D], D, c.norm_eps);
     });
   };
+  // Generation (one token on the fast path): before each parallel section,
+  // where the threads' runs of the product after it start, so that a thread
+  // waiting for the others or for the serial steps brings those weights in.
+  const bool hint_next = fast && n == 1;
+  auto prefetch_next = [&](std::initializer_list<const TensorView*> weights) {
+    if (hint_next) kernels::prefetch_next_product(pool_, std::span(weights.begin(), weights.size()));
+  };
   auto add_residual = [&]() {
     for (size_t i = 0; i < static_cast<size_t>(n) * D; ++i) b.x[i] += b.proj[i];
   };
@@ -570,6 +579,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
       const kernels::MatmulTask tasks[] = {{&l.wq, &b.act_xn, b.q.data(), c.q_dim()},
                                            {&l.wk, &b.act_xn, b.k.data(), kv_k},
                                            {&l.wv, &b.act_xn, b.v.data(), kv_v}};
+      prefetch_next({&l.wo});
       kernels::matmul_fast(tasks, pool);
     } else {
       kernels::matmul(l.wq, b.xn.data(), n, b.q.data(), pool);
@@ -585,7 +595,9 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
         for (int64_t t = t0; t < t1; ++t) prepare_heads(il, static_cast<int>(t), 0, c.n_head_kv);
       });
     }
+    prefetch_next({&l.wo});
     attention_layer(il, n, prepare_in_attention);
+    prefetch_next({&l.w_gate, &l.w_up});
     product(l.wo, b.act_attn, b.attn_out.data(), c.n_head * c.head_dim_v, b.proj.data());
     add_residual();
 
@@ -595,6 +607,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
       b.act_xn.set(b.xn.data(), D, n, D);
       const kernels::MatmulTask tasks[] = {{&l.w_gate, &b.act_xn, b.gate.data(), c.n_ff},
                                            {&l.w_up, &b.act_xn, b.up.data(), c.n_ff}};
+      prefetch_next({&l.w_down});
       kernels::matmul_fast(tasks, pool);
     } else {
       kernels::matmul(l.w_gate, b.xn.data(), n, b.gate.data(), pool);
@@ -603,6 +616,12 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     for_tokens(pool_, n, [&](int64_t t0, int64_t t1, int) {
       kernels::silu_mul(&b.gate[t0 * c.n_ff], &b.up[t0 * c.n_ff], (t1 - t0) * c.n_ff);
     });
+    if (il + 1 < c.n_layer) {
+      const LayerWeights& next = w.layers[il + 1];
+      prefetch_next({&next.wq, &next.wk, &next.wv});
+    } else if (want_logits) {
+      prefetch_next({&w.output});
+    }
     product(l.w_down, b.act_hidden, b.gate.data(), c.n_ff, b.proj.data());
     add_residual();
     if (hooks_ && hooks_->on_layer_output) hooks_->on_layer_output(il, n_past_, n, b.x.data());
