@@ -474,6 +474,34 @@ TEST(Attention, SimdMatchesReferenceWithF32AndF16Cache) {
   }
 }
 
+// RMSNorm: the sum of squares in double on every ISA, so the results differ
+// from the scalar reference only by the order of that sum; lengths with and
+// without a partial vector, in place too.
+TEST(RmsNorm, SimdMatchesScalar) {
+  IsaGuard guard;
+  std::mt19937 rng(12);
+  for (int64_t n : {1, 7, 16, 100, 128, 1024, 1536, 3001}) {
+    const auto x = random_floats(n, rng, 3.0f);
+    const auto w = random_floats(n, rng);
+    std::vector<float> want(static_cast<size_t>(n));
+    scalar::rms_norm(x.data(), w.data(), want.data(), n, 1e-6f);
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double scale = 1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-6);
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(want[i], x[i] * scale * w[i], 1e-6 * std::fabs(x[i] * scale) + 1e-7);
+    for (const std::string& isa : available_isas()) {
+      ASSERT_TRUE(force_isa(isa));
+      SCOPED_TRACE(isa + " n=" + std::to_string(n));
+      std::vector<float> got(static_cast<size_t>(n));
+      rms_norm(x.data(), w.data(), got.data(), n, 1e-6f);
+      for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * std::fabs(want[i]) + 1e-12f) << i;
+      std::vector<float> in_place = x;
+      rms_norm(in_place.data(), w.data(), in_place.data(), n, 1e-6f);
+      ASSERT_EQ(in_place, got);
+    }
+  }
+}
+
 // Long context: memory does not depend on it, and the online softmax over
 // many key blocks agrees with the two-pass reference.
 TEST(Attention, LongContext) {

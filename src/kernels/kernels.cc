@@ -791,6 +791,10 @@ void attention(const AttentionArgs& a, AttentionScratch& scratch) {
 
 void silu_mul(float* g, const float* u, int64_t n) { active().silu_mul(g, u, n); }
 
+void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps) {
+  active().rms_norm(x, w, out, n, eps);
+}
+
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n) { active().f32_to_f16(x, out, n); }
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n) { active().f16_to_f32(x, out, n); }
 

@@ -229,6 +229,13 @@ namespace scalar {
 void silu_mul(float* g, const float* u, int64_t n);
 }  // namespace scalar
 
+// out = x / sqrt(mean(x^2) + eps) * w over n values (out may be x). The sum
+// of squares is taken in double precision, as ggml does.
+void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps);
+namespace scalar {
+void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps);
+}  // namespace scalar
+
 // Converts n floats to fp16 (round to nearest even) and back.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);

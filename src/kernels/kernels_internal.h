@@ -97,6 +97,7 @@ using F16ToF32Fn = void (*)(const uint16_t* x, float* out, int64_t n);
 // y[16 g + i] for the n_groups groups of 16 rows at `packed` (the layouts of
 // pack_rows16, kernels.h, block_layouts.h), n values per row.
 using GemvRows16Fn = void (*)(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+using RmsNormFn = void (*)(const float* x, const float* w, float* out, int64_t n, float eps);
 
 struct IsaKernels {
   std::string_view name;
@@ -114,6 +115,7 @@ struct IsaKernels {
   F16ToF32Fn f16_to_f32;
   GemvRows16Fn gemv_q4_k_rows16;
   GemvRows16Fn gemv_q6_k_rows16;
+  RmsNormFn rms_norm;
 };
 
 extern const IsaKernels kScalarKernels;
@@ -129,6 +131,7 @@ void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64
               float* Y, int64_t ldy);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 void silu_mul(float* g, const float* u, int64_t n);
+void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps);
 void f32_to_f16(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32(const uint16_t* x, float* out, int64_t n);
 }  // namespace avx512

@@ -324,6 +324,13 @@ void silu_mul_scalar(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void rms_norm_scalar(const float* x, const float* w, float* out, int64_t n, float eps) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
 void f32_to_f16_scalar(const float* x, uint16_t* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_fp16(x[i]);
 }
@@ -383,6 +390,8 @@ float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row) 
 void attention(const AttentionArgs& args) { attention_reference(args); }
 
 void silu_mul(float* g, const float* u, int64_t n) { silu_mul_scalar(g, u, n); }
+
+void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps) { rms_norm_scalar(x, w, out, n, eps); }
 
 }  // namespace scalar
 
@@ -494,7 +503,8 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        f32_to_f16_scalar,
                                        f16_to_f32_scalar,
                                        reference::gemv_q4_k_rows16,
-                                       reference::gemv_q6_k_rows16};
+                                       reference::gemv_q6_k_rows16,
+                                       rms_norm_scalar};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

@@ -280,18 +280,7 @@ void Context::eval(std::span<const TokenId> tokens, bool all_logits) {
 
 namespace {
 
-void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
-  // Four independent sums: one chain of dependent double additions took a
-  // few microseconds per norm, ~57 of them per token.
-  double part[4] = {0.0, 0.0, 0.0, 0.0};
-  int i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) part[k] += static_cast<double>(x[i + k]) * x[i + k];
-  for (; i < n; ++i) part[0] += static_cast<double>(x[i]) * x[i];
-  const double ss = (part[0] + part[1]) + (part[2] + part[3]);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
-  for (i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
+using kernels::rms_norm;
 
 // ggml's YaRN ramp: 1 inside the extrapolated band, falling linearly to 0.
 float yarn_ramp(float low, float high, int i0) {
