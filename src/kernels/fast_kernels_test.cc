@@ -147,6 +147,56 @@ TEST(FastQuantize, FollowsGgmlRules) {
   EXPECT_THROW(scalar::quantize_acts(ActFormat::Q8_256, y.data(), 128, qk.data(), sk.data(), sumk.data()), Error);
 }
 
+// A row quantized piece by piece (lane groups, in any order, as the threads
+// of a parallel section finish them) has the bits of the row quantized at
+// once: every derived array too. Misaligned pieces are refused.
+TEST(FastQuantize, ColumnPiecesEqualTheWholeRow) {
+  IsaGuard guard;
+  std::mt19937 rng(21);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    for (ActFormat format : {ActFormat::Q8_32, ActFormat::Q8_256}) {
+      const int64_t group = format == ActFormat::Q8_256 ? 256 : 512;
+      for (int64_t n : {group, 4 * group, 3 * group + (format == ActFormat::Q8_32 ? 96 : 0)}) {
+        SCOPED_TRACE(isa + " n=" + std::to_string(n) + (format == ActFormat::Q8_32 ? " Q8_32" : " Q8_256"));
+        const std::vector<float> x = random_floats(n, rng, 3.0f);
+        QuantizedActs whole, pieces;
+        whole.quantize(format, x.data(), n, 1, n, nullptr);
+        pieces.begin_columns(format, n);
+        std::vector<int64_t> starts;
+        for (int64_t c = 0; c < n; c += group) starts.push_back(c);
+        std::shuffle(starts.begin(), starts.end(), rng);
+        for (int64_t c : starts) pieces.quantize_columns(x.data(), c, std::min(n, c + group));
+        ASSERT_EQ(pieces.rows(), 1);
+        ASSERT_EQ(pieces.n(), n);
+        ASSERT_EQ(0, std::memcmp(whole.qs(0), pieces.qs(0), static_cast<size_t>(n)));
+        for (int64_t b = 0; b < n / 32; ++b) {
+          ASSERT_EQ(whole.scales(0)[b], pieces.scales(0)[b]) << b;
+          ASSERT_EQ(whole.sums(0)[b], pieces.sums(0)[b]) << b;
+        }
+        for (int64_t i = 0; i < n / 16; ++i) ASSERT_EQ(whole.scaled_sums(0)[i], pieces.scaled_sums(0)[i]) << i;
+        for (int64_t l = 0; l < n / 4; ++l) {
+          ASSERT_EQ(whole.lane_bias(0)[l], pieces.lane_bias(0)[l]) << l;
+          ASSERT_EQ(whole.lane_scales(0)[l], pieces.lane_scales(0)[l]) << l;
+        }
+        if (format == ActFormat::Q8_256) {
+          ASSERT_EQ(0, std::memcmp(whole.qs_q4k(0), pieces.qs_q4k(0), static_cast<size_t>(n)));
+        }
+        ASSERT_EQ(0, std::memcmp(whole.qs_lanes(0), pieces.qs_lanes(0), static_cast<size_t>(whole.n_padded())));
+        for (int64_t g = 0; g < whole.n_padded() / 16; ++g)
+          ASSERT_EQ(whole.group_scales(0)[g], pieces.group_scales(0)[g]);
+        EXPECT_THROW(pieces.quantize_columns(x.data(), 32, group), Error);     // starts inside a group
+        EXPECT_THROW(pieces.quantize_columns(x.data(), 0, group / 2), Error);  // ends inside one
+        EXPECT_THROW(pieces.quantize_columns(x.data(), 0, n + group), Error);  // past the row
+        EXPECT_THROW(pieces.quantize_columns(x.data(), group, group), Error);  // empty
+      }
+    }
+  }
+  QuantizedActs q;
+  EXPECT_THROW(q.begin_columns(ActFormat::Q8_256, 100), Error);
+  EXPECT_THROW(q.begin_columns(ActFormat::F32, 256), Error);
+}
+
 TEST(FastQuantize, SimdEqualsScalarBitForBit) {
   IsaGuard guard;
   std::mt19937 rng(3);

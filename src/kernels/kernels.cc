@@ -254,46 +254,66 @@ void QuantizedActs::quantize(ActFormat format, const float* x, int64_t ldx, int6
   format_ = format;
   rows_ = n_rows;
   n_ = n;
-  // The lambdas below capture one pointer, so that std::function keeps them
-  // in its small buffer instead of allocating on every call.
+  // The lambda captures one pointer, so that std::function keeps it in its
+  // small buffer instead of allocating on every call.
   struct Job {
     QuantizedActs* self;
-    detail::QuantizeActsFn fn;
-    detail::LaneLayoutFn lanes;
-    ActFormat format;
     const float* x;
-    int64_t ldx, n;
+    int64_t ldx;
   };
-  const Job job{this, active().quantize_acts, active().lane_layout, format, x, ldx, n};
+  const Job job{this, x, ldx};
   auto rows = [j = &job](int64_t begin, int64_t end, int) {
-    QuantizedActs& q = *j->self;
-    const int64_t n = j->n;
-    for (int64_t t = begin; t < end; ++t) {
-      j->fn(j->format, j->x + t * j->ldx, n, q.qs_.data() + t * n, q.scales_.data() + t * (n / 32),
-            q.sums_.data() + t * (n / 32), q.scaled_sums_.data() + t * (n / 16), q.lane_bias_.data() + t * (n / 4),
-            q.lane_scales_.data() + t * (n / 4));
-      if (j->format == ActFormat::Q8_256) {
-        // Q4_K keeps sub-blocks 2k and 2k+1 in the low and high nibbles of
-        // the same 32 bytes: order the runs so that 64 bytes of nibbles
-        // meet 64 contiguous activations.
-        static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
-        const int8_t* src = q.qs_.data() + t * n;
-        int8_t* dst = q.qs_q4k_.data() + t * n;
-        for (int64_t b = 0; b < n; b += 256)
-          for (int k = 0; k < 8; ++k) std::memcpy(dst + b + 32 * k, src + b + 32 * kOrder[k], 32);
-      }
-      if (j->lanes != nullptr) {
-        const int64_t padded = q.n_padded();
-        j->lanes(j->format, q.qs_.data() + t * n, q.scales_.data() + t * (n / 32), n, q.qs_lanes_.data() + t * padded,
-                 q.group_scales_.data() + t * (padded / 16));
-      }
-    }
+    for (int64_t t = begin; t < end; ++t) j->self->quantize_span(j->x + t * j->ldx, t, 0, j->self->n_);
   };
   if (pool != nullptr && n_rows >= 8) {
     pool->ParallelFor(n_rows, rows);
   } else {
     rows(0, n_rows, 0);
   }
+}
+
+void QuantizedActs::quantize_span(const float* x_row, int64_t t, int64_t c0, int64_t c1) {
+  const IsaKernels& isa = active();
+  const int64_t n = n_, len = c1 - c0;
+  isa.quantize_acts(format_, x_row + c0, len, qs_.data() + t * n + c0, scales_.data() + t * (n / 32) + c0 / 32,
+                    sums_.data() + t * (n / 32) + c0 / 32, scaled_sums_.data() + t * (n / 16) + c0 / 16,
+                    lane_bias_.data() + t * (n / 4) + c0 / 4, lane_scales_.data() + t * (n / 4) + c0 / 4);
+  if (format_ == ActFormat::Q8_256) {
+    // Q4_K keeps sub-blocks 2k and 2k+1 in the low and high nibbles of the
+    // same 32 bytes: order the runs so that 64 bytes of nibbles meet 64
+    // contiguous activations.
+    static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    const int8_t* src = qs_.data() + t * n;
+    int8_t* dst = qs_q4k_.data() + t * n;
+    for (int64_t b = c0; b < c1; b += 256)
+      for (int k = 0; k < 8; ++k) std::memcpy(dst + b + 32 * k, src + b + 32 * kOrder[k], 32);
+  }
+  if (isa.lane_layout != nullptr) {
+    const int64_t padded = n_padded();
+    isa.lane_layout(format_, qs_.data() + t * n + c0, scales_.data() + t * (n / 32) + c0 / 32, len,
+                    qs_lanes_.data() + t * padded + c0,
+                    // One group scale per 16 values for Q8_256, per 32 for Q8_32.
+                    group_scales_.data() + t * (padded / 16) + c0 / (format_ == ActFormat::Q8_256 ? 16 : 32));
+  }
+}
+
+void QuantizedActs::begin_columns(ActFormat format, int64_t n) {
+  if (format == ActFormat::F32) throw Error("quantize: F32 is not a quantized format");
+  if (n <= 0 || n % act_block(format) != 0)
+    throw Error("quantize: row length " + std::to_string(n) + " is not a multiple of the block size " +
+                std::to_string(act_block(format)));
+  reserve(1, n);
+  format_ = format;
+  rows_ = 1;
+  n_ = n;
+}
+
+void QuantizedActs::quantize_columns(const float* x, int64_t c0, int64_t c1) {
+  const int64_t group = lane_group();
+  if (rows_ != 1 || c0 < 0 || c0 >= c1 || c1 > n_ || c0 % group != 0 || (c1 % group != 0 && c1 != n_))
+    throw Error("quantize: columns [" + std::to_string(c0) + ", " + std::to_string(c1) + ") of a row of " +
+                std::to_string(n_) + " are not whole groups of " + std::to_string(group));
+  quantize_span(x, 0, c0, c1);
 }
 
 void Activations::reserve(int64_t max_rows, int64_t max_n) {
@@ -323,6 +343,36 @@ void Activations::prepare_for(DType weight_type, ThreadPool* pool) {
     default:
       return;
   }
+}
+
+int64_t Activations::column_group(DType weight_type) {
+  switch (act_format_for(weight_type)) {
+    case ActFormat::Q8_32:
+      return 512;
+    case ActFormat::Q8_256:
+      return 256;
+    default:
+      return 0;
+  }
+}
+
+void Activations::begin_columns(DType weight_type) {
+  if (rows_ != 1) throw Error("activations: columns are quantized piece by piece for one row only");
+  const ActFormat format = act_format_for(weight_type);
+  if (format == ActFormat::Q8_32) q8_32_.begin_columns(format, n_);
+  if (format == ActFormat::Q8_256) q8_256_.begin_columns(format, n_);
+}
+
+void Activations::prepare_columns(DType weight_type, int64_t c0, int64_t c1) {
+  const ActFormat format = act_format_for(weight_type);
+  if (format == ActFormat::Q8_32) q8_32_.quantize_columns(x_, c0, c1);
+  if (format == ActFormat::Q8_256) q8_256_.quantize_columns(x_, c0, c1);
+}
+
+void Activations::finish_columns(DType weight_type) {
+  const ActFormat format = act_format_for(weight_type);
+  if (format == ActFormat::Q8_32) have_q8_32_ = true;
+  if (format == ActFormat::Q8_256) have_q8_256_ = true;
 }
 
 const QuantizedActs& Activations::quantized(ActFormat format) const {

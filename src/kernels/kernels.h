@@ -81,6 +81,13 @@ class QuantizedActs {
   // Quantizes rows x[t * ldx .. t * ldx + n) for t < n_rows. Throws
   // glassbox::Error when n is not a multiple of the format's block.
   void quantize(ActFormat format, const float* x, int64_t ldx, int64_t n_rows, int64_t n, ThreadPool* pool);
+  // The same for one row made piece by piece: begin_columns() sizes the
+  // storage; then quantize_columns() makes columns [c0, c1) of the row x
+  // points to (c0 a multiple of lane_group(), c1 too or the row's end), the
+  // same bits as quantize() gives them. Pieces may be done by different
+  // threads at once; each must be done before the row is read.
+  void begin_columns(ActFormat format, int64_t n);
+  void quantize_columns(const float* x, int64_t c0, int64_t c1);
 
   ActFormat format() const { return format_; }
   int64_t rows() const { return rows_; }
@@ -100,6 +107,9 @@ class QuantizedActs {
   const float* group_scales(int64_t row) const { return group_scales_.data() + row * (n_padded() / 16); }
 
  private:
+  // Columns [c0, c1) of row t (whole lane groups, or up to the row's end).
+  void quantize_span(const float* x_row, int64_t t, int64_t c0, int64_t c1);
+
   ActFormat format_ = ActFormat::Q8_32;
   int64_t rows_ = 0, n_ = 0;
   std::vector<int8_t> qs_, qs_q4k_, qs_lanes_;
@@ -116,6 +126,16 @@ class Activations {
   void set(const float* x, int64_t ldx, int64_t n_rows, int64_t n);
   // Makes the form that `weight_type` needs (no-op when it exists).
   void prepare_for(DType weight_type, ThreadPool* pool);
+  // The same for a single row that several threads write piece by piece:
+  // after set(), begin_columns(); then each thread calls prepare_columns()
+  // for the columns it has finished (a multiple of column_group() wide);
+  // then finish_columns() marks the form made. The quantizing then happens
+  // in parallel, where the values were written, instead of on one thread
+  // after them. column_group(): 0 when `weight_type` needs no quantized form.
+  static int64_t column_group(DType weight_type);
+  void begin_columns(DType weight_type);
+  void prepare_columns(DType weight_type, int64_t c0, int64_t c1);
+  void finish_columns(DType weight_type);
   const QuantizedActs& quantized(ActFormat format) const;
   const float* f32() const { return x_; }
   int64_t ldx() const { return ldx_; }

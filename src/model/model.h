@@ -135,7 +135,9 @@ class Context {
 
  private:
   void forward_chunk(const TokenId* tokens, int n_tokens, bool all_logits, int logit_row0);
-  void attention_layer(int il, int n_tokens, bool prepare);
+  // quantize_for: one token, each item then quantizes its heads' outputs
+  // for this matrix (Buffers::act_attn, begun by the caller).
+  void attention_layer(int il, int n_tokens, bool prepare, const TensorView* quantize_for = nullptr);
   void prepare_heads(int il, int t, int kv0, int kv1);
 
   const Model& model_;
