@@ -331,18 +331,11 @@ void Activations::set(const float* x, int64_t ldx, int64_t n_rows, int64_t n) {
 }
 
 void Activations::prepare_for(DType weight_type, ThreadPool* pool) {
-  switch (act_format_for(weight_type)) {
-    case ActFormat::Q8_32:
-      if (!have_q8_32_) q8_32_.quantize(ActFormat::Q8_32, x_, ldx_, rows_, n_, pool);
-      have_q8_32_ = true;
-      return;
-    case ActFormat::Q8_256:
-      if (!have_q8_256_) q8_256_.quantize(ActFormat::Q8_256, x_, ldx_, rows_, n_, pool);
-      have_q8_256_ = true;
-      return;
-    default:
-      return;
-  }
+  bool* made = nullptr;
+  QuantizedActs* q = form_for(weight_type, &made);
+  if (q == nullptr || *made) return;
+  q->quantize(act_format_for(weight_type), x_, ldx_, rows_, n_, pool);
+  *made = true;
 }
 
 int64_t Activations::column_group(DType weight_type) {
@@ -356,23 +349,33 @@ int64_t Activations::column_group(DType weight_type) {
   }
 }
 
+QuantizedActs* Activations::form_for(DType weight_type, bool** made) {
+  switch (act_format_for(weight_type)) {
+    case ActFormat::Q8_32:
+      *made = &have_q8_32_;
+      return &q8_32_;
+    case ActFormat::Q8_256:
+      *made = &have_q8_256_;
+      return &q8_256_;
+    default:
+      return nullptr;
+  }
+}
+
 void Activations::begin_columns(DType weight_type) {
   if (rows_ != 1) throw Error("activations: columns are quantized piece by piece for one row only");
-  const ActFormat format = act_format_for(weight_type);
-  if (format == ActFormat::Q8_32) q8_32_.begin_columns(format, n_);
-  if (format == ActFormat::Q8_256) q8_256_.begin_columns(format, n_);
+  bool* made = nullptr;
+  if (QuantizedActs* q = form_for(weight_type, &made)) q->begin_columns(act_format_for(weight_type), n_);
 }
 
 void Activations::prepare_columns(DType weight_type, int64_t c0, int64_t c1) {
-  const ActFormat format = act_format_for(weight_type);
-  if (format == ActFormat::Q8_32) q8_32_.quantize_columns(x_, c0, c1);
-  if (format == ActFormat::Q8_256) q8_256_.quantize_columns(x_, c0, c1);
+  bool* made = nullptr;
+  if (QuantizedActs* q = form_for(weight_type, &made)) q->quantize_columns(x_, c0, c1);
 }
 
 void Activations::finish_columns(DType weight_type) {
-  const ActFormat format = act_format_for(weight_type);
-  if (format == ActFormat::Q8_32) have_q8_32_ = true;
-  if (format == ActFormat::Q8_256) have_q8_256_ = true;
+  bool* made = nullptr;
+  if (form_for(weight_type, &made) != nullptr) *made = true;
 }
 
 const QuantizedActs& Activations::quantized(ActFormat format) const {
@@ -462,10 +465,13 @@ int64_t rows16_block_bytes(DType type) {
   }
 }
 
+// Bytes of one packed group of 16 rows of n columns.
+int64_t rows16_group_bytes(DType type, int64_t n) { return n / 256 * rows16_block_bytes(type); }
+
 // Rows [r0, r1) (whole groups of 16) of a packed matrix times x.
 void packed_rows16(const IsaKernels& isa, DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1,
                    const detail::QRow& x, float* y) {
-  const int64_t group_bytes = n / 256 * rows16_block_bytes(type);
+  const int64_t group_bytes = rows16_group_bytes(type, n);
   const detail::GemvRows16Fn kernel = type == DType::Q6_K ? isa.gemv_q6_k_rows16 : isa.gemv_q4_k_rows16;
   kernel(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, y + r0);
 }
@@ -649,7 +655,7 @@ void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> 
         const uint8_t* at;
         int64_t unit_bytes;
         if (W->rows16 != nullptr) {
-          unit_bytes = W->cols() / 256 * rows16_block_bytes(W->type);
+          unit_bytes = rows16_group_bytes(W->type, W->cols());
           at = W->rows16 + u * unit_bytes;
         } else {
           unit_bytes = kRows16 * W->row_stride;
@@ -757,7 +763,7 @@ bool have_fast_rows16(DType type) {
   }
 }
 
-int64_t rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * (W.cols() / 256) * rows16_block_bytes(W.type); }
+int64_t rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * rows16_group_bytes(W.type, W.cols()); }
 
 namespace {
 

@@ -143,6 +143,9 @@ class Activations {
   int64_t n() const { return n_; }
 
  private:
+  // The quantized form `weight_type` reads and its made-flag (nullptr: F32).
+  QuantizedActs* form_for(DType weight_type, bool** made);
+
   const float* x_ = nullptr;
   int64_t ldx_ = 0, rows_ = 0, n_ = 0;
   QuantizedActs q8_32_, q8_256_;
