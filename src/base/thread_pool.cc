@@ -33,13 +33,17 @@ bool spin_until(Pred pred) {
 
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) {
+ThreadPool::ThreadPool(int n_threads, std::function<void()> on_worker_start) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
   job_.claimed = std::make_unique<std::atomic<uint8_t>[]>(static_cast<size_t>(n_threads_));
   next_prefetch_.assign(static_cast<size_t>(n_threads_), {nullptr, 0});
   prefetch_ = std::make_unique<Prefetch[]>(static_cast<size_t>(n_threads_));
-  for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
+  for (int i = 1; i < n_threads_; ++i)
+    threads_.emplace_back([this, i, on_worker_start] { worker(i, on_worker_start); });
+  if (on_worker_start) {
+    for (int started; (started = workers_started_.load()) < n_threads_ - 1;) workers_started_.wait(started);
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -153,8 +157,13 @@ void ThreadPool::ParallelForDynamic(int64_t n, int64_t grain, const RangeFn& fn)
   run(n, grain, fn);
 }
 
-void ThreadPool::worker(int index) {
+void ThreadPool::worker(int index, const std::function<void()>& on_start) {
   uint32_t seen = 0;  // the generation before the first job (threads may start late)
+  if (on_start) {
+    on_start();
+    workers_started_.fetch_add(1);
+    workers_started_.notify_all();
+  }
   for (;;) {
     if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; })) {
       // Announce the sleep before checking once more: run() bumps the

@@ -30,8 +30,12 @@ class ThreadPool {
  public:
   using RangeFn = std::function<void(int64_t, int64_t, int)>;
 
-  // n_threads <= 0: one per hardware thread.
-  explicit ThreadPool(int n_threads = 0);
+  // n_threads <= 0: one per hardware thread. Each worker thread calls
+  // on_worker_start (when set) once, before its first job: e.g. to size
+  // thread-local scratch memory, so that no job has to allocate it (which
+  // thread runs which part of a job varies). The constructor returns once
+  // every worker has done so.
+  explicit ThreadPool(int n_threads = 0, std::function<void()> on_worker_start = {});
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -89,7 +93,7 @@ class ThreadPool {
   void run(int64_t n, int64_t grain, const RangeFn& fn);
   void run_static_chunk(int chunk);
   void work_on(int index);
-  void worker(int index);
+  void worker(int index, const std::function<void()>& on_start);
 
   // state_: generation of the current job (high 32 bits), a closed flag and
   // the number of workers inside the job (low bits).
@@ -106,6 +110,7 @@ class ThreadPool {
   std::atomic<int> sleeping_workers_{0};
   std::atomic<bool> caller_sleeping_{false};
   std::atomic<bool> stop_{false};
+  std::atomic<int> workers_started_{0};
   // Hints set for the next job (caller only), and those of the job running
   // (read by each thread after its part).
   std::vector<std::pair<const void*, int64_t>> next_prefetch_;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -18,6 +19,37 @@ TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
       for (int64_t i = b; i < e; ++i) hits[i]++;
     });
     for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].load(), 1) << "n=" << n << " i=" << i;
+  }
+}
+
+// Each worker runs the start hook once, on its own thread, before the
+// constructor returns: thread-local memory it sizes there is in place
+// before any job, whichever thread runs which part of it.
+TEST(ThreadPool, WorkerStartHookRunsOnEveryWorkerBeforeTheFirstJob) {
+  for (int n : {1, 2, 5}) {
+    std::mutex mu;
+    std::vector<std::thread::id> started;
+    {
+      ThreadPool pool(n, [&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a worker that starts late
+        std::lock_guard<std::mutex> lock(mu);
+        started.push_back(std::this_thread::get_id());
+      });
+      std::vector<std::thread::id> seen;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        seen = started;
+      }
+      ASSERT_EQ(seen.size(), static_cast<size_t>(n - 1)) << n << " threads";
+      for (size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_NE(seen[i], std::this_thread::get_id()) << "the hook runs on the workers, not the caller";
+        for (size_t j = 0; j < i; ++j) EXPECT_NE(seen[i], seen[j]) << "one call per worker";
+      }
+      std::atomic<int64_t> sum{0};
+      pool.ParallelFor(100, [&](int64_t b, int64_t e, int) { sum += e - b; });
+      EXPECT_EQ(sum.load(), 100);
+    }
+    EXPECT_EQ(started.size(), static_cast<size_t>(n - 1)) << "no second call";
   }
 }
 

@@ -412,6 +412,60 @@ TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
   }
 }
 
+// The fused SwiGLU section gives the bits of the three steps one after
+// another (both products, SiLU times up, the down product's quantizing) for
+// any thread count, with runs and column groups that do not line up: 80
+// units of 16 rows, Q8_256 groups of 16 units, Q8_32 groups of 32 (the last
+// one half). Checked through the down product's output, which reads every
+// derived array of the quantized form.
+TEST(FastMatmul, SwigluEqualsTheStepsOneAfterAnother) {
+  std::mt19937 rng(12);
+  const int64_t cols = 512, ff = 1280;
+  const auto gate_rows = random_rows(DType::Q4_K, cols, ff, row_bytes(DType::Q4_K, cols), rng);
+  const auto up_rows = random_rows(DType::Q6_K, cols, ff, row_bytes(DType::Q6_K, cols), rng);
+  TensorView G{DType::Q4_K, gate_rows.data(), {cols, ff, 1, 1}, row_bytes(DType::Q4_K, cols)};
+  TensorView U{DType::Q6_K, up_rows.data(), {cols, ff, 1, 1}, row_bytes(DType::Q6_K, cols)};
+  std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(G)));
+  pack_rows16(G, packed.data());
+  G.rows16 = packed.data();
+  const auto X = random_floats(cols, rng);
+  Activations acts;
+  acts.set(X.data(), cols, 1, cols);
+  for (DType down_type : {DType::Q4_K, DType::Q8_0, DType::F16}) {
+    const auto down_rows = random_rows(down_type, ff, 48, row_bytes(down_type, ff), rng);
+    const TensorView D{down_type, down_rows.data(), {ff, 48, 1, 1}, row_bytes(down_type, ff)};
+    // The steps one after another, on one thread.
+    std::vector<float> want_gate(ff), want_up(ff), want_y(48);
+    const MatmulTask steps[] = {{&G, &acts, want_gate.data(), ff}, {&U, &acts, want_up.data(), ff}};
+    matmul_fast(steps, nullptr);
+    silu_mul(want_gate.data(), want_up.data(), ff);
+    Activations want_hidden;
+    want_hidden.set(want_gate.data(), ff, 1, ff);
+    matmul_fast(D, want_hidden, want_y.data(), nullptr);
+    for (int threads : {1, 2, 3, 5, 8}) {
+      ThreadPool pool(threads);
+      for (int rep = 0; rep < 10; ++rep) {
+        std::vector<float> gate(ff, NAN), up(ff, NAN), y(48, NAN);
+        Activations hidden;
+        hidden.set(gate.data(), ff, 1, ff);
+        swiglu_fast(G, U, acts, gate.data(), up.data(), hidden, down_type, &pool);
+        ASSERT_EQ(gate, want_gate) << threads << " threads, down " << dtype_name(down_type);
+        matmul_fast(D, hidden, y.data(), nullptr);
+        ASSERT_EQ(y, want_y) << threads << " threads, down " << dtype_name(down_type);
+      }
+    }
+  }
+  // What it cannot do is refused with the reason.
+  std::vector<float> gate(ff), up(ff);
+  Activations hidden;
+  hidden.set(up.data(), ff, 1, ff);
+  ThreadPool pool(2);
+  EXPECT_THROW(swiglu_fast(G, U, acts, gate.data(), up.data(), hidden, DType::Q4_K, &pool), Error);  // not the gate row
+  hidden.set(gate.data(), ff, 1, ff);
+  const TensorView short_up{DType::Q6_K, up_rows.data(), {cols, ff - 16, 1, 1}, row_bytes(DType::Q6_K, cols)};
+  EXPECT_THROW(swiglu_fast(G, short_up, acts, gate.data(), up.data(), hidden, DType::Q4_K, &pool), Error);
+}
+
 // The prefetch hints for a one-token product point where each thread's run
 // of units will start: thread t of T at unit n_units * t / T of the tasks'
 // rows in order, in the packed copy when there is one, for at most the

@@ -98,8 +98,8 @@ bool is_computable(DType type) {
 // Rows per tile in the multi-token product: the dequantized tile should stay
 // in L2 (well under 1 MiB) while the tokens stream past it. A multiple of 4
 // suits the 4-row register blocking of the SIMD tile kernels.
+constexpr int64_t kTileBytes = 192 * 1024;
 int64_t tile_rows_for(int64_t n_cols) {
-  constexpr int64_t kTileBytes = 192 * 1024;
   const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
   return std::clamp<int64_t>(rows / 4 * 4, 4, 64);
 }
@@ -414,13 +414,47 @@ TileBuffers& tile_buffers() {
   return buffers;
 }
 
+// Elements of each buffer a tile of `rows` rows of n values needs (either
+// tile layout, see PreparedTile).
+struct TileSizes {
+  int64_t values, lane_scales, offsets;
+};
+TileSizes tile_sizes(int64_t rows, int64_t n) {
+  const int64_t padded = (n + 511) / 512 * 512;
+  return {rows * padded + padded,  // + one row of scratch
+          rows * std::max(n / 4, padded / 16), rows * (n / 16)};
+}
+
+// Row lengths up to this have their tiles fit in a thread's buffers from
+// the first time they grow: which thread takes which rows of a product
+// varies from call to call (stealing), so a buffer sized by the first
+// product a thread happened to meet would grow again later, in the middle of
+// generation.
+constexpr int64_t kTileRowLengthBound = 32768;
+
+TileSizes ordinary_tile_sizes() {
+  TileSizes most{0, 0, 0};
+  for (int64_t n = 32; n <= kTileRowLengthBound; n += 32) {
+    const TileSizes s = tile_sizes(tile_rows_fast(n), n);
+    most = {std::max(most.values, s.values), std::max(most.lane_scales, s.lane_scales),
+            std::max(most.offsets, s.offsets)};
+  }
+  return most;
+}
+
 // A tile of up to `rows` rows of n values over this thread's buffers, large
 // enough for either tile layout (see PreparedTile).
 detail::PreparedTile tile_over(TileBuffers& buf, int64_t rows, int64_t n) {
+  static const TileSizes kOrdinary = ordinary_tile_sizes();
   const int64_t padded = (n + 511) / 512 * 512;
-  ensure_size(buf.values, rows * padded + padded);  // + one row of scratch
-  ensure_size(buf.lane_scales, rows * std::max(n / 4, padded / 16));
-  ensure_size(buf.offsets, rows * (n / 16));
+  const TileSizes need = tile_sizes(rows, n);
+  if (static_cast<int64_t>(buf.values.size()) < need.values) {
+    ensure_size(buf.values, std::max(need.values, kOrdinary.values));
+    ensure_size(buf.lane_scales, std::max(need.lane_scales, kOrdinary.lane_scales));
+    ensure_size(buf.offsets, std::max(need.offsets, kOrdinary.offsets));
+  }
+  ensure_size(buf.lane_scales, need.lane_scales);
+  ensure_size(buf.offsets, need.offsets);
   detail::PreparedTile tile;
   tile.values = buf.values.data();
   tile.lane_scales = buf.lane_scales.data();
@@ -428,6 +462,16 @@ detail::PreparedTile tile_over(TileBuffers& buf, int64_t rows, int64_t n) {
   tile.scratch = buf.values.data() + rows * padded;
   return tile;
 }
+
+}  // namespace
+
+void prepare_thread_scratch() {
+  TileBuffers& buf = tile_buffers();
+  tile_over(buf, 1, 32);  // a first growth takes the ordinary sizes
+  ensure_size(buf.f32, kTileBytes / static_cast<int64_t>(sizeof(float)));
+}
+
+namespace {
 
 detail::QRow qrow(const QuantizedActs& x, int64_t t) {
   return {x.qs(t),
@@ -488,7 +532,10 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
     }
     TileBuffers& buf = tile_buffers();
     const int64_t tile_rows = tile_rows_for(n);
-    ensure_size(buf.f32, tile_rows * n);
+    // At least a whole tile's worth: the same for every row length up to
+    // kTileBytes / 16 floats (see kTileRowLengthBound).
+    if (static_cast<int64_t>(buf.f32.size()) < tile_rows * n)
+      ensure_size(buf.f32, std::max(tile_rows * n, kTileBytes / static_cast<int64_t>(sizeof(float))));
     for (int64_t r = r0; r < r1; r += tile_rows) {
       const int64_t nr = std::min(tile_rows, r1 - r);
       for (int64_t i = 0; i < nr; ++i) isa.dequantize_row(W.type, W.row(r + i), buf.f32.data() + i * n, n);
@@ -637,6 +684,84 @@ void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, Th
   pool.ParallelFor(threads, work);
 }
 
+// swiglu_fast's parallel section: the runs and claims of matvec_streams over
+// units of 16 rows of the gate matrix, each unit computed for gate and up
+// both (two streams, advancing together) and then finished on the spot:
+// SwiGLU on its rows, and the column groups of `hidden` whose last rows it
+// were quantized by the thread that did them. A group's count of rows still
+// to come is decremented with acquire-release, so the thread that takes it
+// to zero sees every other thread's values of the group.
+constexpr int64_t kMaxSwigluGroups = 1024;
+
+void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const TensorView& W_up, const Activations& X,
+                    float* gate, float* up, Activations& hidden, DType down_type, ThreadPool& pool) {
+  const int threads = pool.size();
+  const int64_t rows = W_gate.rows(), n_units = units_of(W_gate);
+  UnitRange ranges[kMaxStreamThreads];
+  for (int t = 0; t < threads; ++t)
+    ranges[t].bounds.store(pack_bounds(static_cast<uint32_t>(run_start(n_units, t, threads)),
+                                       static_cast<uint32_t>(run_start(n_units, t + 1, threads))),
+                           std::memory_order_relaxed);
+  const int64_t group = Activations::column_group(down_type);
+  const int64_t n_groups = group > 0 ? (rows + group - 1) / group : 0;
+  std::atomic<int64_t> rows_left[kMaxSwigluGroups];
+  for (int64_t g = 0; g < n_groups; ++g)
+    rows_left[g].store(std::min(rows, (g + 1) * group) - g * group, std::memory_order_relaxed);
+  struct Job {
+    const IsaKernels* isa;
+    const TensorView *W_gate, *W_up;
+    const Activations* X;
+    float *gate, *up;
+    Activations* hidden;
+    DType down_type;
+    int64_t group;
+    std::atomic<int64_t>* rows_left;
+    UnitRange* ranges;
+    int64_t most;
+    int threads;
+  };
+  const Job job{&isa,   &W_gate,   &W_up,   &X,
+                gate,   up,        &hidden, down_type,
+                group,  rows_left, ranges,  std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
+                threads};
+  auto run_units = [](const Job& j, int64_t u, int64_t end) {
+    const int64_t rows = j.W_gate->rows();
+    const int64_t r0 = u * kRows16, r1 = std::min(rows, end * kRows16);
+    fast_block(*j.isa, *j.W_gate, *j.X, r0, r1, 0, 1, j.gate, rows);
+    fast_block(*j.isa, *j.W_up, *j.X, r0, r1, 0, 1, j.up, rows);
+    j.isa->silu_mul(j.gate + r0, j.up + r0, r1 - r0);
+    if (j.group == 0) return;
+    for (int64_t g = r0 / j.group; g * j.group < r1; ++g) {
+      const int64_t c0 = g * j.group, c1 = std::min(rows, c0 + j.group);
+      const int64_t mine = std::min(r1, c1) - std::max(r0, c0);
+      if (j.rows_left[g].fetch_sub(mine, std::memory_order_acq_rel) == mine)
+        j.hidden->prepare_columns(j.down_type, c0, c1);
+    }
+  };
+  auto work = [j = &job, run_units](int64_t, int64_t, int thread) {
+    int64_t first = 0;
+    for (int64_t k; (k = claim_units(j->ranges[thread], true, j->most, first)) > 0;) run_units(*j, first, first + k);
+    for (int v = 1; v < j->threads; ++v) {
+      UnitRange& victim = j->ranges[(thread + v) % j->threads];
+      for (int64_t k; (k = claim_units(victim, false, j->most, first)) > 0;) run_units(*j, first, first + k);
+    }
+  };
+  pool.ParallelFor(threads, work);
+}
+
+}  // namespace
+
+namespace {
+// Where the one-token kernels read unit u (16 rows) of W: the packed copy
+// when there is one (whole groups of 16 rows), else the stored rows.
+const uint8_t* unit_address(const TensorView& W, int64_t u, int64_t& unit_bytes) {
+  if (W.rows16 != nullptr) {
+    unit_bytes = rows16_group_bytes(W.type, W.cols());
+    return W.rows16 + u * unit_bytes;
+  }
+  unit_bytes = kRows16 * W.row_stride;
+  return W.row(u * kRows16);
+}
 }  // namespace
 
 void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights, int64_t bytes) {
@@ -650,22 +775,26 @@ void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> 
     for (const TensorView* W : weights) {
       const int64_t in_w = units_of(*W);
       if (u < in_w) {
-        // Where the kernels will read unit u: the packed copy when there
-        // is one (whole groups of 16 rows), else the stored rows.
-        const uint8_t* at;
-        int64_t unit_bytes;
-        if (W->rows16 != nullptr) {
-          unit_bytes = rows16_group_bytes(W->type, W->cols());
-          at = W->rows16 + u * unit_bytes;
-        } else {
-          unit_bytes = kRows16 * W->row_stride;
-          at = W->row(u * kRows16);
-        }
+        int64_t unit_bytes = 0;
+        const uint8_t* at = unit_address(*W, u, unit_bytes);
         pool.PrefetchAfterNextJob(t, at, std::min(bytes, std::min(run_units, in_w - u) * unit_bytes));
         break;
       }
       u -= in_w;
     }
+  }
+}
+
+void prefetch_next_swiglu(ThreadPool& pool, const TensorView& W_gate, int64_t bytes) {
+  const int threads = pool.size();
+  if (threads < 2 || threads > kMaxStreamThreads || bytes <= 0) return;
+  const int64_t n_units = units_of(W_gate);
+  for (int t = 0; t < threads; ++t) {
+    const int64_t u = run_start(n_units, t, threads), run_units = run_start(n_units, t + 1, threads) - u;
+    if (run_units == 0) continue;
+    int64_t unit_bytes = 0;
+    const uint8_t* at = unit_address(W_gate, u, unit_bytes);
+    pool.PrefetchAfterNextJob(t, at, std::min(bytes, run_units * unit_bytes));
   }
 }
 
@@ -834,6 +963,32 @@ void gemv_rows16(DType type, const uint8_t* packed, int64_t n, int64_t r0, int64
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool) {
   const MatmulTask task{&W, &X, Y, W.rows()};
   matmul_fast(std::span<const MatmulTask>(&task, 1), pool);
+}
+
+void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& X, float* gate, float* up,
+                 Activations& hidden, DType down_type, ThreadPool* pool) {
+  check_fast_args(W_gate, X);
+  check_fast_args(W_up, X);
+  const int64_t rows = W_gate.rows();
+  if (W_up.rows() != rows) throw Error("swiglu: gate and up matrices have different row counts");
+  if (X.rows() != 1) throw Error("swiglu: fused for one token only");
+  if (hidden.f32() != gate || hidden.rows() != 1 || hidden.n() != rows)
+    throw Error("swiglu: the hidden activations must be set to the gate row");
+  const int64_t group = Activations::column_group(down_type);
+  const IsaKernels& isa = active();
+  const int threads = pool != nullptr ? pool->size() : 1;
+  if (threads < 2 || threads > kMaxStreamThreads || (group > 0 && (rows + group - 1) / group > kMaxSwigluGroups)) {
+    const MatmulTask tasks[] = {{&W_gate, &X, gate, rows}, {&W_up, &X, up, rows}};
+    matmul_fast(tasks, pool);
+    isa.silu_mul(gate, up, rows);
+    hidden.prepare_for(down_type, nullptr);
+    return;
+  }
+  X.prepare_for(W_gate.type, pool);
+  X.prepare_for(W_up.type, pool);
+  hidden.begin_columns(down_type);
+  swiglu_streams(isa, W_gate, W_up, X, gate, up, hidden, down_type, *pool);
+  hidden.finish_columns(down_type);
 }
 
 // ================================================================ attention

@@ -173,6 +173,12 @@ float dot_q8(DType type, const uint8_t* w, const QuantizedActs& x, int64_t row);
 // which round differently).
 void matmul_fast_rows(const TensorView& W, const Activations& X, int64_t r0, int64_t r1, float* Y, int64_t ldy);
 
+// Sizes the calling thread's scratch memory of the products (the prepared
+// tiles) for every row length up to 32768, so that products on this thread
+// allocate nothing afterwards. Thread pools running products call it on
+// each worker thread at its start, the caller of a forward pass on its own.
+void prepare_thread_scratch();
+
 // Several products in one parallel section (e.g. Q, K and V from one input).
 struct MatmulTask {
   const TensorView* W;
@@ -185,6 +191,19 @@ struct MatmulTask {
 void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool);
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool);
 
+// A SwiGLU feed-forward's input for one token (X has one row), fused:
+// gate = W_gate x and up = W_up x (W_gate and W_up of the same shape), then
+// gate[r] = silu(gate[r]) * up[r], and `hidden` (set() to gate, one row of
+// W_gate.rows() values) quantized for `down_type`, so that the down product
+// finds its form made. The same bits as the three steps one after another.
+// With a pool, one parallel section: each thread applies SwiGLU to the rows
+// it has just computed (gate and up taken 16 rows at a time, in pairs) and
+// quantizes every column group it is the last to finish, instead of the
+// calling thread doing both for the whole row after the section while the
+// other threads wait.
+void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& X, float* gate, float* up,
+                 Activations& hidden, DType down_type, ThreadPool* pool);
+
 // For one-token products: tells the pool's threads where their runs of the
 // product over `weights` (in task order) will start, so that each brings the
 // first `bytes` of its run into its cache after its part of the pool's next
@@ -193,6 +212,9 @@ void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool
 constexpr int64_t kNextProductPrefetchBytes = 64 * 1024;
 void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights,
                            int64_t bytes = kNextProductPrefetchBytes);
+// The same for the section of swiglu_fast (gate and up advance together):
+// where each thread's run of the gate matrix starts.
+void prefetch_next_swiglu(ThreadPool& pool, const TensorView& W_gate, int64_t bytes = kNextProductPrefetchBytes);
 
 // Q4_K and Q6_K matrices packed for the matrix-vector product (one token):
 // rows in groups of 16, one 32-bit lane per row, scales (and Q4_K's

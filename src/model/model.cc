@@ -150,7 +150,7 @@ struct Context::Buffers {
 };
 
 Context::Context(const Model& model, const ContextOptions& o)
-    : model_(model), pool_(o.n_threads), buf_(std::make_unique<Buffers>()) {
+    : model_(model), pool_(o.n_threads, kernels::prepare_thread_scratch), buf_(std::make_unique<Buffers>()) {
   const ModelConfig& c = model.config();
   n_ctx_ = o.n_ctx > 0 ? o.n_ctx : std::min(c.n_ctx_train, 4096);
   n_batch_ = std::max(1, std::min(o.n_batch, n_ctx_));
@@ -270,6 +270,7 @@ void Context::eval(std::span<const TokenId> tokens, bool all_logits) {
   const int rows = all_logits ? static_cast<int>(tokens.size()) : 1;
   if (logits_.size() < static_cast<size_t>(rows) * c.n_vocab) logits_.resize(static_cast<size_t>(rows) * c.n_vocab);
   n_logit_rows_ = rows;
+  kernels::prepare_thread_scratch();  // this thread's part of the products
   for (size_t start = 0; start < tokens.size(); start += n_batch_) {
     const int n = static_cast<int>(std::min<size_t>(n_batch_, tokens.size() - start));
     const bool last_chunk = start + n == tokens.size();
@@ -612,7 +613,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     }
     prefetch_next({&l.wo});
     attention_layer(il, n, prepare_in_attention, quantize_in_attention ? &l.wo : nullptr);
-    prefetch_next({&l.w_gate, &l.w_up});
+    if (hint_next) kernels::prefetch_next_swiglu(pool_, l.w_gate);
     if (quantize_in_attention) {
       b.act_attn.finish_columns(l.wo.type);
       kernels::matmul_fast(l.wo, b.act_attn, b.proj.data(), pool);
@@ -623,26 +624,38 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
 
     // --- feed-forward (SwiGLU)
     norm_rows(l.ffn_norm);
-    if (fast) {
-      b.act_xn.set(b.xn.data(), D, n, D);
-      const kernels::MatmulTask tasks[] = {{&l.w_gate, &b.act_xn, b.gate.data(), c.n_ff},
-                                           {&l.w_up, &b.act_xn, b.up.data(), c.n_ff}};
+    if (fast && n == 1) {
+      // One token: SwiGLU and the down product's quantizing happen in the
+      // gate/up section, on the rows each thread has just computed.
+      b.act_xn.set(b.xn.data(), D, 1, D);
+      b.act_hidden.set(b.gate.data(), c.n_ff, 1, c.n_ff);
       prefetch_next({&l.w_down});
-      kernels::matmul_fast(tasks, pool);
+      kernels::swiglu_fast(l.w_gate, l.w_up, b.act_xn, b.gate.data(), b.up.data(), b.act_hidden, l.w_down.type, pool);
     } else {
-      kernels::matmul(l.w_gate, b.xn.data(), n, b.gate.data(), pool);
-      kernels::matmul(l.w_up, b.xn.data(), n, b.up.data(), pool);
+      if (fast) {
+        b.act_xn.set(b.xn.data(), D, n, D);
+        const kernels::MatmulTask tasks[] = {{&l.w_gate, &b.act_xn, b.gate.data(), c.n_ff},
+                                             {&l.w_up, &b.act_xn, b.up.data(), c.n_ff}};
+        kernels::matmul_fast(tasks, pool);
+      } else {
+        kernels::matmul(l.w_gate, b.xn.data(), n, b.gate.data(), pool);
+        kernels::matmul(l.w_up, b.xn.data(), n, b.up.data(), pool);
+      }
+      for_tokens(pool_, n, [&](int64_t t0, int64_t t1, int) {
+        kernels::silu_mul(&b.gate[t0 * c.n_ff], &b.up[t0 * c.n_ff], (t1 - t0) * c.n_ff);
+      });
+      if (fast) b.act_hidden.set(b.gate.data(), c.n_ff, n, c.n_ff);
     }
-    for_tokens(pool_, n, [&](int64_t t0, int64_t t1, int) {
-      kernels::silu_mul(&b.gate[t0 * c.n_ff], &b.up[t0 * c.n_ff], (t1 - t0) * c.n_ff);
-    });
     if (il + 1 < c.n_layer) {
       const LayerWeights& next = w.layers[il + 1];
       prefetch_next({&next.wq, &next.wk, &next.wv});
     } else if (want_logits) {
       prefetch_next({&w.output});
     }
-    product(l.w_down, b.act_hidden, b.gate.data(), c.n_ff, b.proj.data());
+    if (fast)
+      kernels::matmul_fast(l.w_down, b.act_hidden, b.proj.data(), pool);
+    else
+      kernels::matmul(l.w_down, b.gate.data(), n, b.proj.data(), pool);
     add_residual();
     if (hooks_ && hooks_->on_layer_output) hooks_->on_layer_output(il, n_past_, n, b.x.data());
   }
