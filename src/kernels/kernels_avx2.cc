@@ -685,6 +685,169 @@ void gemm_tile_fast(const PreparedTile& tile, const QRow& x, int n_tokens, float
   }
 }
 
+// ----------------------------------------------------- one token, packed rows
+
+// Software prefetch while streaming packed rows (the AVX-512 kernels' scheme,
+// fast_avx512.inc): each step requests its share of the block's lines 4 KiB
+// ahead into L1 and 8 KiB ahead into L2, so that more lines are in flight
+// than the L1 fill buffers alone allow.
+constexpr int64_t kPrefetchAhead = 4096;
+constexpr int64_t kPrefetchFarAhead = 8192;
+
+inline void prefetch_ahead(const uint8_t* p, int lines) {
+  for (int i = 0; i < lines; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + 64 * i), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchFarAhead + 64 * i), _MM_HINT_T2);
+  }
+}
+
+// Part `part` of `parts` of a block's prefetches (together every line of it).
+template <int64_t block_bytes, int parts>
+inline void prefetch_block_part(const uint8_t* block, int part) {
+  constexpr int lines = static_cast<int>((block_bytes + 63) / 64);
+  constexpr int per_part = (lines + parts - 1) / parts;
+  prefetch_ahead(block + 64 * per_part * part, per_part);
+}
+
+// Eight unsigned bytes as 32-bit lanes holding the value in both 16-bit
+// halves: vpmaddwd with such a vector multiplies both 16-bit sums of a lane
+// by the lane's value and adds them.
+inline __m256i u8_to_dup16(const uint8_t* p) {
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+inline __m256i broadcast_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(static_cast<int>(v));
+}
+
+// Q4_K rows packed in groups of 16 (kRows16Bytes per block, block_layouts.h),
+// as eight rows per 256-bit vector (half h: rows 8h..8h+7, bytes 32h..32h+31
+// of each 64-byte chunk). Without VNNI, vpmaddubsw multiplies a row's four
+// nibbles with four activations broadcast to every lane and adds pairs into
+// 16 bits: at most 2 * 15 * 128 per step, so the eight steps of a sub-block
+// sum in 16 bits without saturating, and one vpmaddwd with the rows' scales
+// (duplicated into both halves of each lane) gives the scaled 32-bit sum.
+// The integer sums equal the AVX-512 kernel's; the float steps are the same.
+void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  const int64_t n_blocks = n / kQ4_KElems;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc_min[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n_blocks; ++b, packed += kRows16Bytes) {
+      const uint8_t* xq = reinterpret_cast<const uint8_t*>(x.qs + kQ4_KElems * b);
+      __m256i sum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+      for (int group = 0; group < 4; ++group) {
+        const uint8_t* qs = packed + kRows16Qs + group * 512;
+        prefetch_block_part<kRows16Bytes, 4>(packed, group);
+        __m256i a_low[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256i a_high[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int k = 0; k < 8; ++k) {
+          const __m256i x_low = broadcast_u32(xq + 64 * group + 4 * k);
+          const __m256i x_high = broadcast_u32(xq + 64 * group + 32 + 4 * k);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * k + 32 * h));
+            a_low[h] = _mm256_add_epi16(a_low[h], _mm256_maddubs_epi16(_mm256_and_si256(v, low), x_low));
+            a_high[h] = _mm256_add_epi16(a_high[h],
+                                         _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x_high));
+          }
+        }
+        for (int h = 0; h < 2; ++h) {
+          const __m256i s_low = u8_to_dup16(packed + kRows16Scales + 16 * (2 * group) + 8 * h);
+          const __m256i s_high = u8_to_dup16(packed + kRows16Scales + 16 * (2 * group + 1) + 8 * h);
+          sum[h] = _mm256_add_epi32(
+              sum[h], _mm256_add_epi32(_mm256_madd_epi16(a_low[h], s_low), _mm256_madd_epi16(a_high[h], s_high)));
+        }
+      }
+      const __m256 dx = _mm256_set1_ps(x.scales[8 * b]);
+      for (int h = 0; h < 2; ++h) {
+        // Minimums: min (< 64) times the sub-block's activation sum (|sum| <=
+        // 32 * 128), one 16-bit product per lane.
+        __m256i mins = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+          const __m256i m = _mm256_cvtepu8_epi32(
+              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed + kRows16Mins + 16 * j + 8 * h)));
+          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, _mm256_set1_epi32(x.sums[8 * b + j] & 0xFFFF)));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 16 * h)));
+        const __m256 dmin =
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + kRows16Dmin + 16 * h)));
+        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), _mm256_mul_ps(d, dx), acc[h]);
+        acc_min[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(dmin, dx), acc_min[h]);
+      }
+    }
+    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + kRows16 * g + 8 * h, _mm256_sub_ps(acc[h], acc_min[h]));
+  }
+}
+
+// Q6_K rows packed in groups of 16 (kRows16Q6Bytes per block,
+// block_layouts.h), eight rows per vector as above. Each sub-block's three
+// 64-byte vectors give four runs of four 6-bit values per row; vpmaddubsw
+// pair sums are at most 2 * 63 * 128, so two runs add in 16 bits, and
+// vpmaddwd with ones widens them. The sub-block's sum starts at -32 times
+// its 16 activations (exact for q - 32), then one 32-bit multiply by the
+// rows' scales, as in the AVX-512 kernel.
+void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  const __m256i low = _mm256_set1_epi8(0x0F), high = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  const int64_t n_blocks = n / kQ6_KElems;
+  const int64_t group_bytes = n_blocks * kRows16Q6Bytes;
+  constexpr int64_t kSliceBlocks = 256;
+  alignas(32) int32_t bias[kSliceBlocks * 16];
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kSliceBlocks) {
+    const int64_t nb = std::min(kSliceBlocks, n_blocks - b0);
+    const int32_t* lane_bias = x.lane_bias + b0 * kQ6_KElems / 4;
+    for (int64_t i = 0; i < nb * 16; ++i)
+      bias[i] = (lane_bias[4 * i] + lane_bias[4 * i + 1] + lane_bias[4 * i + 2] + lane_bias[4 * i + 3]) / 4;
+    for (int64_t g = 0; g < n_groups; ++g) {
+      const uint8_t* block = packed + g * group_bytes + b0 * kRows16Q6Bytes;
+      __m256 acc[2];
+      for (int h = 0; h < 2; ++h) acc[h] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(y + kRows16 * g + 8 * h);
+      for (int64_t b = 0; b < nb; ++b, block += kRows16Q6Bytes) {
+        const uint8_t* xq = reinterpret_cast<const uint8_t*>(x.qs + kQ6_KElems * (b0 + b));
+        __m256i isum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int sb = 0; sb < 16; ++sb) {
+          const uint8_t* v = block + kRows16Q6Qs + 192 * sb;
+          prefetch_block_part<kRows16Q6Bytes, 16>(block, sb);
+          const uint8_t* xs = xq + 16 * sb;
+          const __m256i x0 = broadcast_u32(xs), x1 = broadcast_u32(xs + 4), x2 = broadcast_u32(xs + 8),
+                        x3 = broadcast_u32(xs + 12);
+          const __m256i start = _mm256_set1_epi32(bias[16 * b + sb]);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i low0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h));
+            const __m256i low1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 + 32 * h));
+            const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * h));
+            // (nibbles & 0x0F) | (high pair moved to bits 4-5 & 0x30); the
+            // 16-bit shifts carry bits across bytes only where masked off.
+            const __m256i q0 =
+                _mm256_or_si256(_mm256_and_si256(low0, low), _mm256_and_si256(_mm256_slli_epi16(hi, 4), high));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low0, 4), low),
+                                               _mm256_and_si256(_mm256_slli_epi16(hi, 2), high));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(low1, low), _mm256_and_si256(hi, high));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low1, 4), low),
+                                               _mm256_and_si256(_mm256_srli_epi16(hi, 2), high));
+            const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, x0), _mm256_maddubs_epi16(q1, x1));
+            const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(q2, x2), _mm256_maddubs_epi16(q3, x3));
+            const __m256i sum =
+                _mm256_add_epi32(start, _mm256_add_epi32(_mm256_madd_epi16(s01, ones), _mm256_madd_epi16(s23, ones)));
+            const __m256i scales = _mm256_cvtepi8_epi32(
+                _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + kRows16Q6Scales + 16 * sb + 8 * h)));
+            isum[h] = _mm256_add_epi32(isum[h], _mm256_mullo_epi32(sum, scales));
+          }
+        }
+        const __m256 dx = _mm256_set1_ps(x.scales[8 * (b0 + b)]);
+        for (int h = 0; h < 2; ++h) {
+          const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * h)));
+          acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h]), _mm256_mul_ps(d, dx), acc[h]);
+        }
+      }
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + kRows16 * g + 8 * h, acc[h]);
+    }
+  }
+}
+
 bool gemv_fast(DType, const uint8_t*, int64_t, int64_t, int64_t, const QRow&, float*) { return false; }
 
 // ----------------------------------------------------------------- attention
@@ -908,22 +1071,11 @@ void f16_to_f32_avx2(const uint16_t* x, float* out, int64_t n) {
 }  // namespace
 
 namespace detail {
-constexpr IsaKernels kAvx2Kernels = {"avx2",
-                                     dequantize_row_avx2,
-                                     dot_avx2,
-                                     gemm_f32_avx2,
-                                     quantize_acts_fast,
-                                     nullptr,
-                                     prepare_tile_fast,
-                                     gemm_tile_fast,
-                                     gemv_fast,
-                                     attention_avx2,
-                                     silu_mul_avx2,
-                                     f32_to_f16_avx2,
-                                     f16_to_f32_avx2,
-                                     reference::gemv_q4_k_rows16,
-                                     reference::gemv_q6_k_rows16,
-                                     rms_norm_avx2};
+constexpr IsaKernels kAvx2Kernels = {
+    "avx2",        dequantize_row_avx2, dot_avx2,        gemm_f32_avx2,    quantize_acts_fast,
+    nullptr,       prepare_tile_fast,   gemm_tile_fast,  gemv_fast,        attention_avx2,
+    silu_mul_avx2, f32_to_f16_avx2,     f16_to_f32_avx2, gemv_q4_k_rows16, gemv_q6_k_rows16,
+    rms_norm_avx2};
 }  // namespace detail
 
 }  // namespace glassbox::kernels
