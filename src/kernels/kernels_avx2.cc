@@ -848,7 +848,58 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
   }
 }
 
-bool gemv_fast(DType, const uint8_t*, int64_t, int64_t, int64_t, const QRow&, float*) { return false; }
+// Q8_0 rows as stored, four at a time (the activations' block is loaded once
+// for the four): vpmaddubsw needs one unsigned operand, so |w| meets x with
+// w's sign (x * sign(w)); pair sums are at most 2 * 128 * 127, no
+// saturation. One float multiply-add per block with d_w * d_x.
+void gemv_q8_0(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y) {
+  const int64_t n_blocks = n / kQ8_0Elems;
+  const __m256i ones = _mm256_set1_epi16(1);
+  int64_t r = 0;
+  auto block_sum = [&](const uint8_t* block, __m256i xq) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kQ8_0Qs));
+    return _mm256_cvtepi32_ps(
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q)), ones));
+  };
+  // The four rows' bytes (contiguous when the rows are) are prefetched as
+  // one region spread over the block steps: the next four rows' into L1, the
+  // four after into L2 (the packed kernels' scheme).
+  const int64_t lines_per_step = (4 * row_stride / 64 + n_blocks - 1) / n_blocks;
+  for (; r + 4 <= n_rows; r += 4) {
+    const uint8_t* row = w + r * row_stride;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + kQ8_0Elems * b));
+      const float dx = x.scales[b];
+      for (int64_t l = 0; l < lines_per_step; ++l) {
+        const char* line = reinterpret_cast<const char*>(row + 64 * (lines_per_step * b + l));
+        _mm_prefetch(line + 4 * row_stride, _MM_HINT_T0);
+        _mm_prefetch(line + 32 * row_stride, _MM_HINT_T2);
+      }
+      for (int i = 0; i < 4; ++i) {
+        const uint8_t* block = row + i * row_stride + b * kQ8_0Bytes;
+        acc[i] = _mm256_fmadd_ps(block_sum(block, xq), _mm256_set1_ps(half_at(block) * dx), acc[i]);
+      }
+    }
+    for (int i = 0; i < 4; ++i) y[r + i] = hsum(acc[i]);
+  }
+  for (; r < n_rows; ++r) {
+    const uint8_t* row = w + r * row_stride;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + kQ8_0Elems * b));
+      const uint8_t* block = row + b * kQ8_0Bytes;
+      acc = _mm256_fmadd_ps(block_sum(block, xq), _mm256_set1_ps(half_at(block) * x.scales[b]), acc);
+    }
+    y[r] = hsum(acc);
+  }
+}
+
+bool gemv_fast(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y) {
+  if (type != DType::Q8_0) return false;
+  gemv_q8_0(w, row_stride, n_rows, n, x, y);
+  return true;
+}
 
 // ----------------------------------------------------------------- attention
 
