@@ -428,18 +428,6 @@ void gemm_f32_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* X, 
 using detail::PreparedTile;
 using detail::QRow;
 
-// acc + sum of u[4i..4i+3] * s[4i..4i+3] per 32-bit lane, exactly: u is
-// split into nibbles so that vpmaddubsw's 16-bit pair sums never saturate.
-__m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i lo = _mm256_and_si256(u, m4);
-  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), m4);
-  const __m256i sum_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, s), ones);
-  const __m256i sum_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, s), ones);
-  return _mm256_add_epi32(acc, _mm256_add_epi32(sum_lo, _mm256_slli_epi32(sum_hi, 4)));
-}
-
 [[maybe_unused]] int32_t hsum_epi32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
@@ -534,8 +522,10 @@ void store_lane_scale8(float* lanes, float scale) { _mm256_storeu_ps(lanes, _mm2
 void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_rows, int64_t n, PreparedTile& tile) {
   tile.n = n;
   tile.n_rows = n_rows;
-  tile.biased = type != DType::Q4_K;
+  tile.biased = false;
   tile.has_offsets = type == DType::Q4_K;
+  tile.signed_values = type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q5_0;
+  tile.minus_32 = type == DType::Q6_K;
   const __m256i m4y = _mm256_set1_epi8(0x0F);
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_stride;
@@ -543,10 +533,8 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
     float* lanes = tile.lane_scales + r * (n / 4);
     switch (type) {
       case DType::Q8_0: {
-        const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
         for (int64_t b = 0; b < n / 32; ++b, row += kQ8_0Bytes) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 32 * b),
-                              _mm256_xor_si256(load_32_bytes(row + kQ8_0Qs), flip));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 32 * b), load_32_bytes(row + kQ8_0Qs));
           store_lane_scale8(lanes + 8 * b, half_at(row));
         }
         break;
@@ -554,7 +542,7 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
       case DType::Q4_0:
       case DType::Q5_0: {
         const bool five = type == DType::Q5_0;
-        const __m128i bias = _mm_set1_epi8(five ? 128 - 16 : 128 - 8);
+        const __m128i bias = _mm_set1_epi8(five ? -16 : -8);
         const int64_t block_bytes = five ? kQ5_0Bytes : kQ4_0Bytes;
         for (int64_t b = 0; b < n / 32; ++b, row += block_bytes) {
           __m128i lo, hi;
@@ -590,8 +578,8 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
         break;
       }
       case DType::Q6_K: {
-        // q6_k_half_values gives q - 32: adding 128 (mod 256) stores q + 96.
-        const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+        // q6_k_half_values gives q - 32: adding 32 stores q (0..63).
+        const __m256i bias = _mm256_set1_epi8(32);
         for (int64_t b = 0; b < n / 256; ++b, row += kQ6_KBytes) {
           const float d = half_at(row + kQ6_KD);
           const int8_t* sc = reinterpret_cast<const int8_t*>(row + kQ6_KScales);
@@ -613,9 +601,28 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
   }
 }
 
+// How a tile's values meet the activations (PreparedTile): Q4_K's nibbles
+// directly, Q6_K's q with the lane bias / 4 (-32 times the four
+// activations), signed values as |w| times x with w's sign (x is never
+// -128 in the 32-value formats these types use).
+enum class TileMode { Nibbles, Minus32, Signed };
+
+template <TileMode M>
+inline __m256i tile_dot(__m256i w, __m256i x, const int32_t* lane_bias) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (M == TileMode::Nibbles) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
+  } else if constexpr (M == TileMode::Minus32) {
+    const __m256i bias = _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_bias)), 2);
+    return _mm256_add_epi32(bias, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
+  } else {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
+  }
+}
+
 // R tile rows times T tokens; the same instructions per (row, token) pair
 // whatever R and T are (batch invariance). Chunks of 32 values = 8 lanes.
-template <int R, int T>
+template <int R, int T, TileMode M>
 void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
   const int64_t n = tile.n;
   // (x holds T tokens)
@@ -633,9 +640,7 @@ void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64
       const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
       const __m256 ws = _mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4);
       for (int t = 0; t < T; ++t) {
-        const __m256i init = tile.biased ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].lane_bias + c / 4))
-                                         : _mm256_setzero_si256();
-        const __m256i isum = dot_u8s8(init, wv, xv[t]);
+        const __m256i isum = tile_dot<M>(wv, xv[t], x[t].lane_bias + c / 4);
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(ws, xs[t]), acc[r][t]);
       }
     }
@@ -655,11 +660,22 @@ void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64
     for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
 }
 
+template <int T, TileMode M>
+void tile_rows_as(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
+  int r = 0;
+  for (; r + 2 <= tile.n_rows; r += 2) tile_block<2, T, M>(tile, r, x, Y, ldy);
+  if (r < tile.n_rows) tile_block<1, T, M>(tile, r, x, Y, ldy);
+}
+
 template <int T>
 void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
-  int r = 0;
-  for (; r + 2 <= tile.n_rows; r += 2) tile_block<2, T>(tile, r, x, Y, ldy);
-  if (r < tile.n_rows) tile_block<1, T>(tile, r, x, Y, ldy);
+  if (tile.signed_values) {
+    tile_rows_as<T, TileMode::Signed>(tile, x, Y, ldy);
+  } else if (tile.minus_32) {
+    tile_rows_as<T, TileMode::Minus32>(tile, x, Y, ldy);
+  } else {
+    tile_rows_as<T, TileMode::Nibbles>(tile, x, Y, ldy);
+  }
 }
 
 QRow token_at(const QRow& x, int64_t n, int t) {

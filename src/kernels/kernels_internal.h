@@ -57,6 +57,14 @@ struct PreparedTile {
   float* offsets = nullptr;      // [n_rows][n / 16], used when has_offsets
   bool biased = false;
   bool has_offsets = false;
+  // The AVX2 tiles (no dot-product instruction for two full-range bytes:
+  // vpmaddubsw saturates pairs above 32767) keep values small instead of
+  // biased: `signed_values` (Q8_0, Q4_0, Q5_0) holds w itself, multiplied
+  // as |w| times the activation with w's sign; `minus_32` (Q6_K) holds
+  // q = w + 32 (0..63), the -32 applied through the lane bias / 4. Q4_K's
+  // nibbles (0..15) need neither.
+  bool signed_values = false;
+  bool minus_32 = false;
   // Lane-major tiles (group > 0): values are stored in groups of `group`
   // values (256 for K-quants, 512 for the 32-value block types), the row
   // padded to whole groups (n_pad). Within a group, 32-bit lane l of every
