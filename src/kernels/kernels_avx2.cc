@@ -564,10 +564,14 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
           uint8_t sc[8], mn[8];
           q4_k_scales_mins(row + kQ4_KScales, sc, mn);
           const float d = half_at(row), dmin = half_at(row + kQ4_KDmin);
+          // The block's 64 lane-scale slots: the eight sub-block scales as
+          // integers (in both 16-bit halves, for vpmaddwd), then d.
           for (int j = 0; j < 8; ++j) {
-            store_lane_scale8(lanes + 64 * b + 8 * j, d * static_cast<float>(sc[j]));
+            const int32_t scale_pair = static_cast<int32_t>(sc[j]) * 0x10001;
+            std::memcpy(lanes + 64 * b + j, &scale_pair, 4);
             offsets[16 * b + 2 * j] = offsets[16 * b + 2 * j + 1] = dmin * static_cast<float>(mn[j]);
           }
+          lanes[64 * b + 8] = d;
           for (int p = 0; p < 4; ++p) {
             const __m256i q = load_32_bytes(row + kQ4_KQs + 32 * p);
             _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 256 * b + 64 * p), _mm256_and_si256(q, m4y));
@@ -601,18 +605,16 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
   }
 }
 
-// How a tile's values meet the activations (PreparedTile): Q4_K's nibbles
-// directly, Q6_K's q with the lane bias / 4 (-32 times the four
-// activations), signed values as |w| times x with w's sign (x is never
-// -128 in the 32-value formats these types use).
-enum class TileMode { Nibbles, Minus32, Signed };
+// How a tile's values meet the activations (PreparedTile): Q6_K's q with
+// the lane bias / 4 (-32 times the four activations), signed values as |w|
+// times x with w's sign (x is never -128 in the 32-value formats these
+// types use). Q4_K has a kernel of its own below.
+enum class TileMode { Minus32, Signed };
 
 template <TileMode M>
 inline __m256i tile_dot(__m256i w, __m256i x, const int32_t* lane_bias) {
   const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (M == TileMode::Nibbles) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
-  } else if constexpr (M == TileMode::Minus32) {
+  if constexpr (M == TileMode::Minus32) {
     const __m256i bias = _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_bias)), 2);
     return _mm256_add_epi32(bias, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
   } else {
@@ -645,15 +647,49 @@ void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64
       }
     }
   }
-  if (tile.has_offsets) {
-    for (int r = 0; r < R; ++r) {
-      const float* offsets = tile.offsets + (r0 + r) * (n / 16);
-      for (int64_t b = 0; b < n / 16; b += 8) {
-        const __m256i mask = n / 16 - b >= 8 ? _mm256_set1_epi32(-1) : first_lanes(n / 16 - b);
-        const __m256 off = _mm256_maskload_ps(offsets + b, mask);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+}
+
+// Q4_K tiles: each block of 256 sums in integers (nibble x activation pair
+// sums of at most 2 * 15 * 127, times the sub-block's 6-bit scale by
+// vpmaddwd), then one float multiply-add per block with d and the block's
+// activation scale, instead of one per 32 values. Minimums as above.
+template <int R, int T>
+void tile_block_q4_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
+  const int64_t n = tile.n;
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i isum[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) isum[r][t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const int64_t c = 256 * b + 32 * j;
+      __m256i xv[T];
+      for (int t = 0; t < T; ++t) xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
+      for (int r = 0; r < R; ++r) {
+        const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
+        const __m256i sc = _mm256_castps_si256(_mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + j));
         for (int t = 0; t < T; ++t)
-          acc[r][t] = _mm256_fnmadd_ps(off, _mm256_maskload_ps(x[t].scaled_sums + b, mask), acc[r][t]);
+          isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[t]), sc));
       }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 d = _mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + 8);
+      for (int t = 0; t < T; ++t)
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
+                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const float* offsets = tile.offsets + (r0 + r) * (n / 16);
+    for (int64_t b = 0; b < n / 16; b += 8) {
+      const __m256i mask = n / 16 - b >= 8 ? _mm256_set1_epi32(-1) : first_lanes(n / 16 - b);
+      const __m256 off = _mm256_maskload_ps(offsets + b, mask);
+      for (int t = 0; t < T; ++t)
+        acc[r][t] = _mm256_fnmadd_ps(off, _mm256_maskload_ps(x[t].scaled_sums + b, mask), acc[r][t]);
     }
   }
   for (int r = 0; r < R; ++r)
@@ -674,7 +710,9 @@ void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
   } else if (tile.minus_32) {
     tile_rows_as<T, TileMode::Minus32>(tile, x, Y, ldy);
   } else {
-    tile_rows_as<T, TileMode::Nibbles>(tile, x, Y, ldy);
+    int r = 0;
+    for (; r + 2 <= tile.n_rows; r += 2) tile_block_q4_k<2, T>(tile, r, x, Y, ldy);
+    if (r < tile.n_rows) tile_block_q4_k<1, T>(tile, r, x, Y, ldy);
   }
 }
 

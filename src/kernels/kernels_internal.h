@@ -62,7 +62,10 @@ struct PreparedTile {
   // biased: `signed_values` (Q8_0, Q4_0, Q5_0) holds w itself, multiplied
   // as |w| times the activation with w's sign; `minus_32` (Q6_K) holds
   // q = w + 32 (0..63), the -32 applied through the lane bias / 4. Q4_K's
-  // nibbles (0..15) need neither.
+  // nibbles (0..15) need neither; its AVX2 tiles hold, in each block's 64
+  // lane-scale slots, the eight 6-bit sub-block scales as integers (in both
+  // 16-bit halves, bit patterns in the float array) and then d, so that a
+  // block sums in integers.
   bool signed_values = false;
   bool minus_32 = false;
   // Lane-major tiles (group > 0): values are stored in groups of `group`
