@@ -585,10 +585,15 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
         // q6_k_half_values gives q - 32: adding 32 stores q (0..63).
         const __m256i bias = _mm256_set1_epi8(32);
         for (int64_t b = 0; b < n / 256; ++b, row += kQ6_KBytes) {
-          const float d = half_at(row + kQ6_KD);
+          // Each lane's sub-block scale as an integer in both 16-bit halves
+          // (bit patterns in the float array), d in the block's first
+          // offset slot (Q6_K has no offsets): a block sums in integers.
           const int8_t* sc = reinterpret_cast<const int8_t*>(row + kQ6_KScales);
-          for (int s16 = 0; s16 < 16; ++s16)
-            _mm_storeu_ps(lanes + 64 * b + 4 * s16, _mm_set1_ps(d * static_cast<float>(sc[s16])));
+          for (int s16 = 0; s16 < 16; ++s16) {
+            const uint32_t scale_pair = uint32_t{static_cast<uint16_t>(sc[s16])} * 0x10001u;
+            for (int l = 0; l < 4; ++l) std::memcpy(lanes + 64 * b + 4 * s16 + l, &scale_pair, 4);
+          }
+          tile.offsets[r * (n / 16) + 16 * b] = half_at(row + kQ6_KD);
           for (int half = 0; half < 2; ++half) {
             __m256i q[4];
             q6_k_half_values(row + 64 * half, row + kQ6_KQh + 32 * half, q);
@@ -605,27 +610,14 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
   }
 }
 
-// How a tile's values meet the activations (PreparedTile): Q6_K's q with
-// the lane bias / 4 (-32 times the four activations), signed values as |w|
-// times x with w's sign (x is never -128 in the 32-value formats these
-// types use). Q4_K has a kernel of its own below.
-enum class TileMode { Minus32, Signed };
-
-template <TileMode M>
-inline __m256i tile_dot(__m256i w, __m256i x, const int32_t* lane_bias) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (M == TileMode::Minus32) {
-    const __m256i bias = _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(lane_bias)), 2);
-    return _mm256_add_epi32(bias, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones));
-  } else {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
-  }
-}
-
 // R tile rows times T tokens; the same instructions per (row, token) pair
 // whatever R and T are (batch invariance). Chunks of 32 values = 8 lanes.
-template <int R, int T, TileMode M>
-void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
+// Signed values (Q8_0, Q4_0, Q5_0): |w| times x with w's sign (x is never
+// -128 in the 32-value formats these types use), one float step per chunk
+// (their scales change every 32 values).
+template <int R, int T>
+__attribute__((noinline)) void tile_block_signed(const PreparedTile& tile, int r0, const QRow* x, float* Y,
+                                                 int64_t ldy) {
   const int64_t n = tile.n;
   // (x holds T tokens)
   __m256 acc[R][T];
@@ -642,7 +634,8 @@ void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64
       const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
       const __m256 ws = _mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4);
       for (int t = 0; t < T; ++t) {
-        const __m256i isum = tile_dot<M>(wv, xv[t], x[t].lane_bias + c / 4);
+        const __m256i isum = _mm256_madd_epi16(
+            _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv[t], wv)), _mm256_set1_epi16(1));
         acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(ws, xs[t]), acc[r][t]);
       }
     }
@@ -654,9 +647,10 @@ void tile_block(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64
 // Q4_K tiles: each block of 256 sums in integers (nibble x activation pair
 // sums of at most 2 * 15 * 127, times the sub-block's 6-bit scale by
 // vpmaddwd), then one float multiply-add per block with d and the block's
-// activation scale, instead of one per 32 values. Minimums as above.
+// activation scale, instead of one per 32 values. The minimums (dmin * min
+// per 16 values) come off with the activations' scaled sums.
 template <int R, int T>
-void tile_block_q4_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
+__attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
   const int64_t n = tile.n;
   __m256 acc[R][T];
   for (int r = 0; r < R; ++r)
@@ -665,6 +659,7 @@ void tile_block_q4_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, 
     __m256i isum[R][T];
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) isum[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
     for (int j = 0; j < 8; ++j) {
       const int64_t c = 256 * b + 32 * j;
       __m256i xv[T];
@@ -685,32 +680,69 @@ void tile_block_q4_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, 
   }
   for (int r = 0; r < R; ++r) {
     const float* offsets = tile.offsets + (r0 + r) * (n / 16);
-    for (int64_t b = 0; b < n / 16; b += 8) {
-      const __m256i mask = n / 16 - b >= 8 ? _mm256_set1_epi32(-1) : first_lanes(n / 16 - b);
-      const __m256 off = _mm256_maskload_ps(offsets + b, mask);
-      for (int t = 0; t < T; ++t)
-        acc[r][t] = _mm256_fnmadd_ps(off, _mm256_maskload_ps(x[t].scaled_sums + b, mask), acc[r][t]);
+    for (int64_t b = 0; b < n / 16; b += 8) {  // n / 16: a multiple of 16
+      const __m256 off = _mm256_loadu_ps(offsets + b);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fnmadd_ps(off, _mm256_loadu_ps(x[t].scaled_sums + b), acc[r][t]);
     }
   }
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
 }
 
-template <int T, TileMode M>
-void tile_rows_as(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
-  int r = 0;
-  for (; r + 2 <= tile.n_rows; r += 2) tile_block<2, T, M>(tile, r, x, Y, ldy);
-  if (r < tile.n_rows) tile_block<1, T, M>(tile, r, x, Y, ldy);
+// Q6_K tiles: q (0..63) times the activations in 16-bit pair sums (at most
+// 2 * 63 * 127), the lane's -32 * (sum of its four activations) added to
+// the low one (|sum| <= 32258: no overflow), then vpmaddwd with the lane's
+// scale; one float step per block with d and the block's activation scale.
+template <int R, int T>
+__attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
+  const int64_t n = tile.n;
+  const __m256i low_half = _mm256_set1_epi32(0xFFFF);
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 256; ++b) {
+    __m256i isum[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) isum[r][t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+    for (int j = 0; j < 8; ++j) {
+      const int64_t c = 256 * b + 32 * j;
+      __m256i xv[T], xbias[T];
+      for (int t = 0; t < T; ++t) {
+        xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
+        xbias[t] = _mm256_and_si256(
+            _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].lane_bias + c / 4)), 2),
+            low_half);
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
+        const __m256i sc = _mm256_castps_si256(_mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4));
+        for (int t = 0; t < T; ++t)
+          isum[r][t] = _mm256_add_epi32(
+              isum[r][t], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(wv, xv[t]), xbias[t]), sc));
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 d = _mm256_broadcast_ss(tile.offsets + (r0 + r) * (n / 16) + 16 * b);
+      for (int t = 0; t < T; ++t)
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
+                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
 }
 
 template <int T>
 void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
+  int r = 0;
   if (tile.signed_values) {
-    tile_rows_as<T, TileMode::Signed>(tile, x, Y, ldy);
+    for (; r + 2 <= tile.n_rows; r += 2) tile_block_signed<2, T>(tile, r, x, Y, ldy);
+    if (r < tile.n_rows) tile_block_signed<1, T>(tile, r, x, Y, ldy);
   } else if (tile.minus_32) {
-    tile_rows_as<T, TileMode::Minus32>(tile, x, Y, ldy);
+    for (; r + 2 <= tile.n_rows; r += 2) tile_block_q6_k<2, T>(tile, r, x, Y, ldy);
+    if (r < tile.n_rows) tile_block_q6_k<1, T>(tile, r, x, Y, ldy);
   } else {
-    int r = 0;
     for (; r + 2 <= tile.n_rows; r += 2) tile_block_q4_k<2, T>(tile, r, x, Y, ldy);
     if (r < tile.n_rows) tile_block_q4_k<1, T>(tile, r, x, Y, ldy);
   }
@@ -729,6 +761,14 @@ QRow token_at(const QRow& x, int64_t n, int t) {
 
 void gemm_tile_fast(const PreparedTile& tile, const QRow& x, int n_tokens, float* Y, int64_t ldy) {
   int t = 0;
+  // Q4_K's integer sums leave registers for four tokens at a time (fewer
+  // passes over the tile); the other kinds keep two (more would spill).
+  const bool four_tokens = !tile.signed_values && !tile.minus_32;
+  for (; four_tokens && t + 4 <= n_tokens; t += 4) {
+    const QRow four[4] = {token_at(x, tile.n, t), token_at(x, tile.n, t + 1), token_at(x, tile.n, t + 2),
+                          token_at(x, tile.n, t + 3)};
+    tile_rows<4>(tile, four, Y + t * ldy, ldy);
+  }
   for (; t + 2 <= n_tokens; t += 2) {
     const QRow pair[2] = {token_at(x, tile.n, t), token_at(x, tile.n, t + 1)};
     tile_rows<2>(tile, pair, Y + t * ldy, ldy);
