@@ -737,8 +737,8 @@ template <int T>
 void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
   int r = 0;
   if (tile.signed_values) {
-    for (; r + 2 <= tile.n_rows; r += 2) tile_block_signed<2, T>(tile, r, x, Y, ldy);
-    if (r < tile.n_rows) tile_block_signed<1, T>(tile, r, x, Y, ldy);
+    for (; r + 3 <= tile.n_rows; r += 3) tile_block_signed<3, T>(tile, r, x, Y, ldy);
+    for (; r < tile.n_rows; ++r) tile_block_signed<1, T>(tile, r, x, Y, ldy);
   } else if (tile.minus_32) {
     for (; r + 2 <= tile.n_rows; r += 2) tile_block_q6_k<2, T>(tile, r, x, Y, ldy);
     if (r < tile.n_rows) tile_block_q6_k<1, T>(tile, r, x, Y, ldy);
