@@ -692,6 +692,11 @@ void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, Th
 // to come is decremented with acquire-release, so the thread that takes it
 // to zero sees every other thread's values of the group.
 constexpr int64_t kMaxSwigluGroups = 1024;
+// Claims of at most 1/8 of a thread's share (not 1/32 as for other
+// products): each claim switches the thread between the gate and the up
+// matrix, two streams. Paired per token on an AVX2 host, fused against the
+// three steps apart: 1/32 -0.1 to -0.9%, 1/8 +0.2 to +0.7% (bench/README.md).
+constexpr int64_t kSwigluPiecesPerThread = 8;
 
 void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const TensorView& W_up, const Activations& X,
                     float* gate, float* up, Activations& hidden, DType down_type, ThreadPool& pool) {
@@ -722,7 +727,7 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
   };
   const Job job{&isa,   &W_gate,   &W_up,   &X,
                 gate,   up,        &hidden, down_type,
-                group,  rows_left, ranges,  std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
+                group,  rows_left, ranges,  std::max<int64_t>(1, n_units / (threads * kSwigluPiecesPerThread)),
                 threads};
   auto run_units = [](const Job& j, int64_t u, int64_t end) {
     const int64_t rows = j.W_gate->rows();
