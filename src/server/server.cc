@@ -11,9 +11,11 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "audit/canonical_json.h"
 #include "audit/otel.h"
@@ -211,6 +213,10 @@ struct Job {
   bool finished = false;
   int status = 200;
   std::string body;
+  // Set by the worker running the job: frees its admission slot. Called once,
+  // by finish(), before the response is handed over, so that a client that
+  // has its answer and sends the next request at once finds the slot free.
+  std::function<void()> release_slot;
 
   void push(std::string event) {
     std::lock_guard lock(m);
@@ -218,6 +224,7 @@ struct Job {
     cv.notify_all();
   }
   void finish(int s, std::string b) {
+    if (release_slot) std::exchange(release_slot, nullptr)();
     std::lock_guard lock(m);
     status = s;
     body = std::move(b);
@@ -347,6 +354,13 @@ struct Server::Impl {
         queue.pop_front();
         ++in_flight;
       }
+      bool released = false;
+      auto release = [this, &released] {
+        std::lock_guard lock(queue_mutex);
+        --in_flight;
+        released = true;
+      };
+      job->release_slot = release;
       try {
         if (job->kind == Job::Kind::Generate)
           run_generate(w, *job);
@@ -355,10 +369,8 @@ struct Server::Impl {
       } catch (const std::exception& e) {
         fail_job(*job, ApiError(500, std::string("internal error: ") + e.what()));
       }
-      {
-        std::lock_guard lock(queue_mutex);
-        --in_flight;
-      }
+      job->release_slot = nullptr;
+      if (!released) release();
     }
   }
 
