@@ -641,15 +641,32 @@ int64_t claim_units(UnitRange& r, bool front, int64_t most, int64_t& first) {
   }
 }
 
+// Every thread's run of n_units, whole, before a section.
+void start_runs(UnitRange* ranges, int64_t n_units, int threads) {
+  for (int t = 0; t < threads; ++t)
+    ranges[t].bounds.store(pack_bounds(static_cast<uint32_t>(run_start(n_units, t, threads)),
+                                       static_cast<uint32_t>(run_start(n_units, t + 1, threads))),
+                           std::memory_order_relaxed);
+}
+
+// Thread `thread`'s part of a section: its own run from the front, then the
+// other runs from the back; run(u, end) computes units [u, end).
+template <typename Run>
+void run_claims(UnitRange* ranges, int threads, int64_t most, int thread, Run run) {
+  int64_t first = 0;
+  for (int64_t k; (k = claim_units(ranges[thread], true, most, first)) > 0;) run(first, first + k);
+  for (int v = 1; v < threads; ++v) {
+    UnitRange& victim = ranges[(thread + v) % threads];
+    for (int64_t k; (k = claim_units(victim, false, most, first)) > 0;) run(first, first + k);
+  }
+}
+
 void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, ThreadPool& pool) {
   const int threads = pool.size();
   int64_t n_units = 0;
   for (const MatmulTask& task : tasks) n_units += units_of(*task.W);
   UnitRange ranges[kMaxStreamThreads];
-  for (int t = 0; t < threads; ++t)
-    ranges[t].bounds.store(pack_bounds(static_cast<uint32_t>(run_start(n_units, t, threads)),
-                                       static_cast<uint32_t>(run_start(n_units, t + 1, threads))),
-                           std::memory_order_relaxed);
+  start_runs(ranges, n_units, threads);
   struct Job {
     const IsaKernels* isa;
     std::span<const MatmulTask> tasks;
@@ -674,12 +691,8 @@ void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, Th
     }
   };
   auto work = [j = &job, run_units](int64_t, int64_t, int thread) {
-    int64_t first = 0;
-    for (int64_t k; (k = claim_units(j->ranges[thread], true, j->most, first)) > 0;) run_units(*j, first, first + k);
-    for (int v = 1; v < j->threads; ++v) {
-      UnitRange& victim = j->ranges[(thread + v) % j->threads];
-      for (int64_t k; (k = claim_units(victim, false, j->most, first)) > 0;) run_units(*j, first, first + k);
-    }
+    run_claims(j->ranges, j->threads, j->most, thread,
+               [j, run_units](int64_t u, int64_t end) { run_units(*j, u, end); });
   };
   pool.ParallelFor(threads, work);
 }
@@ -703,10 +716,7 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
   const int threads = pool.size();
   const int64_t rows = W_gate.rows(), n_units = units_of(W_gate);
   UnitRange ranges[kMaxStreamThreads];
-  for (int t = 0; t < threads; ++t)
-    ranges[t].bounds.store(pack_bounds(static_cast<uint32_t>(run_start(n_units, t, threads)),
-                                       static_cast<uint32_t>(run_start(n_units, t + 1, threads))),
-                           std::memory_order_relaxed);
+  start_runs(ranges, n_units, threads);
   const int64_t group = Activations::column_group(down_type);
   const int64_t n_groups = group > 0 ? (rows + group - 1) / group : 0;
   std::atomic<int64_t> rows_left[kMaxSwigluGroups];
@@ -744,12 +754,8 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
     }
   };
   auto work = [j = &job, run_units](int64_t, int64_t, int thread) {
-    int64_t first = 0;
-    for (int64_t k; (k = claim_units(j->ranges[thread], true, j->most, first)) > 0;) run_units(*j, first, first + k);
-    for (int v = 1; v < j->threads; ++v) {
-      UnitRange& victim = j->ranges[(thread + v) % j->threads];
-      for (int64_t k; (k = claim_units(victim, false, j->most, first)) > 0;) run_units(*j, first, first + k);
-    }
+    run_claims(j->ranges, j->threads, j->most, thread,
+               [j, run_units](int64_t u, int64_t end) { run_units(*j, u, end); });
   };
   pool.ParallelFor(threads, work);
 }
