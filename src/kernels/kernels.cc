@@ -99,6 +99,9 @@ bool is_computable(DType type) {
 // in L2 (well under 1 MiB) while the tokens stream past it. A multiple of 4
 // suits the 4-row register blocking of the SIMD tile kernels.
 constexpr int64_t kTileBytes = 192 * 1024;
+// A dequantized tile's floats: the same for every row length up to
+// kTileBytes / 16 (tile_rows_for's 4-row minimum beyond).
+constexpr int64_t kF32TileFloats = kTileBytes / static_cast<int64_t>(sizeof(float));
 int64_t tile_rows_for(int64_t n_cols) {
   const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
   return std::clamp<int64_t>(rows / 4 * 4, 4, 64);
@@ -425,6 +428,13 @@ TileSizes tile_sizes(int64_t rows, int64_t n) {
           rows * std::max(n / 4, padded / 16), rows * (n / 16)};
 }
 
+// A thread's scratch buffer v, grown when it holds fewer than `need`
+// elements: to at least `ordinary` at once (see kTileRowLengthBound).
+template <typename T>
+void grow_scratch(std::vector<T>& v, int64_t need, int64_t ordinary) {
+  if (static_cast<int64_t>(v.size()) < need) ensure_size(v, std::max(need, ordinary));
+}
+
 // Row lengths up to this have their tiles fit in a thread's buffers from
 // the first time they grow: which thread takes which rows of a product
 // varies from call to call (stealing), so a buffer sized by the first
@@ -448,13 +458,9 @@ detail::PreparedTile tile_over(TileBuffers& buf, int64_t rows, int64_t n) {
   static const TileSizes kOrdinary = ordinary_tile_sizes();
   const int64_t padded = (n + 511) / 512 * 512;
   const TileSizes need = tile_sizes(rows, n);
-  if (static_cast<int64_t>(buf.values.size()) < need.values) {
-    ensure_size(buf.values, std::max(need.values, kOrdinary.values));
-    ensure_size(buf.lane_scales, std::max(need.lane_scales, kOrdinary.lane_scales));
-    ensure_size(buf.offsets, std::max(need.offsets, kOrdinary.offsets));
-  }
-  ensure_size(buf.lane_scales, need.lane_scales);
-  ensure_size(buf.offsets, need.offsets);
+  grow_scratch(buf.values, need.values, kOrdinary.values);
+  grow_scratch(buf.lane_scales, need.lane_scales, kOrdinary.lane_scales);
+  grow_scratch(buf.offsets, need.offsets, kOrdinary.offsets);
   detail::PreparedTile tile;
   tile.values = buf.values.data();
   tile.lane_scales = buf.lane_scales.data();
@@ -468,7 +474,7 @@ detail::PreparedTile tile_over(TileBuffers& buf, int64_t rows, int64_t n) {
 void prepare_thread_scratch() {
   TileBuffers& buf = tile_buffers();
   tile_over(buf, 1, 32);  // a first growth takes the ordinary sizes
-  ensure_size(buf.f32, kTileBytes / static_cast<int64_t>(sizeof(float)));
+  grow_scratch(buf.f32, kF32TileFloats, kF32TileFloats);
 }
 
 namespace {
@@ -532,10 +538,7 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
     }
     TileBuffers& buf = tile_buffers();
     const int64_t tile_rows = tile_rows_for(n);
-    // At least a whole tile's worth: the same for every row length up to
-    // kTileBytes / 16 floats (see kTileRowLengthBound).
-    if (static_cast<int64_t>(buf.f32.size()) < tile_rows * n)
-      ensure_size(buf.f32, std::max(tile_rows * n, kTileBytes / static_cast<int64_t>(sizeof(float))));
+    grow_scratch(buf.f32, tile_rows * n, kF32TileFloats);
     for (int64_t r = r0; r < r1; r += tile_rows) {
       const int64_t nr = std::min(tile_rows, r1 - r);
       for (int64_t i = 0; i < nr; ++i) isa.dequantize_row(W.type, W.row(r + i), buf.f32.data() + i * n, n);
@@ -760,9 +763,6 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
   pool.ParallelFor(threads, work);
 }
 
-}  // namespace
-
-namespace {
 // Where the one-token kernels read unit u (16 rows) of W: the packed copy
 // when there is one (whole groups of 16 rows), else the stored rows.
 const uint8_t* unit_address(const TensorView& W, int64_t u, int64_t& unit_bytes) {
@@ -773,6 +773,7 @@ const uint8_t* unit_address(const TensorView& W, int64_t u, int64_t& unit_bytes)
   unit_bytes = kRows16 * W.row_stride;
   return W.row(u * kRows16);
 }
+
 }  // namespace
 
 void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights, int64_t bytes) {
@@ -793,19 +794,6 @@ void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> 
       }
       u -= in_w;
     }
-  }
-}
-
-void prefetch_next_swiglu(ThreadPool& pool, const TensorView& W_gate, int64_t bytes) {
-  const int threads = pool.size();
-  if (threads < 2 || threads > kMaxStreamThreads || bytes <= 0) return;
-  const int64_t n_units = units_of(W_gate);
-  for (int t = 0; t < threads; ++t) {
-    const int64_t u = run_start(n_units, t, threads), run_units = run_start(n_units, t + 1, threads) - u;
-    if (run_units == 0) continue;
-    int64_t unit_bytes = 0;
-    const uint8_t* at = unit_address(W_gate, u, unit_bytes);
-    pool.PrefetchAfterNextJob(t, at, std::min(bytes, run_units * unit_bytes));
   }
 }
 

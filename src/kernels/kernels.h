@@ -212,9 +212,6 @@ void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& 
 constexpr int64_t kNextProductPrefetchBytes = 64 * 1024;
 void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights,
                            int64_t bytes = kNextProductPrefetchBytes);
-// The same for the section of swiglu_fast (gate and up advance together):
-// where each thread's run of the gate matrix starts.
-void prefetch_next_swiglu(ThreadPool& pool, const TensorView& W_gate, int64_t bytes = kNextProductPrefetchBytes);
 
 // Q4_K and Q6_K matrices packed for the matrix-vector product (one token):
 // rows in groups of 16, one 32-bit lane per row, scales (and Q4_K's

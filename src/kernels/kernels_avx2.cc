@@ -522,10 +522,7 @@ void store_lane_scale8(float* lanes, float scale) { _mm256_storeu_ps(lanes, _mm2
 void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_rows, int64_t n, PreparedTile& tile) {
   tile.n = n;
   tile.n_rows = n_rows;
-  tile.biased = false;
-  tile.has_offsets = type == DType::Q4_K;
-  tile.signed_values = type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q5_0;
-  tile.minus_32 = type == DType::Q6_K;
+  tile.type = type;
   const __m256i m4y = _mm256_set1_epi8(0x0F);
   for (int r = 0; r < n_rows; ++r) {
     const uint8_t* row = w + r * row_stride;
@@ -610,6 +607,20 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
   }
 }
 
+// The R x T accumulators of a tile kernel: all zero; their lane sums out
+// (row r0 + r, token t).
+template <int R, int T, typename V>
+void zero_block(V (&a)[R][T]) {
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) a[r][t] = V{};
+}
+
+template <int R, int T>
+void store_block(const __m256 (&acc)[R][T], int r0, float* Y, int64_t ldy) {
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+}
+
 // R tile rows times T tokens; the same instructions per (row, token) pair
 // whatever R and T are (batch invariance). Chunks of 32 values = 8 lanes.
 // Signed values (Q8_0, Q4_0, Q5_0): |w| times x with w's sign (x is never
@@ -621,8 +632,7 @@ __attribute__((noinline)) void tile_block_signed(const PreparedTile& tile, int r
   const int64_t n = tile.n;
   // (x holds T tokens)
   __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  zero_block(acc);
   for (int64_t c = 0; c < n; c += 32) {
     __m256i xv[T];
     __m256 xs[T];
@@ -640,8 +650,7 @@ __attribute__((noinline)) void tile_block_signed(const PreparedTile& tile, int r
       }
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+  store_block(acc, r0, Y, ldy);
 }
 
 // Q4_K tiles: each block of 256 sums in integers (nibble x activation pair
@@ -653,12 +662,10 @@ template <int R, int T>
 __attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0, const QRow* x, float* Y, int64_t ldy) {
   const int64_t n = tile.n;
   __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  zero_block(acc);
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i isum[R][T];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) isum[r][t] = _mm256_setzero_si256();
+    zero_block(isum);
 #pragma GCC unroll 1
     for (int j = 0; j < 8; ++j) {
       const int64_t c = 256 * b + 32 * j;
@@ -685,8 +692,7 @@ __attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0,
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fnmadd_ps(off, _mm256_loadu_ps(x[t].scaled_sums + b), acc[r][t]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+  store_block(acc, r0, Y, ldy);
 }
 
 // Q6_K tiles: q (0..63) times the activations in 16-bit pair sums (at most
@@ -698,12 +704,10 @@ __attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0,
   const int64_t n = tile.n;
   const __m256i low_half = _mm256_set1_epi32(0xFFFF);
   __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  zero_block(acc);
   for (int64_t b = 0; b < n / 256; ++b) {
     __m256i isum[R][T];
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) isum[r][t] = _mm256_setzero_si256();
+    zero_block(isum);
 #pragma GCC unroll 1
     for (int j = 0; j < 8; ++j) {
       const int64_t c = 256 * b + 32 * j;
@@ -729,17 +733,21 @@ __attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0,
                                     _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
     }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+  store_block(acc, r0, Y, ldy);
+}
+
+// The stored types whose tiles hold signed values (PreparedTile).
+bool signed_tile(const PreparedTile& tile) {
+  return tile.type == DType::Q8_0 || tile.type == DType::Q4_0 || tile.type == DType::Q5_0;
 }
 
 template <int T>
 void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
   int r = 0;
-  if (tile.signed_values) {
+  if (signed_tile(tile)) {
     for (; r + 3 <= tile.n_rows; r += 3) tile_block_signed<3, T>(tile, r, x, Y, ldy);
     for (; r < tile.n_rows; ++r) tile_block_signed<1, T>(tile, r, x, Y, ldy);
-  } else if (tile.minus_32) {
+  } else if (tile.type == DType::Q6_K) {
     for (; r + 2 <= tile.n_rows; r += 2) tile_block_q6_k<2, T>(tile, r, x, Y, ldy);
     if (r < tile.n_rows) tile_block_q6_k<1, T>(tile, r, x, Y, ldy);
   } else {
@@ -763,7 +771,7 @@ void gemm_tile_fast(const PreparedTile& tile, const QRow& x, int n_tokens, float
   int t = 0;
   // Q4_K's integer sums leave registers for four tokens at a time (fewer
   // passes over the tile); the other kinds keep two (more would spill).
-  const bool four_tokens = !tile.signed_values && !tile.minus_32;
+  const bool four_tokens = tile.type == DType::Q4_K;
   for (; four_tokens && t + 4 <= n_tokens; t += 4) {
     const QRow four[4] = {token_at(x, tile.n, t), token_at(x, tile.n, t + 1), token_at(x, tile.n, t + 2),
                           token_at(x, tile.n, t + 3)};

@@ -42,32 +42,29 @@ using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int
                                 float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 
 // Weight rows unpacked into one uniform layout for the matrix-matrix
-// kernel, whatever their stored type: per row, n unsigned bytes u, one float
-// scale per 4 bytes (one 32-bit lane of a dot-product instruction), and for
-// types with a per-block minimum one offset per 32 values. A row's product
-// with activations x is
-//   sum over lanes l of  scale_w[l] * scale_x[l] * sum_{4 values} (u - bias) * q_x
-//   - sum over runs b of 16 values of offset[b] * scaled_sums_x[b]
-// with bias 128 when `biased` (u = w + 128 for signed values) and 0 otherwise.
+// kernel, whatever their stored type: per row, n bytes of values, n / 4
+// float lane-scale slots (one per 32-bit lane of a dot-product instruction)
+// and n / 16 offset slots (the minimums of types that have them, per 16
+// values). What each ISA keeps in them for each stored `type` is its own
+// (an ISA's prepare_tile and gemm_tile go together). AVX2, which has no
+// dot-product instruction for two full-range bytes (vpmaddubsw saturates
+// pairs above 32767), keeps the values small:
+// - Q4_K: the nibbles (0..15); in each block's 64 lane-scale slots the
+//   eight 6-bit sub-block scales as integers (in both 16-bit halves, bit
+//   patterns in the float array), then d; offsets dmin * min.
+// - Q6_K: q = w + 32 (0..63), the -32 applied through the activations'
+//   lane bias / 4; each lane's sub-block scale as an integer as above, d
+//   in the block's first offset slot.
+// - Q8_0, Q4_0, Q5_0: w itself (signed), multiplied as |w| times the
+//   activation with w's sign; each lane's block scale as a float.
+// Q4_K and Q6_K then sum each block of 256 in integers.
 struct PreparedTile {
   int64_t n = 0;
   int n_rows = 0;
+  DType type = DType::F32;       // the stored type the rows came from
   uint8_t* values = nullptr;     // [n_rows][n]
   float* lane_scales = nullptr;  // [n_rows][n / 4]
-  float* offsets = nullptr;      // [n_rows][n / 16], used when has_offsets
-  bool biased = false;
-  bool has_offsets = false;
-  // The AVX2 tiles (no dot-product instruction for two full-range bytes:
-  // vpmaddubsw saturates pairs above 32767) keep values small instead of
-  // biased: `signed_values` (Q8_0, Q4_0, Q5_0) holds w itself, multiplied
-  // as |w| times the activation with w's sign; `minus_32` (Q6_K) holds
-  // q = w + 32 (0..63), the -32 applied through the lane bias / 4. Q4_K's
-  // nibbles (0..15) need neither; its AVX2 tiles hold, in each block's 64
-  // lane-scale slots, the eight 6-bit sub-block scales as integers (in both
-  // 16-bit halves, bit patterns in the float array) and then d, so that a
-  // block sums in integers.
-  bool signed_values = false;
-  bool minus_32 = false;
+  float* offsets = nullptr;      // [n_rows][n / 16]
   // Lane-major tiles (group > 0): values are stored in groups of `group`
   // values (256 for K-quants, 512 for the 32-value block types), the row
   // padded to whole groups (n_pad). Within a group, 32-bit lane l of every

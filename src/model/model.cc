@@ -613,7 +613,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     }
     prefetch_next({&l.wo});
     attention_layer(il, n, prepare_in_attention, quantize_in_attention ? &l.wo : nullptr);
-    if (hint_next) kernels::prefetch_next_swiglu(pool_, l.w_gate);
+    prefetch_next({&l.w_gate});  // swiglu_fast's runs are over the gate matrix's units
     if (quantize_in_attention) {
       b.act_attn.finish_columns(l.wo.type);
       kernels::matmul_fast(l.wo, b.act_attn, b.proj.data(), pool);
