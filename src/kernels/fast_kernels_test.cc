@@ -770,6 +770,66 @@ TEST(Q6K, NegativeScalesAreExact) {
   }
 }
 
+// Q8_0 rows at the ends of the range (-128, -127, 127, 0) against
+// activations at +-127 and 0: the multi-token kernels multiply |w| by the
+// activation with w's sign folded in, and any pair sum that saturated or any
+// sign taken wrongly would show here far beyond rounding. 864 columns: 27
+// blocks, so the kernels' last group of eight blocks is a partial one.
+TEST(Q8_0, ExtremeValuesAreExact) {
+  IsaGuard guard;
+  const int64_t cols = 864, rows = 7, n_tokens = 7;
+  const int64_t stride = row_bytes(DType::Q8_0, cols);
+  std::vector<uint8_t> data(static_cast<size_t>(rows * stride));
+  const int8_t ends[] = {-128, -127, 127, 0};
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      uint8_t* block = data.data() + r * stride + b * 34;
+      put_u16(data, static_cast<size_t>(block - data.data()), 0x3C00 + static_cast<uint16_t>(b % 5));  // about 1
+      for (int i = 0; i < 32; ++i)
+        block[2 + i] = static_cast<uint8_t>(r == 0 ? -128 : r == 1 ? 127 : ends[(i * r + b) % 4]);
+    }
+  TensorView W;
+  W.type = DType::Q8_0;
+  W.data = data.data();
+  W.ne[0] = cols;
+  W.ne[1] = rows;
+  W.row_stride = stride;
+  // Each token's blocks hold +-1 and 0 (quantized to +-127 and 0), with
+  // signs that vary by token, block and position.
+  std::vector<float> x(static_cast<size_t>(n_tokens * cols));
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t i = 0; i < cols; ++i) {
+      const int64_t k = (i * (t + 1) + i / 32) % 3;
+      x[t * cols + i] = t == 0 ? 1.0f : t == 1 ? -1.0f : k == 0 ? 1.0f : k == 1 ? -1.0f : 0.0f;
+    }
+  Activations acts;
+  acts.set(x.data(), cols, n_tokens, cols);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    std::vector<float> Y(static_cast<size_t>(n_tokens * rows));
+    matmul_fast(W, acts, Y.data(), nullptr);
+    const QuantizedActs& q = acts.quantized(ActFormat::Q8_32);
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t r = 0; r < rows; ++r) {
+        const double want = scalar::dot_q8(DType::Q8_0, W.row(r), q, t);
+        // Integer block sums are exact: only the float scaling and summing of
+        // the block terms round (the kernels' sign correction adds up to
+        // 128 x 32 per block to their size). A sign taken wrongly or a
+        // saturated pair would be off by at least 127 x 128 x scale.
+        double size = 0;
+        for (int64_t b = 0; b < cols / 32; ++b) {
+          const int8_t* w = reinterpret_cast<const int8_t*>(W.row(r) + b * 34 + 2);
+          double magnitude = 128 * 32;
+          for (int i = 0; i < 32; ++i) magnitude += std::abs(w[i] * q.qs(t)[32 * b + i]);
+          uint16_t d;
+          std::memcpy(&d, W.row(r) + b * 34, 2);
+          size += std::abs(fp16_to_f32(d) * q.scales(t)[b]) * magnitude;
+        }
+        ASSERT_NEAR(Y[t * rows + r], want, 1e-6 * size) << isa << " row " << r << " token " << t;
+      }
+  }
+}
+
 // Other types have no packed layout.
 TEST(Rows16Types, OnlyQ4KAndQ6K) {
   std::vector<uint8_t> data(static_cast<size_t>(row_bytes(DType::Q8_0, 256) * 16));

@@ -424,7 +424,7 @@ struct TileSizes {
 };
 TileSizes tile_sizes(int64_t rows, int64_t n) {
   const int64_t padded = (n + 511) / 512 * 512;
-  return {rows * padded + padded,  // + one row of scratch
+  return {2 * rows * padded + padded,  // + one row of scratch
           rows * std::max(n / 4, padded / 16), rows * (n / 16)};
 }
 
@@ -465,7 +465,7 @@ detail::PreparedTile tile_over(TileBuffers& buf, int64_t rows, int64_t n) {
   tile.values = buf.values.data();
   tile.lane_scales = buf.lane_scales.data();
   tile.offsets = buf.offsets.data();
-  tile.scratch = buf.values.data() + rows * padded;
+  tile.scratch = buf.values.data() + 2 * rows * padded;
   return tile;
 }
 

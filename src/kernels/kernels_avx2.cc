@@ -517,7 +517,23 @@ __m128i bits_to_sixteens(uint32_t bits) {
   return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(16));
 }
 
-void store_lane_scale8(float* lanes, float scale) { _mm256_storeu_ps(lanes, _mm256_set1_ps(scale)); }
+// Block b (32 signed values w, scale d) of row r of a signed tile (see
+// PreparedTile): |w| and w's sign mask, d, and d times the sum of |w| over
+// the block's negative w.
+void store_signed_block(__m256i w, float d, int r, int64_t b, PreparedTile& tile) {
+  const int64_t n = tile.n;
+  const __m256i magnitude = _mm256_abs_epi8(w);  // -128 becomes 128 (unsigned)
+  const __m256i negative = _mm256_cmpgt_epi8(_mm256_setzero_si256(), w);
+  uint8_t* out = tile.values + r * (2 * n) + 64 * b;
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), magnitude);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), negative);
+  const __m256i sums = _mm256_sad_epu8(_mm256_and_si256(magnitude, negative), _mm256_setzero_si256());
+  const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
+  const int64_t negative_sum = _mm_cvtsi128_si64(_mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2)));
+  float* scales = tile.lane_scales + r * (n / 4);
+  scales[b] = d;
+  scales[n / 32 + b] = d * static_cast<float>(negative_sum);  // exact: at most 11 + 12 significant bits
+}
 
 void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_rows, int64_t n, PreparedTile& tile) {
   tile.n = n;
@@ -529,13 +545,10 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
     uint8_t* values = tile.values + r * n;
     float* lanes = tile.lane_scales + r * (n / 4);
     switch (type) {
-      case DType::Q8_0: {
-        for (int64_t b = 0; b < n / 32; ++b, row += kQ8_0Bytes) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(values + 32 * b), load_32_bytes(row + kQ8_0Qs));
-          store_lane_scale8(lanes + 8 * b, half_at(row));
-        }
+      case DType::Q8_0:
+        for (int64_t b = 0; b < n / 32; ++b, row += kQ8_0Bytes)
+          store_signed_block(load_32_bytes(row + kQ8_0Qs), half_at(row), r, b, tile);
         break;
-      }
       case DType::Q4_0:
       case DType::Q5_0: {
         const bool five = type == DType::Q5_0;
@@ -549,9 +562,8 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
             lo = _mm_or_si128(lo, bits_to_sixteens(qh & 0xFFFF));
             hi = _mm_or_si128(hi, bits_to_sixteens(qh >> 16));
           }
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(values + 32 * b), _mm_add_epi8(lo, bias));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(values + 32 * b + 16), _mm_add_epi8(hi, bias));
-          store_lane_scale8(lanes + 8 * b, half_at(row));
+          store_signed_block(_mm256_set_m128i(_mm_add_epi8(hi, bias), _mm_add_epi8(lo, bias)), half_at(row), r, b,
+                             tile);
         }
         break;
       }
@@ -607,46 +619,81 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
   }
 }
 
+// Loops over the registers of a tile kernel's R x T block are unrolled
+// before GCC decides what lives in memory: left to -O3, a block array that
+// loops index is kept on the stack and stored back every iteration.
+#define GLASSBOX_UNROLL _Pragma("GCC unroll 16")
+
 // The R x T accumulators of a tile kernel: all zero; their lane sums out
 // (row r0 + r, token t).
 template <int R, int T, typename V>
 void zero_block(V (&a)[R][T]) {
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) a[r][t] = V{};
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) { GLASSBOX_UNROLL for (int t = 0; t < T; ++t) a[r][t] = V{}; }
 }
 
 template <int R, int T>
 void store_block(const __m256 (&acc)[R][T], int r0, float* Y, int64_t ldy) {
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+    GLASSBOX_UNROLL for (int t = 0; t < T; ++t) Y[t * ldy + r0 + r] = hsum(acc[r][t]);
+  }
 }
 
 // R tile rows times T tokens; the same instructions per (row, token) pair
 // whatever R and T are (batch invariance). Chunks of 32 values = 8 lanes.
-// Signed values (Q8_0, Q4_0, Q5_0): |w| times x with w's sign (x is never
-// -128 in the 32-value formats these types use), one float step per chunk
-// (their scales change every 32 values).
+// Signed values (Q8_0, Q4_0, Q5_0; see PreparedTile): vpmaddubsw takes |w|
+// against x XOR (w's sign mask), which is x where w >= 0 and -x - 1 where
+// w < 0 (x is never -128: the 32-value formats quantize to +-127; the pair
+// sums stay within int16 even for w = -128). The -1s come back per block as
+// the row's stored scale x sum of |w| over negative w, times x's scale. XOR
+// runs on any vector port where vpsignb would take one of the two that
+// vpmaddubsw, vpmaddwd and the FMA share (AMD Zen 4), and the scale products
+// are formed for eight blocks at once, not per block: three multiply-port
+// instructions per (row, token, block).
 template <int R, int T>
 __attribute__((noinline)) void tile_block_signed(const PreparedTile& tile, int r0, const QRow* x, float* Y,
                                                  int64_t ldy) {
-  const int64_t n = tile.n;
-  // (x holds T tokens)
+  const int64_t n = tile.n, n_blocks = n / 32;
+  const float* row_scales[R];
+  for (int r = 0; r < R; ++r) row_scales[r] = tile.lane_scales + (r0 + r) * (n / 4);
+  // Eight blocks' scales (or corrections) from b0, masked beyond the row.
+  auto load8 = [n_blocks](const float* p, int64_t b0) {
+    return b0 + 8 <= n_blocks ? _mm256_loadu_ps(p + b0) : _mm256_maskload_ps(p + b0, first_lanes(n_blocks - b0));
+  };
   __m256 acc[R][T];
   zero_block(acc);
-  for (int64_t c = 0; c < n; c += 32) {
-    __m256i xv[T];
-    __m256 xs[T];
-    for (int t = 0; t < T; ++t) {
-      xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
-      xs[t] = _mm256_loadu_ps(x[t].lane_scales + c / 4);
+  alignas(32) float scale[R][T][8];
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += 8) {
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+      const __m256 ws = load8(row_scales[r], b0);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+        _mm256_store_ps(scale[r][t], _mm256_mul_ps(ws, load8(x[t].scales, b0)));
+      }
     }
-    for (int r = 0; r < R; ++r) {
-      const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
-      const __m256 ws = _mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4);
-      for (int t = 0; t < T; ++t) {
-        const __m256i isum = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv[t], wv)), _mm256_set1_epi16(1));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(ws, xs[t]), acc[r][t]);
+    const int64_t blocks = std::min<int64_t>(8, n_blocks - b0);
+    for (int64_t j = 0; j < blocks; ++j) {
+      const int64_t b = b0 + j;
+      __m256i xv[T];
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+        xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + 32 * b));
+      }
+      GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+        const uint8_t* block = tile.values + (r0 + r) * (2 * n) + 64 * b;
+        const __m256i magnitude = load_32_bytes(block);
+        const __m256i negative = load_32_bytes(block + 32);
+        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+          const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_xor_si256(xv[t], negative));
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones)),
+                                      _mm256_broadcast_ss(&scale[r][t][j]), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += 8) {
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+      const __m256 correction = load8(row_scales[r] + n_blocks, b0);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm256_fmadd_ps(load8(x[t].scales, b0), correction, acc[r][t]);
       }
     }
   }
@@ -745,8 +792,8 @@ template <int T>
 void tile_rows(const PreparedTile& tile, const QRow* x, float* Y, int64_t ldy) {
   int r = 0;
   if (signed_tile(tile)) {
-    for (; r + 3 <= tile.n_rows; r += 3) tile_block_signed<3, T>(tile, r, x, Y, ldy);
-    for (; r < tile.n_rows; ++r) tile_block_signed<1, T>(tile, r, x, Y, ldy);
+    for (; r + 2 <= tile.n_rows; r += 2) tile_block_signed<2, T>(tile, r, x, Y, ldy);
+    if (r < tile.n_rows) tile_block_signed<1, T>(tile, r, x, Y, ldy);
   } else if (tile.type == DType::Q6_K) {
     for (; r + 2 <= tile.n_rows; r += 2) tile_block_q6_k<2, T>(tile, r, x, Y, ldy);
     if (r < tile.n_rows) tile_block_q6_k<1, T>(tile, r, x, Y, ldy);
@@ -769,9 +816,10 @@ QRow token_at(const QRow& x, int64_t n, int t) {
 
 void gemm_tile_fast(const PreparedTile& tile, const QRow& x, int n_tokens, float* Y, int64_t ldy) {
   int t = 0;
-  // Q4_K's integer sums leave registers for four tokens at a time (fewer
-  // passes over the tile); the other kinds keep two (more would spill).
-  const bool four_tokens = tile.type == DType::Q4_K;
+  // Q4_K's integer sums and the signed kernel leave registers for four
+  // tokens at a time (fewer passes over the tile); Q6_K keeps two (more
+  // would spill).
+  const bool four_tokens = tile.type != DType::Q6_K;
   for (; four_tokens && t + 4 <= n_tokens; t += 4) {
     const QRow four[4] = {token_at(x, tile.n, t), token_at(x, tile.n, t + 1), token_at(x, tile.n, t + 2),
                           token_at(x, tile.n, t + 3)};

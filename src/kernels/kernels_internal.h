@@ -42,7 +42,7 @@ using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int
                                 float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 
 // Weight rows unpacked into one uniform layout for the matrix-matrix
-// kernel, whatever their stored type: per row, n bytes of values, n / 4
+// kernel, whatever their stored type: per row, n (at most 2n) bytes of values, n / 4
 // float lane-scale slots (one per 32-bit lane of a dot-product instruction)
 // and n / 16 offset slots (the minimums of types that have them, per 16
 // values). What each ISA keeps in them for each stored `type` is its own
@@ -55,14 +55,16 @@ using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int
 // - Q6_K: q = w + 32 (0..63), the -32 applied through the activations'
 //   lane bias / 4; each lane's sub-block scale as an integer as above, d
 //   in the block's first offset slot.
-// - Q8_0, Q4_0, Q5_0: w itself (signed), multiplied as |w| times the
-//   activation with w's sign; each lane's block scale as a float.
+// - Q8_0, Q4_0, Q5_0: twice the bytes, 64 per block of 32: |w| (0..128)
+//   then w's sign mask (0xFF where w < 0); in lane_scales the row's n / 32
+//   block scales d, then the n / 32 products d x (sum of |w| over the
+//   block's negative w), which correct for the mask's -1s (kernels_avx2.cc).
 // Q4_K and Q6_K then sum each block of 256 in integers.
 struct PreparedTile {
   int64_t n = 0;
   int n_rows = 0;
   DType type = DType::F32;       // the stored type the rows came from
-  uint8_t* values = nullptr;     // [n_rows][n]
+  uint8_t* values = nullptr;     // [n_rows][n] (or [n_rows][2n], see above)
   float* lane_scales = nullptr;  // [n_rows][n / 4]
   float* offsets = nullptr;      // [n_rows][n / 16]
   // Lane-major tiles (group > 0): values are stored in groups of `group`
