@@ -717,26 +717,26 @@ __attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0,
     for (int j = 0; j < 8; ++j) {
       const int64_t c = 256 * b + 32 * j;
       __m256i xv[T];
-      for (int t = 0; t < T; ++t) xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
-      for (int r = 0; r < R; ++r) {
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
+      GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
         const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
         const __m256i sc = _mm256_castps_si256(_mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + j));
-        for (int t = 0; t < T; ++t)
-          isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[t]), sc));
+        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) isum[r][t] =
+            _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[t]), sc));
       }
     }
-    for (int r = 0; r < R; ++r) {
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
       const __m256 d = _mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + 8);
-      for (int t = 0; t < T; ++t)
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
-                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(
+          _mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
     }
   }
-  for (int r = 0; r < R; ++r) {
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
     const float* offsets = tile.offsets + (r0 + r) * (n / 16);
     for (int64_t b = 0; b < n / 16; b += 8) {  // n / 16: a multiple of 16
       const __m256 off = _mm256_loadu_ps(offsets + b);
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fnmadd_ps(off, _mm256_loadu_ps(x[t].scaled_sums + b), acc[r][t]);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) acc[r][t] =
+          _mm256_fnmadd_ps(off, _mm256_loadu_ps(x[t].scaled_sums + b), acc[r][t]);
     }
   }
   store_block(acc, r0, Y, ldy);
@@ -759,25 +759,23 @@ __attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0,
     for (int j = 0; j < 8; ++j) {
       const int64_t c = 256 * b + 32 * j;
       __m256i xv[T], xbias[T];
-      for (int t = 0; t < T; ++t) {
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
         xv[t] = load_32_bytes(reinterpret_cast<const uint8_t*>(x[t].qs + c));
         xbias[t] = _mm256_and_si256(
             _mm256_srai_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t].lane_bias + c / 4)), 2),
             low_half);
       }
-      for (int r = 0; r < R; ++r) {
+      GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
         const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
         const __m256i sc = _mm256_castps_si256(_mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4));
-        for (int t = 0; t < T; ++t)
-          isum[r][t] = _mm256_add_epi32(
-              isum[r][t], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(wv, xv[t]), xbias[t]), sc));
+        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) isum[r][t] = _mm256_add_epi32(
+            isum[r][t], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(wv, xv[t]), xbias[t]), sc));
       }
     }
-    for (int r = 0; r < R; ++r) {
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
       const __m256 d = _mm256_broadcast_ss(tile.offsets + (r0 + r) * (n / 16) + 16 * b);
-      for (int t = 0; t < T; ++t)
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
-                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(
+          _mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
     }
   }
   store_block(acc, r0, Y, ldy);
@@ -837,35 +835,32 @@ void gemm_tile_fast(const PreparedTile& tile, const QRow& x, int n_tokens, float
 
 // ----------------------------------------------------- one token, packed rows
 
-// Software prefetch while streaming packed rows (the AVX-512 kernels' scheme,
-// fast_avx512.inc): each step requests its share of the block's lines 4 KiB
-// ahead into L1 and 8 KiB ahead into L2, so that more lines are in flight
-// than the L1 fill buffers alone allow.
-constexpr int64_t kPrefetchAhead = 4096;
-constexpr int64_t kPrefetchFarAhead = 8192;
-
-inline void prefetch_ahead(const uint8_t* p, int lines) {
-  for (int i = 0; i < lines; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + 64 * i), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchFarAhead + 64 * i), _MM_HINT_T2);
-  }
-}
-
-// Part `part` of `parts` of a block's prefetches (together every line of it).
-template <int64_t block_bytes, int parts>
-inline void prefetch_block_part(const uint8_t* block, int part) {
-  constexpr int lines = static_cast<int>((block_bytes + 63) / 64);
-  constexpr int per_part = (lines + parts - 1) / parts;
-  prefetch_ahead(block + 64 * per_part * part, per_part);
-}
+// The packed kernels stream their rows without software prefetch: the
+// packed matrices live in huge pages, where the hardware prefetchers run
+// across the whole stream, and on an AMD Zen 4 host the AVX-512 kernels'
+// scheme (each step's share of lines 4 KiB ahead into L1 and 8 KiB ahead
+// into L2) made whole-model generation 5-8% slower (paired per token;
+// bench/README.md).
 
 // Eight unsigned bytes as 32-bit lanes holding the value in both 16-bit
 // halves: vpmaddwd with such a vector multiplies both 16-bit sums of a lane
-// by the lane's value and adds them.
+// by the lane's value and adds them. (A broadcast load and one byte shuffle:
+// the one-token kernels run out of vector ports before they run out of
+// memory bandwidth on some CPUs.)
 inline __m256i u8_to_dup16(const uint8_t* p) {
-  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+  uint64_t bytes;
+  std::memcpy(&bytes, p, 8);
+  return _mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(bytes)),
+                             _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,  //
+                                              4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1));
 }
+
+// An empty asm that claims to change its operands: GCC may then not
+// reassociate a chain of additions into a tree across it. Left alone, at
+// -O3 it sums the 16-bit products of a group as a tree, keeping all of
+// them live at once, which spills most of them to the stack (a third
+// slower).
+inline void keep_chain(__m256i& a, __m256i& b) { __asm__("" : "+x"(a), "+x"(b)); }
 
 inline __m256i broadcast_u32(const uint8_t* p) {
   uint32_t v;
@@ -892,7 +887,6 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
       __m256i sum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
       for (int group = 0; group < 4; ++group) {
         const uint8_t* qs = packed + kRows16Qs + group * 512;
-        prefetch_block_part<kRows16Bytes, 4>(packed, group);
         __m256i a_low[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         __m256i a_high[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         for (int k = 0; k < 8; ++k) {
@@ -903,6 +897,7 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
             a_low[h] = _mm256_add_epi16(a_low[h], _mm256_maddubs_epi16(_mm256_and_si256(v, low), x_low));
             a_high[h] = _mm256_add_epi16(a_high[h],
                                          _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x_high));
+            keep_chain(a_low[h], a_high[h]);
           }
         }
         for (int h = 0; h < 2; ++h) {
@@ -913,14 +908,20 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
         }
       }
       const __m256 dx = _mm256_set1_ps(x.scales[8 * b]);
+      // Minimums: min (< 64) times the sub-block's activation sum (|sum| <=
+      // 32 * 127), two sub-blocks per vpmaddwd: lane r holds the mins of
+      // sub-blocks 2i and 2i + 1 of row r, against the two sums.
+      int32_t sum_pairs[4];
+      for (int i = 0; i < 4; ++i)
+        sum_pairs[i] = static_cast<int32_t>((static_cast<uint32_t>(x.sums[8 * b + 2 * i]) & 0xFFFFu) |
+                                            (static_cast<uint32_t>(x.sums[8 * b + 2 * i + 1]) << 16));
       for (int h = 0; h < 2; ++h) {
-        // Minimums: min (< 64) times the sub-block's activation sum (|sum| <=
-        // 32 * 128), one 16-bit product per lane.
         __m256i mins = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) {
-          const __m256i m = _mm256_cvtepu8_epi32(
-              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed + kRows16Mins + 16 * j + 8 * h)));
-          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, _mm256_set1_epi32(x.sums[8 * b + j] & 0xFFFF)));
+        for (int i = 0; i < 4; ++i) {
+          const __m128i even = load_16_bytes(packed + kRows16Mins + 16 * (2 * i));
+          const __m128i odd = load_16_bytes(packed + kRows16Mins + 16 * (2 * i + 1));
+          const __m256i m = _mm256_cvtepu8_epi16(h == 0 ? _mm_unpacklo_epi8(even, odd) : _mm_unpackhi_epi8(even, odd));
+          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, _mm256_set1_epi32(sum_pairs[i])));
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 16 * h)));
         const __m256 dmin =
@@ -960,7 +961,6 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
         __m256i isum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
         for (int sb = 0; sb < 16; ++sb) {
           const uint8_t* v = block + kRows16Q6Qs + 192 * sb;
-          prefetch_block_part<kRows16Q6Bytes, 16>(block, sb);
           const uint8_t* xs = xq + 16 * sb;
           const __m256i x0 = broadcast_u32(xs), x1 = broadcast_u32(xs + 4), x2 = broadcast_u32(xs + 8),
                         x3 = broadcast_u32(xs + 12);
@@ -1012,8 +1012,10 @@ void gemv_q8_0(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, 
         _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q)), ones));
   };
   // The four rows' bytes (contiguous when the rows are) are prefetched as
-  // one region spread over the block steps: the next four rows' into L1, the
-  // four after into L2 (the packed kernels' scheme).
+  // one region spread over the block steps: four rows ahead into L1, 32
+  // rows ahead into L2. Stored rows sit in the mapped file's 4 KiB pages,
+  // where the hardware prefetchers stop at every page boundary: without this
+  // a Q8_0 model generates 2-2.5x slower on an AMD Zen 4 host.
   const int64_t lines_per_step = (4 * row_stride / 64 + n_blocks - 1) / n_blocks;
   for (; r + 4 <= n_rows; r += 4) {
     const uint8_t* row = w + r * row_stride;
