@@ -936,22 +936,38 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
 
 // Q6_K rows packed in groups of 16 (kRows16Q6Bytes per block,
 // block_layouts.h), eight rows per vector as above. Each sub-block's three
-// 64-byte vectors give four runs of four 6-bit values per row; vpmaddubsw
-// pair sums are at most 2 * 63 * 128, so two runs add in 16 bits, and
-// vpmaddwd with ones widens them. The sub-block's sum starts at -32 times
-// its 16 activations (exact for q - 32), then one 32-bit multiply by the
-// rows' scales, as in the AVX-512 kernel.
+// 64-byte vectors give four runs of four 6-bit values per row; the four
+// runs' products add in 16 bits with the -32 bias (below), and one vpmaddwd
+// with the rows' scales widens and scales them (the integer sums equal the
+// AVX-512 kernel's).
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  const __m256i low = _mm256_set1_epi8(0x0F), high = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  const __m256i low = _mm256_set1_epi8(0x0F), high = _mm256_set1_epi8(0x30);
   const int64_t n_blocks = n / kQ6_KElems;
   const int64_t group_bytes = n_blocks * kRows16Q6Bytes;
+  // Per sub-block of 16 activations, the -32 of q - 32 as two 16-bit biases
+  // (low and high half of a 32-bit lane, -32 times the sum of the eight
+  // activations that half meets): a lane's four products q x then add up
+  // in 16 bits, wrapping in between but exact at the end, since the final
+  // sum of eight (q - 32) x is at most 8 * 32 * 127 in size.
   constexpr int64_t kSliceBlocks = 256;
   alignas(32) int32_t bias[kSliceBlocks * 16];
   for (int64_t b0 = 0; b0 < n_blocks; b0 += kSliceBlocks) {
     const int64_t nb = std::min(kSliceBlocks, n_blocks - b0);
-    const int32_t* lane_bias = x.lane_bias + b0 * kQ6_KElems / 4;
-    for (int64_t i = 0; i < nb * 16; ++i)
-      bias[i] = (lane_bias[4 * i] + lane_bias[4 * i + 1] + lane_bias[4 * i + 2] + lane_bias[4 * i + 3]) / 4;
+    const int8_t* xq0 = x.qs + b0 * kQ6_KElems;
+    for (int64_t i = 0; i < nb * 16; i += 2) {
+      // Two sub-blocks at once: their activations' pair sums, then pairs 0, 2,
+      // 4, 6 (the first two activations of each run of four) into the low
+      // half of lane 0 and pairs 1, 3, 5, 7 into its high half (lane 4 for
+      // the second sub-block).
+      const __m128i v = load_16_bytes(reinterpret_cast<const uint8_t*>(xq0 + 16 * i));
+      const __m128i w = load_16_bytes(reinterpret_cast<const uint8_t*>(xq0 + 16 * i + 16));
+      const __m256i p = _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_set_m128i(w, v));
+      const __m256i t = _mm256_add_epi16(p, _mm256_shuffle_epi32(p, 0x4E));
+      const __m256i u = _mm256_add_epi16(t, _mm256_shuffle_epi32(t, 0xB1));
+      const __m256i scaled = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(u, 5));
+      bias[i] = _mm256_extract_epi32(scaled, 0);
+      bias[i + 1] = _mm256_extract_epi32(scaled, 4);
+    }
     for (int64_t g = 0; g < n_groups; ++g) {
       const uint8_t* block = packed + g * group_bytes + b0 * kRows16Q6Bytes;
       __m256 acc[2];
@@ -965,6 +981,11 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
           const __m256i x0 = broadcast_u32(xs), x1 = broadcast_u32(xs + 4), x2 = broadcast_u32(xs + 8),
                         x3 = broadcast_u32(xs + 12);
           const __m256i start = _mm256_set1_epi32(bias[16 * b + sb]);
+          // The 16 rows' signed 8-bit scales, each in both 16-bit halves of
+          // its lane (rows 0-7, then 8-15).
+          const __m128i sc = load_16_bytes(block + kRows16Q6Scales + 16 * sb);
+          const __m256i scales[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc)),
+                                     _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(sc, sc))};
           for (int h = 0; h < 2; ++h) {
             const __m256i low0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h));
             const __m256i low1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 + 32 * h));
@@ -978,13 +999,11 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
             const __m256i q2 = _mm256_or_si256(_mm256_and_si256(low1, low), _mm256_and_si256(hi, high));
             const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low1, 4), low),
                                                _mm256_and_si256(_mm256_srli_epi16(hi, 2), high));
+            // Each vpmaddubsw pair sum is at most 2 * 63 * 127 (no saturation).
             const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, x0), _mm256_maddubs_epi16(q1, x1));
             const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(q2, x2), _mm256_maddubs_epi16(q3, x3));
-            const __m256i sum =
-                _mm256_add_epi32(start, _mm256_add_epi32(_mm256_madd_epi16(s01, ones), _mm256_madd_epi16(s23, ones)));
-            const __m256i scales = _mm256_cvtepi8_epi32(
-                _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + kRows16Q6Scales + 16 * sb + 8 * h)));
-            isum[h] = _mm256_add_epi32(isum[h], _mm256_mullo_epi32(sum, scales));
+            const __m256i sum = _mm256_add_epi16(_mm256_add_epi16(s01, s23), start);
+            isum[h] = _mm256_add_epi32(isum[h], _mm256_madd_epi16(sum, scales[h]));
           }
         }
         const __m256 dx = _mm256_set1_ps(x.scales[8 * (b0 + b)]);
