@@ -1066,10 +1066,147 @@ void gemv_q8_0(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, 
   }
 }
 
+// Stored Q4_K and Q6_K rows (no packed copy: --no-repack, or a matrix
+// whose rows are not a multiple of 16), one row at a time. The rows sit in
+// the mapped file's 4 KiB pages, so each block step prefetches the same
+// block four rows ahead into L1 and 32 rows ahead into L2, as gemv_q8_0.
+template <int lines>
+inline void prefetch_rows_ahead(const uint8_t* block, int64_t row_stride) {
+  for (int i = 0; i < lines; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(block + 4 * row_stride + 64 * i), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(block + 32 * row_stride + 64 * i), _MM_HINT_T2);
+  }
+}
+
+// vpshufb masks that spread 16-bit word `word` of each 128-bit half over
+// that half (words `first` and `second` for the low and high half).
+__m256i spread_words(int first, int second) {
+  const auto b = [](int word, int i) { return static_cast<char>(2 * word + (i & 1)); };
+  return _mm256_setr_epi8(b(first, 0), b(first, 1), b(first, 0), b(first, 1), b(first, 0), b(first, 1), b(first, 0),
+                          b(first, 1), b(first, 0), b(first, 1), b(first, 0), b(first, 1), b(first, 0), b(first, 1),
+                          b(first, 0), b(first, 1), b(second, 0), b(second, 1), b(second, 0), b(second, 1),
+                          b(second, 0), b(second, 1), b(second, 0), b(second, 1), b(second, 0), b(second, 1),
+                          b(second, 0), b(second, 1), b(second, 0), b(second, 1), b(second, 0), b(second, 1));
+}
+
+// Q4_K: each 32-byte group of nibbles meets 64 activations in their natural
+// order (low nibbles the first 32, high nibbles the next); the sub-block
+// pair sums (at most 2 * 15 * 127) are scaled by their 6-bit scales in
+// vpmaddwd, and the block takes one float step; the minimums are the
+// sub-blocks' activation sums times their mins, eight 16-bit pairs.
+void gemv_q4_k(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  const int64_t n_blocks = n / kQ4_KElems;
+  __m256i spread[8];
+  for (int j = 0; j < 8; ++j) spread[j] = spread_words(j, j);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint8_t* block = w + r * row_stride;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 min_acc = _mm_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b, block += kQ4_KBytes) {
+      prefetch_rows_ahead<3>(block, row_stride);
+      const int8_t* xq = x.qs + kQ4_KElems * b;
+      alignas(16) uint8_t sc[16], mn[16];
+      q4_k_scales_mins(block + kQ4_KScales, sc, mn);
+      const __m256i scales =
+          _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc))));
+      __m256i isum = _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        const __m256i v = load_32_bytes(block + kQ4_KQs + 32 * j);
+        const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, low),
+                                                load_32_bytes(reinterpret_cast<const uint8_t*>(xq + 64 * j)));
+        const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low),
+                                                load_32_bytes(reinterpret_cast<const uint8_t*>(xq + 64 * j + 32)));
+        isum = _mm256_add_epi32(
+            isum, _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_shuffle_epi8(scales, spread[2 * j])),
+                                   _mm256_madd_epi16(hi, _mm256_shuffle_epi8(scales, spread[2 * j + 1]))));
+      }
+      const float dx = x.scales[8 * b];
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(half_at(block) * dx), acc);
+      // |activation sum of 32| <= 32 * 127: the eight fit 16 bits.
+      const __m128i sums = _mm_packs_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.sums + 8 * b)),
+                                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.sums + 8 * b + 4)));
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn)));
+      min_acc = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sums)), _mm_set1_ps(half_at(block + kQ4_KDmin) * dx),
+                             min_acc);
+    }
+    const __m128 m2 = _mm_add_ps(min_acc, _mm_movehl_ps(min_acc, min_acc));
+    y[r] = hsum(acc) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
+  }
+}
+
+// Q6_K: per half of a block, 32 bytes of low nibbles for values 0-31 and
+// 64-95, 32 for 32-63 and 96-127, and 32 bytes of high pairs; q (0..63)
+// meets the activations in their natural order (pair sums at most
+// 2 * 63 * 127), each 16-value sub-block scaled by its signed 8-bit scale in
+// vpmaddwd. q - 32: the block's sum of scale x (activations of the
+// sub-block) times 32 comes off once per block.
+void gemv_q6_k(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y) {
+  const __m256i low = _mm256_set1_epi8(0x0F), high = _mm256_set1_epi8(0x30);
+  const int64_t n_blocks = n / kQ6_KElems;
+  __m256i spread[4];
+  for (int k = 0; k < 4; ++k) spread[k] = spread_words(2 * k, 2 * k + 1);
+  // The 16-value sub-blocks' activation sums (at most 16 * 127), per slice
+  // of blocks: lane_bias holds -128 x the sum of each four.
+  constexpr int64_t kSliceBlocks = 256;
+  alignas(32) int16_t sub_sums[kSliceBlocks * 16];
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kSliceBlocks) {
+    const int64_t nb = std::min(kSliceBlocks, n_blocks - b0);
+    const int32_t* lane_bias = x.lane_bias + b0 * kQ6_KElems / 4;
+    for (int64_t i = 0; i < nb * 16; ++i)
+      sub_sums[i] = static_cast<int16_t>(
+          -(lane_bias[4 * i] + lane_bias[4 * i + 1] + lane_bias[4 * i + 2] + lane_bias[4 * i + 3]) / 128);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const uint8_t* block = w + r * row_stride + b0 * kQ6_KBytes;
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t b = 0; b < nb; ++b, block += kQ6_KBytes) {
+        prefetch_rows_ahead<4>(block, row_stride);
+        const int8_t* xq = x.qs + kQ6_KElems * (b0 + b);
+        const __m256i scales = _mm256_cvtepi8_epi16(load_16_bytes(block + kQ6_KScales));
+        __m256i isum = _mm256_slli_epi32(
+            _mm256_madd_epi16(scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(sub_sums + 16 * b))), 5);
+        isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
+        for (int half = 0; half < 2; ++half) {
+          const __m256i half_scales = _mm256_permute2x128_si256(scales, scales, half == 0 ? 0x00 : 0x11);
+          const __m256i low0 = load_32_bytes(block + 64 * half);
+          const __m256i low1 = load_32_bytes(block + 64 * half + 32);
+          const __m256i hi = load_32_bytes(block + kQ6_KQh + 32 * half);
+          // (nibbles & 0x0F) | (high pair moved to bits 4-5 & 0x30); the
+          // 16-bit shifts carry bits across bytes only where masked off.
+          const __m256i q[4] = {
+              _mm256_or_si256(_mm256_and_si256(low0, low), _mm256_and_si256(_mm256_slli_epi16(hi, 4), high)),
+              _mm256_or_si256(_mm256_and_si256(low1, low), _mm256_and_si256(_mm256_slli_epi16(hi, 2), high)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low0, 4), low), _mm256_and_si256(hi, high)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low1, 4), low),
+                              _mm256_and_si256(_mm256_srli_epi16(hi, 2), high))};
+          for (int k = 0; k < 4; ++k) {
+            const __m256i pairs =
+                _mm256_maddubs_epi16(q[k], load_32_bytes(reinterpret_cast<const uint8_t*>(xq + 128 * half + 32 * k)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, _mm256_shuffle_epi8(half_scales, spread[k])));
+          }
+        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                              _mm256_set1_ps(half_at(block + kQ6_KD) * x.scales[8 * (b0 + b)]), acc);
+      }
+      y[r] = b0 == 0 ? hsum(acc) : y[r] + hsum(acc);
+    }
+  }
+}
+
 bool gemv_fast(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y) {
-  if (type != DType::Q8_0) return false;
-  gemv_q8_0(w, row_stride, n_rows, n, x, y);
-  return true;
+  switch (type) {
+    case DType::Q4_K:
+      gemv_q4_k(w, row_stride, n_rows, n, x, y);
+      return true;
+    case DType::Q6_K:
+      gemv_q6_k(w, row_stride, n_rows, n, x, y);
+      return true;
+    case DType::Q8_0:
+      gemv_q8_0(w, row_stride, n_rows, n, x, y);
+      return true;
+    default:
+      return false;
+  }
 }
 
 // ----------------------------------------------------------------- attention
