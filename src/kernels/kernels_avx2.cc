@@ -721,8 +721,12 @@ __attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0,
       GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
         const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
         const __m256i sc = _mm256_castps_si256(_mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + j));
-        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) isum[r][t] =
-            _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[t]), sc));
+        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+          isum[r][t] = _mm256_add_epi32(isum[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv[t]), sc));
+          // (GCC otherwise copies each sum between registers every step and
+          // spills one: 5-7% slower.)
+          __asm__("" : "+x"(isum[r][t]));
+        }
       }
     }
     GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
@@ -768,8 +772,10 @@ __attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0,
       GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
         const __m256i wv = load_32_bytes(tile.values + (r0 + r) * n + c);
         const __m256i sc = _mm256_castps_si256(_mm256_loadu_ps(tile.lane_scales + (r0 + r) * (n / 4) + c / 4));
-        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) isum[r][t] = _mm256_add_epi32(
-            isum[r][t], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(wv, xv[t]), xbias[t]), sc));
+        GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+          isum[r][t] = _mm256_add_epi32(
+              isum[r][t], _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(wv, xv[t]), xbias[t]), sc));
+        }
       }
     }
     GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
