@@ -108,12 +108,8 @@ void bench_matmul(benchmark::State& state, Case c) {
   const int threads = static_cast<int>(state.range(1));
   std::mt19937 rng(42);
   const auto weights = random_weights(c.type, c.shape, rng);
-  glassbox::TensorView W;
-  W.type = c.type;
-  W.data = weights.data();
-  W.ne[0] = c.shape.cols;
-  W.ne[1] = c.shape.rows;
-  W.row_stride = glassbox::row_bytes(c.type, c.shape.cols);
+  const glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
+                                                              glassbox::row_bytes(c.type, c.shape.cols));
   std::vector<float> X(static_cast<size_t>(n_tokens * c.shape.cols), 0.25f);
   std::vector<float> Y(static_cast<size_t>(n_tokens * c.shape.rows));
   glassbox::ThreadPool pool(threads);
@@ -136,12 +132,8 @@ void bench_fast(benchmark::State& state, Case c) {
   const int threads = static_cast<int>(state.range(1));
   std::mt19937 rng(42);
   const auto weights = random_weights(c.type, c.shape, rng);
-  glassbox::TensorView W;
-  W.type = c.type;
-  W.data = weights.data();
-  W.ne[0] = c.shape.cols;
-  W.ne[1] = c.shape.rows;
-  W.row_stride = glassbox::row_bytes(c.type, c.shape.cols);
+  const glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
+                                                              glassbox::row_bytes(c.type, c.shape.cols));
   std::vector<float> X(static_cast<size_t>(n_tokens * c.shape.cols));
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   for (float& v : X) v = value(rng);
@@ -173,13 +165,8 @@ StreamSet& stream_set(DType type) {
     const Shape shape{3072, 1024};
     for (int i = 0; i < 48; ++i) {
       s.weights.push_back(random_weights(type, shape, rng));
-      glassbox::TensorView W;
-      W.type = type;
-      W.data = s.weights.back().data();
-      W.ne[0] = shape.cols;
-      W.ne[1] = shape.rows;
-      W.row_stride = glassbox::row_bytes(type, shape.cols);
-      s.views.push_back(W);
+      s.views.push_back(glassbox::TensorView::matrix(type, s.weights.back().data(), shape.cols, shape.rows,
+                                                     glassbox::row_bytes(type, shape.cols)));
     }
   }
   return s;

@@ -51,13 +51,7 @@ std::vector<uint8_t> random_rows(DType type, int64_t rows, std::mt19937& rng) {
 }
 
 TensorView view(DType type, const std::vector<uint8_t>& w, int64_t rows) {
-  TensorView W;
-  W.type = type;
-  W.data = w.data();
-  W.ne[0] = kCols;
-  W.ne[1] = rows;
-  W.row_stride = kCols / 256 * block_bytes(type);
-  return W;
+  return TensorView::matrix(type, w.data(), kCols, rows, kCols / 256 * block_bytes(type));
 }
 
 // Best rate of `runs` products, in GB/s of the original Q4_K bytes.

@@ -302,12 +302,7 @@ TEST(FastMatmul, MatchesReferenceForEveryTypeAndTokenCount) {
       const int64_t rows = 150;
       const int64_t stride = row_bytes(type, cols) + 6;
       const auto data = random_rows(type, cols, rows, stride, rng);
-      TensorView W;
-      W.type = type;
-      W.data = data.data();
-      W.ne[0] = cols;
-      W.ne[1] = rows;
-      W.row_stride = stride;
+      const TensorView W = TensorView::matrix(type, data.data(), cols, rows, stride);
       const int64_t max_tokens = 19;
       const auto X = random_floats(max_tokens * cols, rng);
       std::vector<float> Y_all;  // results with all tokens at once
@@ -660,12 +655,7 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
     const int64_t rows = 48;
     const int64_t stride = row_bytes(type, cols) + 3;  // unaligned rows
     const auto data = random_rows(type, cols, rows, stride, rng);
-    TensorView W;
-    W.type = type;
-    W.data = data.data();
-    W.ne[0] = cols;
-    W.ne[1] = rows;
-    W.row_stride = stride;
+    const TensorView W = TensorView::matrix(type, data.data(), cols, rows, stride);
     ASSERT_TRUE(can_pack_rows16(W));
     std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
     // Q4_K adds one 64-byte run of unpacked scales and minimums per 16
@@ -700,12 +690,7 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
 TEST_P(Rows16, RejectsShapesItCannotPack) {
   const DType type = GetParam();
   std::vector<uint8_t> data(static_cast<size_t>(row_bytes(type, 256) * 24));
-  TensorView W;
-  W.type = type;
-  W.data = data.data();
-  W.ne[0] = 256;
-  W.ne[1] = 24;  // not whole groups of 16
-  W.row_stride = row_bytes(type, 256);
+  TensorView W = TensorView::matrix(type, data.data(), 256, 24, row_bytes(type, 256));  // not whole groups of 16
   EXPECT_FALSE(can_pack_rows16(W));
   std::vector<uint8_t> out(4096);
   EXPECT_THROW(pack_rows16(W, out.data()), Error);
@@ -741,12 +726,7 @@ TEST(Q6K, NegativeScalesAreExact) {
     for (int64_t b = 0; b < cols / 256; ++b)
       for (int s = 0; s < 16; ++s)
         data[static_cast<size_t>(r * stride + b * 210 + 192 + s)] = static_cast<uint8_t>(-1 - s % 3);
-  TensorView W;
-  W.type = DType::Q6_K;
-  W.data = data.data();
-  W.ne[0] = cols;
-  W.ne[1] = rows;
-  W.row_stride = stride;
+  const TensorView W = TensorView::matrix(DType::Q6_K, data.data(), cols, rows, stride);
   std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
   pack_rows16(W, packed.data());
   std::vector<float> x(static_cast<size_t>(cols));
@@ -788,12 +768,7 @@ TEST(Q8_0, ExtremeValuesAreExact) {
       for (int i = 0; i < 32; ++i)
         block[2 + i] = static_cast<uint8_t>(r == 0 ? -128 : r == 1 ? 127 : ends[(i * r + b) % 4]);
     }
-  TensorView W;
-  W.type = DType::Q8_0;
-  W.data = data.data();
-  W.ne[0] = cols;
-  W.ne[1] = rows;
-  W.row_stride = stride;
+  const TensorView W = TensorView::matrix(DType::Q8_0, data.data(), cols, rows, stride);
   // Each token's blocks hold +-1 and 0 (quantized to +-127 and 0), with
   // signs that vary by token, block and position.
   std::vector<float> x(static_cast<size_t>(n_tokens * cols));
@@ -833,12 +808,7 @@ TEST(Q8_0, ExtremeValuesAreExact) {
 // Other types have no packed layout.
 TEST(Rows16Types, OnlyQ4KAndQ6K) {
   std::vector<uint8_t> data(static_cast<size_t>(row_bytes(DType::Q8_0, 256) * 16));
-  TensorView W;
-  W.type = DType::Q8_0;
-  W.data = data.data();
-  W.ne[0] = 256;
-  W.ne[1] = 16;
-  W.row_stride = row_bytes(DType::Q8_0, 256);
+  const TensorView W = TensorView::matrix(DType::Q8_0, data.data(), 256, 16, row_bytes(DType::Q8_0, 256));
   EXPECT_FALSE(can_pack_rows16(W));
   EXPECT_FALSE(have_fast_rows16(DType::Q8_0));
 }

@@ -389,12 +389,7 @@ TEST(KernelsMatmul, MatchesPerTokenScalarDot) {
         const auto row = maker.row(type, cols);
         std::memcpy(&data[r * stride], row.data(), row.size());
       }
-      TensorView W;
-      W.type = type;
-      W.data = data.data();
-      W.ne[0] = cols;
-      W.ne[1] = rows;
-      W.row_stride = stride;
+      const TensorView W = TensorView::matrix(type, data.data(), cols, rows, stride);
       for (int64_t n_tokens : {1, 3, 17}) {
         SCOPED_TRACE(std::string(isa) + " " + std::string(dtype_name(type)) + " tokens=" + std::to_string(n_tokens));
         const std::vector<float> X = maker.activations(n_tokens * cols);

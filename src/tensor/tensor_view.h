@@ -18,6 +18,17 @@ struct TensorView {
   // (kernels::pack_rows16), when the model made that copy; else null.
   const uint8_t* rows16 = nullptr;
 
+  // A matrix: `rows` rows of `cols` values of `type`, `row_stride` bytes apart.
+  static TensorView matrix(DType type, const uint8_t* data, int64_t cols, int64_t rows, int64_t row_stride) {
+    TensorView view;
+    view.type = type;
+    view.data = data;
+    view.ne[0] = cols;
+    view.ne[1] = rows;
+    view.row_stride = row_stride;
+    return view;
+  }
+
   int64_t cols() const { return ne[0]; }
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }
   int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
