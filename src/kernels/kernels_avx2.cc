@@ -731,16 +731,19 @@ __attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0,
     }
     GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
       const __m256 d = _mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + 8);
-      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(
-          _mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
+                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+      }
     }
   }
   GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
     const float* offsets = tile.offsets + (r0 + r) * (n / 16);
     for (int64_t b = 0; b < n / 16; b += 8) {  // n / 16: a multiple of 16
       const __m256 off = _mm256_loadu_ps(offsets + b);
-      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) acc[r][t] =
-          _mm256_fnmadd_ps(off, _mm256_loadu_ps(x[t].scaled_sums + b), acc[r][t]);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm256_fnmadd_ps(off, _mm256_loadu_ps(x[t].scaled_sums + b), acc[r][t]);
+      }
     }
   }
   store_block(acc, r0, Y, ldy);
@@ -780,8 +783,10 @@ __attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0,
     }
     GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
       const __m256 d = _mm256_broadcast_ss(tile.offsets + (r0 + r) * (n / 16) + 16 * b);
-      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(
-          _mm256_cvtepi32_ps(isum[r][t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
+                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+      }
     }
   }
   store_block(acc, r0, Y, ldy);
@@ -1172,8 +1177,11 @@ void gemv_q6_k(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, 
         __m256i isum = _mm256_slli_epi32(
             _mm256_madd_epi16(scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(sub_sums + 16 * b))), 5);
         isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
+        // Each half's eight scales in both 128-bit lanes.
+        const __m256i halves_scales[2] = {_mm256_permute2x128_si256(scales, scales, 0x00),
+                                          _mm256_permute2x128_si256(scales, scales, 0x11)};
         for (int half = 0; half < 2; ++half) {
-          const __m256i half_scales = _mm256_permute2x128_si256(scales, scales, half == 0 ? 0x00 : 0x11);
+          const __m256i half_scales = halves_scales[half];
           const __m256i low0 = load_32_bytes(block + 64 * half);
           const __m256i low1 = load_32_bytes(block + 64 * half + 32);
           const __m256i hi = load_32_bytes(block + kQ6_KQh + 32 * half);
