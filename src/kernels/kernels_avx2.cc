@@ -700,6 +700,21 @@ __attribute__((noinline)) void tile_block_signed(const PreparedTile& tile, int r
   store_block(acc, r0, Y, ldy);
 }
 
+// The one float step of a 256-value block in the Q4_K and Q6_K tiles:
+// acc[r][t] += isum[r][t] x d of row r (at d[r * d_stride]) x token t's
+// scale of block b.
+template <int R, int T>
+void add_block_sums(__m256 (&acc)[R][T], const __m256i (&isum)[R][T], const float* d, int64_t d_stride, const QRow* x,
+                    int64_t b) {
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+    const __m256 row_d = _mm256_broadcast_ss(d + r * d_stride);
+    GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
+      acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
+                                  _mm256_mul_ps(row_d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
+    }
+  }
+}
+
 // Q4_K tiles: each block of 256 sums in integers (nibble x activation pair
 // sums of at most 2 * 15 * 127, times the sub-block's 6-bit scale by
 // vpmaddwd), then one float multiply-add per block with d and the block's
@@ -729,13 +744,7 @@ __attribute__((noinline)) void tile_block_q4_k(const PreparedTile& tile, int r0,
         }
       }
     }
-    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
-      const __m256 d = _mm256_broadcast_ss(tile.lane_scales + (r0 + r) * (n / 4) + 64 * b + 8);
-      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
-                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
-      }
-    }
+    add_block_sums(acc, isum, tile.lane_scales + r0 * (n / 4) + 64 * b + 8, n / 4, x, b);
   }
   GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
     const float* offsets = tile.offsets + (r0 + r) * (n / 16);
@@ -781,13 +790,7 @@ __attribute__((noinline)) void tile_block_q6_k(const PreparedTile& tile, int r0,
         }
       }
     }
-    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
-      const __m256 d = _mm256_broadcast_ss(tile.offsets + (r0 + r) * (n / 16) + 16 * b);
-      GLASSBOX_UNROLL for (int t = 0; t < T; ++t) {
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][t]),
-                                    _mm256_mul_ps(d, _mm256_set1_ps(x[t].scales[8 * b])), acc[r][t]);
-      }
-    }
+    add_block_sums(acc, isum, tile.offsets + r0 * (n / 16) + 16 * b, n / 16, x, b);
   }
   store_block(acc, r0, Y, ldy);
 }
@@ -1089,15 +1092,12 @@ inline void prefetch_rows_ahead(const uint8_t* block, int64_t row_stride) {
   }
 }
 
-// vpshufb masks that spread 16-bit word `word` of each 128-bit half over
-// that half (words `first` and `second` for the low and high half).
+// vpshufb mask that spreads 16-bit word `first` of the low 128-bit half
+// over that half, and word `second` of the high half over it.
 __m256i spread_words(int first, int second) {
-  const auto b = [](int word, int i) { return static_cast<char>(2 * word + (i & 1)); };
-  return _mm256_setr_epi8(b(first, 0), b(first, 1), b(first, 0), b(first, 1), b(first, 0), b(first, 1), b(first, 0),
-                          b(first, 1), b(first, 0), b(first, 1), b(first, 0), b(first, 1), b(first, 0), b(first, 1),
-                          b(first, 0), b(first, 1), b(second, 0), b(second, 1), b(second, 0), b(second, 1),
-                          b(second, 0), b(second, 1), b(second, 0), b(second, 1), b(second, 0), b(second, 1),
-                          b(second, 0), b(second, 1), b(second, 0), b(second, 1), b(second, 0), b(second, 1));
+  alignas(32) int8_t mask[32];
+  for (int i = 0; i < 32; ++i) mask[i] = static_cast<int8_t>(2 * (i < 16 ? first : second) + i % 2);
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(mask));
 }
 
 // Q4_K: each 32-byte group of nibbles meets 64 activations in their natural
@@ -1174,9 +1174,10 @@ void gemv_q6_k(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, 
         prefetch_rows_ahead<4>(block, row_stride);
         const int8_t* xq = x.qs + kQ6_KElems * (b0 + b);
         const __m256i scales = _mm256_cvtepi8_epi16(load_16_bytes(block + kQ6_KScales));
-        __m256i isum = _mm256_slli_epi32(
-            _mm256_madd_epi16(scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(sub_sums + 16 * b))), 5);
-        isum = _mm256_sub_epi32(_mm256_setzero_si256(), isum);
+        __m256i isum = _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_slli_epi32(
+                _mm256_madd_epi16(scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(sub_sums + 16 * b))), 5));
         // Each half's eight scales in both 128-bit lanes.
         const __m256i halves_scales[2] = {_mm256_permute2x128_si256(scales, scales, 0x00),
                                           _mm256_permute2x128_si256(scales, scales, 0x11)};

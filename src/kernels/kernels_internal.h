@@ -42,10 +42,10 @@ using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int
                                 float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 
 // Weight rows unpacked into one uniform layout for the matrix-matrix
-// kernel, whatever their stored type: per row, n (at most 2n) bytes of values, n / 4
-// float lane-scale slots (one per 32-bit lane of a dot-product instruction)
-// and n / 16 offset slots (the minimums of types that have them, per 16
-// values). What each ISA keeps in them for each stored `type` is its own
+// kernel, whatever their stored type: per row, n bytes of values (2n in
+// AVX2's signed tiles), n / 4 float lane-scale slots (one per 32-bit lane of
+// a dot-product instruction) and n / 16 offset slots (the minimums of types
+// that have them, per 16 values). What each ISA keeps in them for each stored `type` is its own
 // (an ISA's prepare_tile and gemm_tile go together). AVX2, which has no
 // dot-product instruction for two full-range bytes (vpmaddubsw saturates
 // pairs above 32767), keeps the values small:
