@@ -259,6 +259,37 @@ TEST(Cli, BenchReportsSpeedsTokenTimesAndBandwidth) {
   EXPECT_NE(text.out.find("at the median "), std::string::npos) << text.out;
 }
 
+// `glassbox bench --trace-top-k K`: each tg test also runs with the
+// per-token trace, and the cost figures follow from the two results.
+TEST(Cli, BenchTimesTheTraceAgainstPlainGeneration) {
+  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
+  const std::string args = "bench -m " + model + " -p 0 -n 6 -r 2 -t 2 --bandwidth-mib 8 --bandwidth-runs 1";
+  const RunResult j = run(args + " --trace-top-k 5 --json");
+  ASSERT_EQ(j.status, 0) << j.err;
+  const auto out = nlohmann::json::parse(j.out);
+  ASSERT_EQ(out.at("tests").size(), 2u);
+  const auto& plain = out.at("tests").at(0);
+  const auto& traced = out.at("tests").at(1);
+  EXPECT_EQ(plain.at("test"), "tg6");
+  EXPECT_FALSE(plain.contains("trace_top_k"));
+  EXPECT_EQ(traced.at("test"), "tg6+trace5");
+  EXPECT_EQ(traced.at("trace_top_k"), 5);
+  EXPECT_EQ(traced.at("samples_ts").size(), 2u);
+  EXPECT_NEAR(traced.at("trace_cost_fraction").get<double>(),
+              plain.at("avg_ts").get<double>() / traced.at("avg_ts").get<double>() - 1.0, 1e-9);
+  EXPECT_NEAR(traced.at("trace_cost_fraction_at_median_token").get<double>(),
+              traced.at("token_ns_median").get<double>() / plain.at("token_ns_median").get<double>() - 1.0, 1e-9);
+
+  const RunResult text = run(args + " --trace-top-k 20");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find(" tg6+trace20 |"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("the per-token trace (tg6+trace20) costs "), std::string::npos) << text.out;
+
+  const RunResult bad = run(args + " --trace-top-k -2");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("--trace-top-k"), std::string::npos) << bad.err;
+}
+
 // The embedded default model: `glassbox run` with no -m finds and uses it.
 const fs::path kSourceRoot = fs::path(GLASSBOX_TEST_DATA).parent_path().parent_path();
 const fs::path kTinyReasoner = kSourceRoot / "models" / "glassbox-tiny-reasoner.gguf";

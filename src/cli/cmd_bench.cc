@@ -24,6 +24,7 @@
 #include "quantize/bench.h"
 #include "quantize/model_files.h"
 #include "quantize/quantize.h"
+#include "session/chat_session.h"
 
 namespace glassbox::cli {
 namespace {
@@ -101,13 +102,32 @@ struct BenchArgs {
   int bandwidth_mib = 1024;
   int bandwidth_runs = 5;
   uint64_t seed = 42;
+  int trace_top_k = -1;  // >= 0: tg also with the per-token trace
 };
 
 struct ThreadResults {
   int threads = 0;
   bench::Bandwidth bandwidth;
   std::vector<bench::TestResult> tests;
+  // tg tests run with and without the trace: indices into tests.
+  struct TracePair {
+    size_t plain, traced;
+  };
+  std::vector<TracePair> trace_pairs;
 };
+
+// What the trace adds to a token's time: by the mean speeds and by the
+// median tokens of the paired runs.
+struct TraceCost {
+  double by_mean = 0, by_median_token = 0;
+};
+TraceCost trace_cost(const bench::TestResult& plain, const bench::TestResult& traced) {
+  TraceCost c;
+  if (plain.tps.mean > 0 && traced.tps.mean > 0) c.by_mean = plain.tps.mean / traced.tps.mean - 1.0;
+  const double p = quantile(plain.token_seconds, 0.5), t = quantile(traced.token_seconds, 0.5);
+  if (p > 0) c.by_median_token = t / p - 1.0;
+  return c;
+}
 
 double gbps(double bytes_per_second) { return bytes_per_second / 1e9; }
 
@@ -185,6 +205,16 @@ void print_table(const Model& model, const bench::WeightFootprint& fp, const std
             1e3 * quantile(t.token_seconds, 1.0), gbps(at_median), limit > 0 ? 100.0 * at_median / limit : 0.0);
       }
     }
+    for (const ThreadResults::TracePair& pair : tr.trace_pairs) {
+      const bench::TestResult& plain = tr.tests[pair.plain];
+      const bench::TestResult& traced = tr.tests[pair.traced];
+      const TraceCost c = trace_cost(plain, traced);
+      std::printf(
+          "  the per-token trace (%s) costs %+.1f%% of generation time by the mean speeds, %+.1f%% at the median "
+          "token (%.2f -> %.2f ms); repetitions alternated\n",
+          traced.name.c_str(), 100.0 * c.by_mean, 100.0 * c.by_median_token, 1e3 * quantile(plain.token_seconds, 0.5),
+          1e3 * quantile(traced.token_seconds, 0.5));
+    }
   }
 }
 
@@ -210,7 +240,8 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
                          {"samples_read_bytes_per_second", tr.bandwidth.run_bytes_per_second},
                          {"buffer_bytes", tr.bandwidth.buffer_bytes},
                          {"runs", tr.bandwidth.runs}});
-    for (const bench::TestResult& t : tr.tests) {
+    for (size_t ti = 0; ti < tr.tests.size(); ++ti) {
+      const bench::TestResult& t = tr.tests[ti];
       json j;
       j["test"] = t.name;
       j["n_threads"] = tr.threads;
@@ -240,6 +271,13 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
                 ? static_cast<double>(fp.bytes_per_token) / median / tr.bandwidth.bytes_per_second
                 : 0.0;
       }
+      for (const ThreadResults::TracePair& pair : tr.trace_pairs) {
+        if (pair.traced != ti) continue;
+        const TraceCost c = trace_cost(tr.tests[pair.plain], t);
+        j["trace_top_k"] = a.trace_top_k;
+        j["trace_cost_fraction"] = c.by_mean;
+        j["trace_cost_fraction_at_median_token"] = c.by_median_token;
+      }
       tests.push_back(std::move(j));
     }
   }
@@ -259,6 +297,7 @@ void run_bench(const BenchArgs& a) {
   positive(a.threads, "-t", 0);
   if (a.repetitions < 1) throw Error("bench: -r must be >= 1");
   if (a.bandwidth_mib < 1) throw Error("bench: --bandwidth-mib must be >= 1");
+  if (a.trace_top_k < -1) throw Error("bench: --trace-top-k must be >= 0 (or -1: no trace)");
   const int max_prompt = *std::max_element(a.n_prompt.begin(), a.n_prompt.end());
   const int max_gen = *std::max_element(a.n_gen.begin(), a.n_gen.end());
 
@@ -301,8 +340,24 @@ void run_bench(const BenchArgs& a) {
     for (int p : a.n_prompt) {
       if (p > 0) tr.tests.push_back(bench::bench_prompt(ctx, p, so));
     }
+    // The trace as a session records it (ChatSession::generate): every
+    // token's statistics kept, the alternatives' vectors allocated anew.
+    std::vector<TokenStats> trace(static_cast<size_t>(std::max(max_gen, 1)));
+    size_t traced = 0;
+    const bench::TokenHook trace_hook = [&](const float* logits, int n_vocab, TokenId chosen) {
+      trace[traced++ % trace.size()] = trace_token_stats(logits, n_vocab, chosen, a.trace_top_k);
+    };
     for (int n : a.n_gen) {
-      if (n > 0) tr.tests.push_back(bench::bench_generation(ctx, n, so));
+      if (n == 0) continue;
+      if (a.trace_top_k < 0) {
+        tr.tests.push_back(bench::bench_generation(ctx, n, so));
+        continue;
+      }
+      auto [plain, with_trace] =
+          bench::bench_generation_paired(ctx, n, so, trace_hook, "+trace" + std::to_string(a.trace_top_k));
+      tr.trace_pairs.push_back({tr.tests.size(), tr.tests.size() + 1});
+      tr.tests.push_back(std::move(plain));
+      tr.tests.push_back(std::move(with_trace));
     }
     // Probe again after the tests and keep the better figure: on a shared
     // machine one probe can land in a busy moment.
@@ -371,6 +426,11 @@ void register_bench_commands(CLI::App& app) {
     cmd->add_option("--bandwidth-runs", a->bandwidth_runs, "reads of the probe buffer (the best counts)")
         ->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
+    cmd->add_option("--trace-top-k", a->trace_top_k,
+                    "also time each tg test with the per-token trace (log-probability, entropy and the top K "
+                    "alternatives, as a chat session records it), repetitions alternating with the plain test "
+                    "(-1: no trace)")
+        ->capture_default_str();
     cmd->callback([a] { run_bench(*a); });
   }
   {

@@ -2,6 +2,7 @@
 // every SIMD variant this CPU runs against the scalar references.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -637,6 +638,105 @@ TEST(SiluMul, SimdMatchesScalar) {
     silu_mul(got.data(), u.data(), 1003);
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], want[i], 1e-6f * (1.0f + std::fabs(want[i]))) << isa << " " << i;
+  }
+}
+
+// ------------------------------------------------- logit rows
+
+// The scalar reference against sums written out here in long double, then
+// every ISA against the reference: rows whose spread passes the -87 floor,
+// masked (-inf) entries, lengths around the vector steps and a vocabulary's.
+TEST(LogitRows, SoftmaxSumsMatchReference) {
+  IsaGuard guard;
+  std::mt19937 rng(31);
+  for (int64_t n : {1, 7, 8, 15, 16, 31, 33, 100, 1023, 1024, 1025, 2077, 151936}) {
+    for (float spread : {0.5f, 8.0f, 60.0f}) {
+      std::normal_distribution<float> logit(3.0f, spread);
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = logit(rng);
+      if (n > 4) x[static_cast<size_t>(n / 3)] = -INFINITY;
+      if (n > 40) x[static_cast<size_t>(n - 2)] = x[0] - 200.0f;  // below the floor: counts as 0
+      SCOPED_TRACE("n=" + std::to_string(n) + " spread=" + std::to_string(spread));
+      const SoftmaxSums want = scalar::softmax_sums(x.data(), n);
+      float max = -INFINITY;
+      for (float v : x) max = std::max(max, v);
+      long double sum = 0, weighted = 0;
+      for (float v : x) {
+        const long double d = static_cast<long double>(v) - max;
+        if (d < -87) continue;
+        sum += std::exp(d);
+        weighted += std::exp(d) * d;
+      }
+      ASSERT_TRUE(want.finite);
+      ASSERT_EQ(want.max, max);
+      ASSERT_NEAR(want.sum, static_cast<double>(sum), 1e-12 * static_cast<double>(sum));
+      ASSERT_NEAR(want.weighted, static_cast<double>(weighted), 1e-12 * (1.0 - static_cast<double>(weighted)));
+      for (const std::string& isa : available_isas()) {
+        ASSERT_TRUE(force_isa(isa));
+        SCOPED_TRACE(isa);
+        const SoftmaxSums got = softmax_sums(x.data(), n);
+        ASSERT_TRUE(got.finite);
+        ASSERT_EQ(got.max, want.max);
+        // Float lanes over blocks of 1024 terms (each <= 1) and exp_ps's
+        // few ulps: a relative 2e-5 bounds both.
+        EXPECT_NEAR(got.sum, want.sum, 2e-5 * want.sum);
+        EXPECT_NEAR(got.weighted, want.weighted, 2e-5 * (1.0 - want.weighted));
+      }
+    }
+  }
+}
+
+TEST(LogitRows, SoftmaxSumsFlagNanAndInfinity) {
+  IsaGuard guard;
+  for (int64_t n : {5, 64, 1000}) {
+    for (int64_t at : {int64_t{0}, n / 2, n - 1}) {
+      for (float bad : {NAN, INFINITY}) {
+        std::vector<float> x(static_cast<size_t>(n), 1.0f);
+        x[static_cast<size_t>(at)] = bad;
+        for (const std::string& isa : available_isas()) {
+          ASSERT_TRUE(force_isa(isa));
+          EXPECT_FALSE(softmax_sums(x.data(), n).finite) << isa << " n=" << n << " at=" << at << " " << bad;
+        }
+      }
+    }
+    const std::vector<float> masked(static_cast<size_t>(n), -INFINITY);
+    for (const std::string& isa : available_isas()) {
+      ASSERT_TRUE(force_isa(isa));
+      const SoftmaxSums all_masked = softmax_sums(masked.data(), n);
+      EXPECT_TRUE(all_masked.finite) << isa;
+      EXPECT_EQ(all_masked.max, -INFINITY) << isa;
+      EXPECT_EQ(all_masked.sum, 0.0) << isa;
+    }
+  }
+  EXPECT_THROW(softmax_sums(nullptr, 0), Error);
+}
+
+TEST(LogitRows, FindAboveMatchesReference) {
+  IsaGuard guard;
+  std::mt19937 rng(32);
+  std::normal_distribution<float> logit(0.0f, 1.0f);
+  for (int64_t n : {1, 31, 32, 33, 100, 4099}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = logit(rng);
+    x[static_cast<size_t>(n / 2)] = NAN;  // never above anything
+    for (float threshold : {-10.0f, 0.0f, 2.0f, 3.5f, 100.0f}) {
+      for (int64_t from : {int64_t{0}, int64_t{1}, n / 2, n - 1, n, n + 5}) {
+        const int64_t want = scalar::find_above(x.data(), from, n, threshold);
+        int64_t check = n;
+        for (int64_t i = std::max<int64_t>(from, 0); i < n; ++i) {
+          if (x[static_cast<size_t>(i)] > threshold) {
+            check = i;
+            break;
+          }
+        }
+        ASSERT_EQ(want, std::min(check, n)) << n << " " << threshold << " " << from;
+        for (const std::string& isa : available_isas()) {
+          ASSERT_TRUE(force_isa(isa));
+          ASSERT_EQ(find_above(x.data(), from, n, threshold), want)
+              << isa << " " << n << " " << threshold << " " << from;
+        }
+      }
+    }
   }
 }
 

@@ -1005,6 +1005,15 @@ void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps) 
   active().rms_norm(x, w, out, n, eps);
 }
 
+SoftmaxSums softmax_sums(const float* x, int64_t n) {
+  if (n < 1) throw Error("softmax_sums: empty row");
+  return active().softmax_sums(x, n);
+}
+
+int64_t find_above(const float* x, int64_t from, int64_t n, float threshold) {
+  return from >= n ? n : active().find_above(x, std::max<int64_t>(from, 0), n, threshold);
+}
+
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n) { active().f32_to_f16(x, out, n); }
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n) { active().f16_to_f32(x, out, n); }
 

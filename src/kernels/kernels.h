@@ -278,6 +278,33 @@ namespace scalar {
 void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps);
 }  // namespace scalar
 
+// ============================================================== logit rows
+//
+// What a token's log-probability and the entropy of the next-token
+// distribution need from a row of logits x[0 .. n): its maximum m, and over
+// the entries with x - m >= -87 (smaller ones are below float's range and
+// count as 0, as masked -inf logits do):
+//   sum = sum of e^(x - m),   weighted = sum of e^(x - m) (x - m)  (<= 0)
+// so that log Z = m + log(sum) and the entropy is log(sum) - weighted / sum.
+// `finite` is false when some x is NaN or +inf; the sums are then not
+// computed. When every x is -inf, max is -inf and both sums are 0.
+struct SoftmaxSums {
+  float max = 0;
+  double sum = 0;
+  double weighted = 0;
+  bool finite = true;
+};
+SoftmaxSums softmax_sums(const float* x, int64_t n);
+// The first i in [from, n) with x[i] > threshold (NaN never is), or n: the
+// scan of a top-k search, which rarely finds anything once k entries are
+// kept.
+int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
+namespace scalar {
+// Reference: e^(x - m) in double precision, summed in double.
+SoftmaxSums softmax_sums(const float* x, int64_t n);
+int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
+}  // namespace scalar
+
 // Converts n floats to fp16 (round to nearest even) and back.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);

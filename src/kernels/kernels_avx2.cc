@@ -1444,12 +1444,104 @@ void f16_to_f32_avx2(const uint16_t* x, float* out, int64_t n) {
 
 }  // namespace
 
+namespace detail::avx2 {
+
+namespace {
+double sum_as_double(__m256 v) {
+  const __m256d d =
+      _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  const __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+}  // namespace
+
+// Pass 1: the maximum and whether some entry is NaN or +inf (not less than
+// +inf), four vectors at a time. Pass 2: the sums in float lanes over blocks
+// of 1024 entries, the blocks added in double; e^(x - m) by the attention's
+// exp_ps, zeroed below -87 (where exp_ps stops).
+SoftmaxSums softmax_sums(const float* x, int64_t n) {
+  SoftmaxSums r;
+  const __m256 inf = _mm256_set1_ps(INFINITY);
+  __m256 lane_max[4], bad = _mm256_setzero_ps();
+  for (__m256& m : lane_max) m = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int j = 0; j < 4; ++j) {
+      const __m256 v = _mm256_loadu_ps(x + i + 8 * j);
+      bad = _mm256_or_ps(bad, _mm256_cmp_ps(v, inf, _CMP_NLT_UQ));
+      lane_max[j] = _mm256_max_ps(lane_max[j], v);
+    }
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes,
+                  _mm256_max_ps(_mm256_max_ps(lane_max[0], lane_max[1]), _mm256_max_ps(lane_max[2], lane_max[3])));
+  float m = -INFINITY;
+  for (float v : lanes) m = std::max(m, v);
+  bool finite = _mm256_movemask_ps(bad) == 0;
+  for (; i < n; ++i) {
+    finite = finite && x[i] < INFINITY;
+    m = std::max(m, x[i]);
+  }
+  r.max = m;
+  r.finite = finite;
+  if (!finite || m == -INFINITY) return r;
+
+  const __m256 vm = _mm256_set1_ps(m), floor = _mm256_set1_ps(-87.0f);
+  auto term = [&](const float* p, __m256& sum, __m256& weighted) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(p), vm);
+    const __m256 clamped = _mm256_max_ps(d, floor);  // -inf (masked) too
+    const __m256 e = _mm256_and_ps(exp_ps(clamped), _mm256_cmp_ps(d, floor, _CMP_GE_OQ));
+    sum = _mm256_add_ps(sum, e);
+    weighted = _mm256_fmadd_ps(e, clamped, weighted);
+  };
+  i = 0;
+  while (i + 16 <= n) {
+    __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 weighted[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const int64_t block_end = std::min(n, i + 1024);
+    for (; i + 16 <= block_end; i += 16) {
+      term(x + i, sum[0], weighted[0]);
+      term(x + i + 8, sum[1], weighted[1]);
+    }
+    r.sum += sum_as_double(_mm256_add_ps(sum[0], sum[1]));
+    r.weighted += sum_as_double(_mm256_add_ps(weighted[0], weighted[1]));
+  }
+  for (; i < n; ++i) {
+    const float d = x[i] - m;
+    if (!(d >= -87.0f)) continue;
+    const double e = std::exp(static_cast<double>(d));
+    r.sum += e;
+    r.weighted += e * d;
+  }
+  return r;
+}
+
+// 32 entries per step; a step with a hit hands over to the plain loop,
+// which finds it within those 32.
+int64_t find_above(const float* x, int64_t from, int64_t n, float threshold) {
+  const __m256 t = _mm256_set1_ps(threshold);
+  int64_t i = from;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 a = _mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), t, _CMP_GT_OQ),
+                                  _mm256_cmp_ps(_mm256_loadu_ps(x + i + 8), t, _CMP_GT_OQ));
+    const __m256 b = _mm256_or_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i + 16), t, _CMP_GT_OQ),
+                                  _mm256_cmp_ps(_mm256_loadu_ps(x + i + 24), t, _CMP_GT_OQ));
+    if (_mm256_movemask_ps(_mm256_or_ps(a, b)) != 0) break;
+  }
+  for (; i < n; ++i) {
+    if (x[i] > threshold) return i;
+  }
+  return n;
+}
+
+}  // namespace detail::avx2
+
 namespace detail {
 constexpr IsaKernels kAvx2Kernels = {
     "avx2",        dequantize_row_avx2, dot_avx2,        gemm_f32_avx2,    quantize_acts_fast,
     nullptr,       prepare_tile_fast,   gemm_tile_fast,  gemv_fast,        attention_avx2,
     silu_mul_avx2, f32_to_f16_avx2,     f16_to_f32_avx2, gemv_q4_k_rows16, gemv_q6_k_rows16,
-    rms_norm_avx2};
+    rms_norm_avx2, avx2::softmax_sums,  avx2::find_above};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

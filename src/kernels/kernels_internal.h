@@ -108,6 +108,8 @@ using F16ToF32Fn = void (*)(const uint16_t* x, float* out, int64_t n);
 // pack_rows16, kernels.h, block_layouts.h), n values per row.
 using GemvRows16Fn = void (*)(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 using RmsNormFn = void (*)(const float* x, const float* w, float* out, int64_t n, float eps);
+using SoftmaxSumsFn = SoftmaxSums (*)(const float* x, int64_t n);
+using FindAboveFn = int64_t (*)(const float* x, int64_t from, int64_t n, float threshold);
 
 struct IsaKernels {
   std::string_view name;
@@ -126,6 +128,8 @@ struct IsaKernels {
   GemvRows16Fn gemv_q4_k_rows16;
   GemvRows16Fn gemv_q6_k_rows16;
   RmsNormFn rms_norm;
+  SoftmaxSumsFn softmax_sums;
+  FindAboveFn find_above;
 };
 
 extern const IsaKernels kScalarKernels;
@@ -146,6 +150,13 @@ void f32_to_f16(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32(const uint16_t* x, float* out, int64_t n);
 }  // namespace avx512
 
+// The AVX2 logit-row scans, which the AVX-512 tables use as well: a row of
+// logits (0.6 MB for a 152K vocabulary) is read once or twice per generated
+// token, and these run at a small fraction of the token's time already.
+namespace avx2 {
+SoftmaxSums softmax_sums(const float* x, int64_t n);
+int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
+}  // namespace avx2
 // Scalar fast-path pieces used by the scalar table and by tests.
 namespace reference {
 void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,

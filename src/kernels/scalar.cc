@@ -331,6 +331,34 @@ void rms_norm_scalar(const float* x, const float* w, float* out, int64_t n, floa
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
 }
 
+SoftmaxSums softmax_sums_scalar(const float* x, int64_t n) {
+  SoftmaxSums r;
+  r.max = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i]) || x[i] == INFINITY) {
+      r.finite = false;
+      return r;
+    }
+    r.max = std::max(r.max, x[i]);
+  }
+  if (r.max == -INFINITY) return r;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - r.max;
+    if (d < -87.0) continue;
+    const double e = std::exp(d);
+    r.sum += e;
+    r.weighted += e * d;
+  }
+  return r;
+}
+
+int64_t find_above_scalar(const float* x, int64_t from, int64_t n, float threshold) {
+  for (int64_t i = from; i < n; ++i) {
+    if (x[i] > threshold) return i;
+  }
+  return n;
+}
+
 void f32_to_f16_scalar(const float* x, uint16_t* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = f32_to_fp16(x[i]);
 }
@@ -392,6 +420,12 @@ void attention(const AttentionArgs& args) { attention_reference(args); }
 void silu_mul(float* g, const float* u, int64_t n) { silu_mul_scalar(g, u, n); }
 
 void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps) { rms_norm_scalar(x, w, out, n, eps); }
+
+SoftmaxSums softmax_sums(const float* x, int64_t n) { return softmax_sums_scalar(x, n); }
+
+int64_t find_above(const float* x, int64_t from, int64_t n, float threshold) {
+  return find_above_scalar(x, std::max<int64_t>(from, 0), n, threshold);
+}
 
 }  // namespace scalar
 
@@ -504,7 +538,9 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        f16_to_f32_scalar,
                                        reference::gemv_q4_k_rows16,
                                        reference::gemv_q6_k_rows16,
-                                       rms_norm_scalar};
+                                       rms_norm_scalar,
+                                       softmax_sums_scalar,
+                                       find_above_scalar};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

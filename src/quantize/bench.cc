@@ -8,6 +8,8 @@
 #include <memory>
 #include <new>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "base/error.h"
 #include "base/large_buffer.h"
@@ -154,33 +156,75 @@ TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options)
   return r;
 }
 
-TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options) {
+namespace {
+
+// One timed repetition of a tg test: `tokens` one at a time from an empty
+// context, each token's time (its hook's work included) into r.
+void generation_repetition(Context& ctx, const std::vector<TokenId>& tokens, const TokenHook* hook, TestResult& r) {
+  ctx.truncate(0);
+  const int n_vocab = ctx.n_vocab();
+  const auto start = Clock::now();
+  auto token_start = start;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    ctx.eval(std::span(&tokens[i], 1));
+    if (hook) (*hook)(ctx.logits(), n_vocab, tokens[(i + 1) % tokens.size()]);
+    const auto now = Clock::now();
+    r.token_seconds.push_back(std::chrono::duration<double>(now - token_start).count());
+    token_start = now;
+  }
+  r.seconds.push_back(std::chrono::duration<double>(token_start - start).count());  // the tokens' sum
+}
+
+TestResult generation_result(int n_gen, int repetitions) {
   TestResult r;
   r.name = "tg" + std::to_string(n_gen);
   r.n_gen = n_gen;
-  std::mt19937_64 rng(options.seed + 1);
-  const int n_vocab = ctx.n_vocab();
-  // Warm-up: a few tokens bring every weight page in and start the threads.
+  r.token_seconds.reserve(static_cast<size_t>(n_gen) * static_cast<size_t>(std::max(repetitions, 0)));
+  return r;
+}
+
+// A few tokens bring every weight page in and start the threads.
+void generation_warm_up(Context& ctx, std::mt19937_64& rng, int n_gen) {
   ctx.truncate(0);
-  for (TokenId t : random_tokens(rng, std::min(n_gen, 4), n_vocab)) ctx.eval(std::span(&t, 1));
+  for (TokenId t : random_tokens(rng, std::min(n_gen, 4), ctx.n_vocab())) ctx.eval(std::span(&t, 1));
+}
+
+}  // namespace
+
+TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options) {
+  TestResult r = generation_result(n_gen, options.repetitions);
+  std::mt19937_64 rng(options.seed + 1);
+  generation_warm_up(ctx, rng, n_gen);
   report(options, r.name, 0, options.repetitions);
-  r.token_seconds.reserve(static_cast<size_t>(n_gen) * static_cast<size_t>(std::max(options.repetitions, 0)));
   for (int rep = 1; rep <= options.repetitions; ++rep) {
-    const std::vector<TokenId> tokens = random_tokens(rng, n_gen, n_vocab);
-    ctx.truncate(0);
-    const auto start = Clock::now();
-    auto token_start = start;
-    for (const TokenId& t : tokens) {
-      ctx.eval(std::span(&t, 1));
-      const auto now = Clock::now();
-      r.token_seconds.push_back(std::chrono::duration<double>(now - token_start).count());
-      token_start = now;
-    }
-    r.seconds.push_back(std::chrono::duration<double>(token_start - start).count());  // the tokens' sum
+    generation_repetition(ctx, random_tokens(rng, n_gen, ctx.n_vocab()), nullptr, r);
     report(options, r.name, rep, options.repetitions);
   }
   finish(r, n_gen);
   return r;
+}
+
+std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_gen, const SpeedOptions& options,
+                                                          const TokenHook& hook, const std::string& suffix) {
+  TestResult plain = generation_result(n_gen, options.repetitions);
+  TestResult hooked = generation_result(n_gen, options.repetitions);
+  hooked.name += suffix;
+  std::mt19937_64 rng(options.seed + 1);
+  generation_warm_up(ctx, rng, n_gen);
+  const std::string name = plain.name + " / " + hooked.name;
+  report(options, name, 0, options.repetitions);
+  for (int rep = 1; rep <= options.repetitions; ++rep) {
+    // The same tokens for both: only the hook differs.
+    const std::vector<TokenId> tokens = random_tokens(rng, n_gen, ctx.n_vocab());
+    for (int i = 0; i < 2; ++i) {
+      const bool with_hook = (i == 0) == (rep % 2 == 0);
+      generation_repetition(ctx, tokens, with_hook ? &hook : nullptr, with_hook ? hooked : plain);
+    }
+    report(options, name, rep, options.repetitions);
+  }
+  finish(plain, n_gen);
+  finish(hooked, n_gen);
+  return {std::move(plain), std::move(hooked)};
 }
 
 ReadProbe::ReadProbe(ThreadPool& pool, uint64_t bytes) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/large_buffer.h"
@@ -65,6 +66,16 @@ TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options)
 // tg: `n_gen` random tokens evaluated one at a time from an empty context
 // (as llama-bench's tg test), after a short untimed warm-up.
 TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options);
+
+// Work done after each generated token within its timed span, as a session
+// does it (e.g. the per-token trace statistics): the logits the token
+// produced, and a token id standing for the one sampled from them.
+using TokenHook = std::function<void(const float* logits, int n_vocab, TokenId chosen)>;
+// tg with and without `hook`, repetitions in turn (the order swapped every
+// repetition) so that both meet the same moments of a shared machine:
+// {plain, hooked}, the hooked result named as the plain one + `suffix`.
+std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_gen, const SpeedOptions& options,
+                                                          const TokenHook& hook, const std::string& suffix);
 
 struct Bandwidth {
   double bytes_per_second = 0;               // best run

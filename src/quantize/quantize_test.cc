@@ -548,6 +548,38 @@ TEST(Bench, SpeedTestsTimeEveryRepetition) {
   }
 }
 
+// tg with and without a per-token hook: the hook runs after every token of
+// the hooked repetitions only, on the logits that token produced.
+TEST(Bench, PairedGenerationHooksOnlyItsOwnRepetitions) {
+  const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
+  Context ctx(*model, ContextOptions{.n_ctx = 32, .n_batch = 16, .n_threads = 2});
+  bench::SpeedOptions o;
+  o.repetitions = 3;
+  std::vector<std::string> progress;
+  o.progress = [&](std::string_view test, int, int) { progress.emplace_back(test); };
+  int calls = 0;
+  const bench::TokenHook hook = [&](const float* logits, int n_vocab, TokenId chosen) {
+    ++calls;
+    EXPECT_EQ(logits, ctx.logits());
+    EXPECT_EQ(n_vocab, ctx.n_vocab());
+    EXPECT_GE(chosen, 0);
+    EXPECT_LT(chosen, n_vocab);
+    EXPECT_GE(ctx.n_past(), 1);
+  };
+  const auto [plain, hooked] = bench::bench_generation_paired(ctx, 8, o, hook, "+hook");
+  EXPECT_EQ(plain.name, "tg8");
+  EXPECT_EQ(hooked.name, "tg8+hook");
+  EXPECT_EQ(calls, 3 * 8);
+  for (const auto* r : {&plain, &hooked}) {
+    EXPECT_EQ(r->n_gen, 8);
+    ASSERT_EQ(r->seconds.size(), 3u);
+    ASSERT_EQ(r->token_seconds.size(), 24u);
+    EXPECT_GT(r->tps.mean, 0.0);
+  }
+  ASSERT_EQ(progress.size(), 4u);  // warm-up + 3 repetitions
+  EXPECT_EQ(progress[0], "tg8 / tg8+hook");
+}
+
 TEST(Bench, ReadBandwidthProbe) {
   ThreadPool pool(2);
   const bench::Bandwidth b = bench::ReadProbe(pool, 8u << 20).measure(pool, 2);

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "chat/chat_template.h"
 #include "generate/stop_strings.h"
+#include "kernels/kernels.h"
 
 namespace glassbox {
 namespace {
@@ -19,100 +20,16 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
-// e^d for d in [-87, 0] (relative error < 3e-7), branch-free: d = n ln2 + r
-// with |r| <= ln2/2, e^r by its Taylor polynomial, 2^n put into the
-// exponent bits. Written once for float and for 4-float vectors (GCC/Clang
-// vector extensions: plain SSE2 code on any x86-64, no libm call).
-using Floats4 = float __attribute__((vector_size(16)));
-using Ints4 = int32_t __attribute__((vector_size(16)));
-
-template <typename F>
-F exp_polynomial(F d, F* scale_exponent) {
-  constexpr float kLog2e = 1.44269504f, kLn2Hi = 0.693145752f, kLn2Lo = 1.42860677e-6f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const F n = (d * kLog2e + kRound) - kRound;
-  const F r = (d - n * kLn2Hi) - n * kLn2Lo;
-  *scale_exponent = n;
-  return 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-}
-
-inline float exp_nonpositive(float d) {
-  float n;
-  const float p = exp_polynomial(d, &n);
-  return p * std::bit_cast<float>(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
-}
-
-inline Floats4 exp_nonpositive(Floats4 d) {
-  Floats4 n;
-  const Floats4 p = exp_polynomial(d, &n);
-  const Ints4 bits = (__builtin_convertvector(n, Ints4) + 127) << 23;
-  return p * std::bit_cast<Floats4>(bits);
-}
-
-inline Floats4 load4(const float* p) {
-  Floats4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 }  // namespace
 
 TokenStats trace_token_stats(const float* logits, int n_vocab, TokenId chosen, int k) {
   if (n_vocab <= 0 || chosen < 0 || chosen >= n_vocab || k < 0)
     return compute_token_stats(logits, n_vocab, chosen, k);  // throws, naming the problem
+  // log Z = max + log S and the entropy is log S - T/S (kernels.h).
   constexpr float kInf = std::numeric_limits<float>::infinity();
-  // Pass 1: maximum, and whether any logit is NaN or +inf.
-  Floats4 lane_max = Floats4{} - kInf;
-  Ints4 lane_bad = Ints4{};
-  int i = 0;
-  for (; i + 4 <= n_vocab; i += 4) {
-    const Floats4 x = load4(logits + i);
-    lane_bad |= ~(x < kInf);  // NaN compares false
-    lane_max = x > lane_max ? x : lane_max;
-  }
-  float max_logit = -kInf;
-  bool bad = false;
-  for (int j = 0; j < 4; ++j) {
-    max_logit = std::max(max_logit, lane_max[j]);
-    bad = bad || lane_bad[j] != 0;
-  }
-  for (; i < n_vocab; ++i) {
-    bad = bad || !(logits[i] < kInf);
-    max_logit = std::max(max_logit, logits[i]);
-  }
-  if (bad || max_logit == -kInf) return compute_token_stats(logits, n_vocab, chosen, k);  // throws
-
-  // Pass 2: S = sum e^(x-max) and T = sum e^(x-max) (x-max), so that
-  // log Z = max + log S and the entropy is log S - T/S. Two vectors of lanes
-  // accumulate in float over blocks of 1024 logits, blocks in double.
-  double sum = 0, weighted = 0;
-  auto shifted = [&](int at) {
-    const Floats4 d = load4(logits + at) - max_logit;
-    return d < -87.0f ? Floats4{} - 87.0f : d;  // masked (-inf) tokens: ~0
-  };
-  i = 0;
-  while (i + 8 <= n_vocab) {
-    Floats4 sum_a = {}, sum_b = {}, weighted_a = {}, weighted_b = {};
-    const int block_end = std::min(n_vocab, i + 1024);
-    for (; i + 8 <= block_end; i += 8) {
-      const Floats4 da = shifted(i), db = shifted(i + 4);
-      const Floats4 ea = exp_nonpositive(da), eb = exp_nonpositive(db);
-      sum_a += ea;
-      sum_b += eb;
-      weighted_a += ea * da;
-      weighted_b += eb * db;
-    }
-    for (int j = 0; j < 4; ++j) {
-      sum += static_cast<double>(sum_a[j]) + sum_b[j];
-      weighted += static_cast<double>(weighted_a[j]) + weighted_b[j];
-    }
-  }
-  for (; i < n_vocab; ++i) {
-    const float d = std::max(logits[i] - max_logit, -87.0f);
-    const float e = exp_nonpositive(d);
-    sum += e;
-    weighted += static_cast<double>(e) * d;
-  }
+  const kernels::SoftmaxSums sums = kernels::softmax_sums(logits, n_vocab);
+  if (!sums.finite || sums.max == -kInf) return compute_token_stats(logits, n_vocab, chosen, k);  // throws
+  const double max_logit = sums.max, sum = sums.sum, weighted = sums.weighted;
   const double log_z = max_logit + std::log(sum);
 
   TokenStats stats;
@@ -134,8 +51,9 @@ TokenStats trace_token_stats(const float* logits, int n_vocab, TokenId chosen, i
   for (TokenId id = 0; id < k; ++id) heap.push_back({id, logits[id]});
   std::make_heap(heap.begin(), heap.end(), better);
   float weakest = heap.front().logit;
-  for (TokenId id = k; id < n_vocab; ++id) {
-    if (!(logits[id] > weakest)) continue;
+  // Once the heap holds good entries almost nothing beats the weakest: the
+  // scan skips ahead with the SIMD search.
+  for (TokenId id = k; (id = static_cast<TokenId>(kernels::find_above(logits, id, n_vocab, weakest))) < n_vocab; ++id) {
     std::pop_heap(heap.begin(), heap.end(), better);
     heap.back() = {id, logits[id]};
     std::push_heap(heap.begin(), heap.end(), better);

@@ -68,9 +68,10 @@ struct ChatResult {
 };
 
 // The statistics the session records for every traced token: the values of
-// compute_token_stats (generate/sampler.h) to float precision, computed in
-// one vectorisable exponential pass (the trace is always on, so its cost
-// counts against decoding; bench/analysis_bench measures it). Throws
+// compute_token_stats (generate/sampler.h) to float precision, from the
+// kernels' SIMD scans of the row (kernels::softmax_sums, find_above): the
+// trace is always on, so its cost counts against decoding (`glassbox bench
+// --trace-top-k` and bench/analysis_bench measure it). Throws
 // glassbox::Error on the same bad input as compute_token_stats.
 TokenStats trace_token_stats(const float* logits, int n_vocab, TokenId chosen, int k);
 
