@@ -211,7 +211,7 @@ void print_table(const Model& model, const bench::WeightFootprint& fp, const std
       const TraceCost c = trace_cost(plain, traced);
       std::printf(
           "  the per-token trace (%s) costs %+.1f%% of generation time by the mean speeds, %+.1f%% at the median "
-          "token (%.2f -> %.2f ms); repetitions alternated\n",
+          "token (%.2f -> %.2f ms); traced and plain tokens alternate in each sequence\n",
           traced.name.c_str(), 100.0 * c.by_mean, 100.0 * c.by_median_token, 1e3 * quantile(plain.token_seconds, 0.5),
           1e3 * quantile(traced.token_seconds, 0.5));
     }
@@ -427,9 +427,9 @@ void register_bench_commands(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
     cmd->add_option("--trace-top-k", a->trace_top_k,
-                    "also time each tg test with the per-token trace (log-probability, entropy and the top K "
-                    "alternatives, as a chat session records it), repetitions alternating with the plain test "
-                    "(-1: no trace)")
+                    "run the per-token trace (log-probability, entropy and the top K alternatives, as a chat "
+                    "session records it) after every other token of each tg test, and report the traced and the "
+                    "plain tokens apart (-1: no trace)")
         ->capture_default_str();
     cmd->callback([a] { run_bench(*a); });
   }

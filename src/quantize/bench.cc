@@ -159,20 +159,27 @@ TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options)
 namespace {
 
 // One timed repetition of a tg test: `tokens` one at a time from an empty
-// context, each token's time (its hook's work included) into r.
-void generation_repetition(Context& ctx, const std::vector<TokenId>& tokens, const TokenHook* hook, TestResult& r) {
+// context, each token's time (its hook's work included) into r, or with
+// `hooked` into it for the odd tokens (which run the hook).
+void generation_repetition(Context& ctx, const std::vector<TokenId>& tokens, const TokenHook* hook, TestResult& r,
+                           TestResult* hooked = nullptr) {
   ctx.truncate(0);
   const int n_vocab = ctx.n_vocab();
-  const auto start = Clock::now();
-  auto token_start = start;
+  double seconds[2] = {0, 0};
+  auto token_start = Clock::now();
   for (size_t i = 0; i < tokens.size(); ++i) {
     ctx.eval(std::span(&tokens[i], 1));
-    if (hook) (*hook)(ctx.logits(), n_vocab, tokens[(i + 1) % tokens.size()]);
+    const bool with_hook = hook != nullptr && (hooked == nullptr || i % 2 == 1);
+    if (with_hook) (*hook)(ctx.logits(), n_vocab, tokens[(i + 1) % tokens.size()]);
     const auto now = Clock::now();
-    r.token_seconds.push_back(std::chrono::duration<double>(now - token_start).count());
+    const double s = std::chrono::duration<double>(now - token_start).count();
+    TestResult& into = hooked != nullptr && with_hook ? *hooked : r;
+    into.token_seconds.push_back(s);
+    seconds[&into == &r ? 0 : 1] += s;
     token_start = now;
   }
-  r.seconds.push_back(std::chrono::duration<double>(token_start - start).count());  // the tokens' sum
+  r.seconds.push_back(seconds[0]);  // the tokens' sum
+  if (hooked != nullptr) hooked->seconds.push_back(seconds[1]);
 }
 
 TestResult generation_result(int n_gen, int repetitions) {
@@ -214,16 +221,11 @@ std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_ge
   const std::string name = plain.name + " / " + hooked.name;
   report(options, name, 0, options.repetitions);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
-    // The same tokens for both: only the hook differs.
-    const std::vector<TokenId> tokens = random_tokens(rng, n_gen, ctx.n_vocab());
-    for (int i = 0; i < 2; ++i) {
-      const bool with_hook = (i == 0) == (rep % 2 == 0);
-      generation_repetition(ctx, tokens, with_hook ? &hook : nullptr, with_hook ? hooked : plain);
-    }
+    generation_repetition(ctx, random_tokens(rng, n_gen, ctx.n_vocab()), &hook, plain, &hooked);
     report(options, name, rep, options.repetitions);
   }
-  finish(plain, n_gen);
-  finish(hooked, n_gen);
+  finish(plain, n_gen - n_gen / 2);
+  finish(hooked, n_gen / 2);
   return {std::move(plain), std::move(hooked)};
 }
 

@@ -71,9 +71,12 @@ TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options
 // does it (e.g. the per-token trace statistics): the logits the token
 // produced, and a token id standing for the one sampled from them.
 using TokenHook = std::function<void(const float* logits, int n_vocab, TokenId chosen)>;
-// tg with and without `hook`, repetitions in turn (the order swapped every
-// repetition) so that both meet the same moments of a shared machine:
-// {plain, hooked}, the hooked result named as the plain one + `suffix`.
+// tg with and without `hook` in one sequence: the hook runs after every
+// other token (the odd ones), so that both kinds of token meet the same
+// moments of a shared machine, whose memory speed can change by half from
+// one minute to the next. {plain, hooked}: each has its own tokens' times
+// (n_gen / 2 per repetition, the plain one more when n_gen is odd), its
+// speed from those; the hooked result is named as the plain one + `suffix`.
 std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_gen, const SpeedOptions& options,
                                                           const TokenHook& hook, const std::string& suffix);
 

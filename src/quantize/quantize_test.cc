@@ -548,8 +548,9 @@ TEST(Bench, SpeedTestsTimeEveryRepetition) {
   }
 }
 
-// tg with and without a per-token hook: the hook runs after every token of
-// the hooked repetitions only, on the logits that token produced.
+// tg with and without a per-token hook: in each repetition the hook runs
+// after every other token, on the logits that token produced, and each
+// result has its own tokens' times.
 TEST(Bench, PairedGenerationHooksOnlyItsOwnRepetitions) {
   const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
   Context ctx(*model, ContextOptions{.n_ctx = 32, .n_batch = 16, .n_threads = 2});
@@ -569,11 +570,17 @@ TEST(Bench, PairedGenerationHooksOnlyItsOwnRepetitions) {
   const auto [plain, hooked] = bench::bench_generation_paired(ctx, 8, o, hook, "+hook");
   EXPECT_EQ(plain.name, "tg8");
   EXPECT_EQ(hooked.name, "tg8+hook");
-  EXPECT_EQ(calls, 3 * 8);
+  EXPECT_EQ(calls, 3 * 4);
   for (const auto* r : {&plain, &hooked}) {
     EXPECT_EQ(r->n_gen, 8);
     ASSERT_EQ(r->seconds.size(), 3u);
-    ASSERT_EQ(r->token_seconds.size(), 24u);
+    ASSERT_EQ(r->token_seconds.size(), 12u);
+    for (int rep = 0; rep < 3; ++rep) {
+      double sum = 0;
+      for (int i = 0; i < 4; ++i) sum += r->token_seconds[static_cast<size_t>(4 * rep + i)];
+      EXPECT_NEAR(sum, r->seconds[static_cast<size_t>(rep)], 1e-9);
+      EXPECT_NEAR(r->tokens_per_sec[static_cast<size_t>(rep)], 4 / sum, 1e-6 * 4 / sum);
+    }
     EXPECT_GT(r->tps.mean, 0.0);
   }
   ASSERT_EQ(progress.size(), 4u);  // warm-up + 3 repetitions
