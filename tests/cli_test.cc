@@ -259,6 +259,26 @@ TEST(Cli, BenchReportsSpeedsTokenTimesAndBandwidth) {
   EXPECT_NE(text.out.find("at the median "), std::string::npos) << text.out;
 }
 
+// `glassbox bench -d`: each test at each depth, named as llama-bench names
+// them.
+TEST(Cli, BenchRunsEachTestAtEachDepth) {
+  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
+  const RunResult j =
+      run("bench -m " + model + " -p 4 -n 3 -d 0,5 -r 1 -t 2 --bandwidth-mib 8 --bandwidth-runs 1 --json");
+  ASSERT_EQ(j.status, 0) << j.err;
+  const auto tests = nlohmann::json::parse(j.out).at("tests");
+  ASSERT_EQ(tests.size(), 4u);
+  const char* names[] = {"pp4", "tg3", "pp4 @ d5", "tg3 @ d5"};
+  const int depths[] = {0, 0, 5, 5};
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(tests.at(i).at("test"), names[i]);
+    EXPECT_EQ(tests.at(i).at("n_depth"), depths[i]);
+  }
+  const RunResult bad = run("bench -m " + model + " -p 4 -n 3 -d -1");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("-d must be >= 0"), std::string::npos) << bad.err;
+}
+
 // `glassbox bench --trace-top-k K`: each tg test also runs with the
 // per-token trace, and the cost figures follow from the two results.
 TEST(Cli, BenchTimesTheTraceAgainstPlainGeneration) {

@@ -96,6 +96,7 @@ struct BenchArgs {
   std::string model;
   std::vector<int> n_prompt{512};
   std::vector<int> n_gen{128};
+  std::vector<int> n_depth{0};
   std::vector<int> threads{0};
   int repetitions = 3;
   bool json = false;
@@ -247,6 +248,7 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
       j["n_threads"] = tr.threads;
       j["n_prompt"] = t.n_prompt;
       j["n_gen"] = t.n_gen;
+      j["n_depth"] = t.n_depth;
       std::vector<double> ns;
       for (double s : t.seconds) ns.push_back(s * 1e9);
       const bench::MeanSd ns_stats = bench::mean_sd(ns);
@@ -295,11 +297,19 @@ void run_bench(const BenchArgs& a) {
   positive(a.n_prompt, "-p", 0);
   positive(a.n_gen, "-n", 0);
   positive(a.threads, "-t", 0);
+  positive(a.n_depth, "-d", 0);
   if (a.repetitions < 1) throw Error("bench: -r must be >= 1");
   if (a.bandwidth_mib < 1) throw Error("bench: --bandwidth-mib must be >= 1");
   if (a.trace_top_k < -1) throw Error("bench: --trace-top-k must be >= 0 (or -1: no trace)");
+  if (a.n_prompt.empty() || a.n_gen.empty() || a.n_depth.empty() || a.threads.empty())
+    throw Error("bench: -p, -n, -d and -t each need at least one value");
   const int max_prompt = *std::max_element(a.n_prompt.begin(), a.n_prompt.end());
   const int max_gen = *std::max_element(a.n_gen.begin(), a.n_gen.end());
+  const int64_t context_needed =
+      int64_t{std::max({max_prompt, max_gen, 1})} + *std::max_element(a.n_depth.begin(), a.n_depth.end());
+  if (context_needed > (int64_t{1} << 24))
+    throw Error("bench: -d plus the longest test (" + std::to_string(context_needed) +
+                " tokens) exceeds the 16M-token limit of a bench context");
 
   // On a busy machine every figure measures the CPU share this process gets
   // rather than the hardware: say so.
@@ -321,7 +331,7 @@ void run_bench(const BenchArgs& a) {
   std::optional<bench::ReadProbe> probe;
   for (int threads : a.threads) {
     ContextOptions co;
-    co.n_ctx = std::max({max_prompt, max_gen, 1});
+    co.n_ctx = static_cast<int>(context_needed);
     co.n_batch = std::max(max_prompt, 1);  // a pp test is one batch
     co.n_threads = threads;
     Context ctx(*model, co);
@@ -335,11 +345,10 @@ void run_bench(const BenchArgs& a) {
     so.seed = a.seed;
     so.progress = [&](std::string_view test, int rep, int reps) {
       line.show("bench: " + std::string(test) +
-                (rep == 0 ? " warm-up done" : " " + std::to_string(rep) + "/" + std::to_string(reps)));
+                (rep < 0    ? std::string()
+                 : rep == 0 ? " warm-up done"
+                            : " " + std::to_string(rep) + "/" + std::to_string(reps)));
     };
-    for (int p : a.n_prompt) {
-      if (p > 0) tr.tests.push_back(bench::bench_prompt(ctx, p, so));
-    }
     // The trace as a session records it (ChatSession::generate): every
     // token's statistics kept, the alternatives' vectors allocated anew.
     std::vector<TokenStats> trace(static_cast<size_t>(std::max(max_gen, 1)));
@@ -347,17 +356,23 @@ void run_bench(const BenchArgs& a) {
     const bench::TokenHook trace_hook = [&](const float* logits, int n_vocab, TokenId chosen) {
       trace[traced++ % trace.size()] = trace_token_stats(logits, n_vocab, chosen, a.trace_top_k);
     };
-    for (int n : a.n_gen) {
-      if (n == 0) continue;
-      if (a.trace_top_k < 0) {
-        tr.tests.push_back(bench::bench_generation(ctx, n, so));
-        continue;
+    for (int depth : a.n_depth) {
+      so.depth = depth;
+      for (int p : a.n_prompt) {
+        if (p > 0) tr.tests.push_back(bench::bench_prompt(ctx, p, so));
       }
-      auto [plain, with_trace] =
-          bench::bench_generation_paired(ctx, n, so, trace_hook, "+trace" + std::to_string(a.trace_top_k));
-      tr.trace_pairs.push_back({tr.tests.size(), tr.tests.size() + 1});
-      tr.tests.push_back(std::move(plain));
-      tr.tests.push_back(std::move(with_trace));
+      for (int n : a.n_gen) {
+        if (n == 0) continue;
+        if (a.trace_top_k < 0) {
+          tr.tests.push_back(bench::bench_generation(ctx, n, so));
+          continue;
+        }
+        auto [plain, with_trace] =
+            bench::bench_generation_paired(ctx, n, so, trace_hook, "+trace" + std::to_string(a.trace_top_k));
+        tr.trace_pairs.push_back({tr.tests.size(), tr.tests.size() + 1});
+        tr.tests.push_back(std::move(plain));
+        tr.tests.push_back(std::move(with_trace));
+      }
     }
     // Probe again after the tests and keep the better figure: on a shared
     // machine one probe can land in a busy moment.
@@ -413,6 +428,10 @@ void register_bench_commands(CLI::App& app) {
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("-n,--n-gen", a->n_gen, "generated tokens per tg test, comma-separated (0: none)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("-d,--n-depth", a->n_depth,
+                    "tokens already in the context when each test starts, comma-separated (as llama-bench's -d)")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("-t,--threads", a->threads, "threads, comma-separated (0: all hardware threads)")

@@ -1271,8 +1271,44 @@ struct RowState {
   float max, sum;
 };
 
+// Brings key / value row j (head_dim values) toward L1 ahead of its use: the
+// cache of a long context streams from memory every token, and its rows,
+// read in blocks of keys, did not keep enough reads in flight by themselves
+// (a cold 4096-position head took twice as long as a cached one).
+template <bool kHalf, int kHint = _MM_HINT_T0>
+void prefetch_kv_row(const void* base, int64_t j, int64_t stride, int head_dim) {
+  const char* row = static_cast<const char*>(base) + j * stride * (kHalf ? 2 : 4);
+  const int bytes = head_dim * (kHalf ? 2 : 4);
+  for (int at = 0; at < bytes; at += 64) _mm_prefetch(row + at, static_cast<_mm_hint>(kHint));
+}
+
+// Scores of NK keys from `key` on for two query rows: s0[k] = q0 . key k,
+// s1[k] = q1 . key k (unscaled).
+template <bool kHalf, int NK>
+inline void score_pair(const AttentionArgs& a, const float* q0, const float* q1, int64_t key, int chunks, float* s0,
+                       float* s1) {
+  __m256 acc0[4], acc1[4];
+  for (int k = 0; k < 4; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
+  for (int c = 0; c < chunks; ++c) {
+    const __m256 x0 = _mm256_loadu_ps(q0 + 8 * c), x1 = _mm256_loadu_ps(q1 + 8 * c);
+    GLASSBOX_UNROLL for (int k = 0; k < NK; ++k) {
+      const __m256 kv = load_kv<kHalf>(a.k, key + k, a.kv_stride, c);
+      acc0[k] = _mm256_fmadd_ps(x0, kv, acc0[k]);
+      acc1[k] = _mm256_fmadd_ps(x1, kv, acc1[k]);
+    }
+  }
+  if constexpr (NK == 4) {
+    _mm_storeu_ps(s0, reduce4(acc0[0], acc0[1], acc0[2], acc0[3]));
+    _mm_storeu_ps(s1, reduce4(acc1[0], acc1[1], acc1[2], acc1[3]));
+  } else {
+    *s0 = hsum(acc0[0]);
+    *s1 = hsum(acc1[0]);
+  }
+}
+
 template <bool kHalf, int C>
-void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj, int c0) {
+void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj, int c0,
+                       int prefetch_to) {
   for (int r = 0; r < n_rows; r += 2) {
     const int pair = std::min(2, n_rows - r);
     __m256 o[2][C];
@@ -1280,6 +1316,8 @@ void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const
       for (int c = 0; c < C; ++c)
         o[i][c] = i < pair ? _mm256_loadu_ps(rows[r + i].o + 8 * (c0 + c)) : _mm256_setzero_ps();
     for (int j = 0; j < nj; ++j) {
+      if (r == 0 && c0 == 0 && prefetch_to > j0 + kKeyBlock + j)
+        prefetch_kv_row<kHalf, _MM_HINT_T1>(a.k, j0 + kKeyBlock + j, a.kv_stride, a.head_dim);
       const __m256 p0 = _mm256_set1_ps(probs[r * kKeyBlock + j]);
       const __m256 p1 = _mm256_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
       for (int c = 0; c < C; ++c) {
@@ -1297,7 +1335,7 @@ template <bool kHalf>
 void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
   const int hd = a.head_dim;
   const int chunks = hd / 8;
-  const size_t need = static_cast<size_t>(kRowGroup) * (hd + kKeyBlock);
+  const size_t need = static_cast<size_t>(kRowGroup) * (hd + kKeyBlock) + kKeyBlock;  // + a spare row of scores
   if (scratch.buf.size() < need) scratch.buf.resize(need);
   float* o_buf = scratch.buf.data();
   float* probs = o_buf + kRowGroup * hd;
@@ -1321,14 +1359,20 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
       const int nj = std::min(kKeyBlock, max_keys - j0);
       for (int j = 0; j < nj; j += 4) {
         const int nk = std::min(4, nj - j);
-        for (int i = 0; i < n_rows; ++i) {
-          __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-          for (int c = 0; c < chunks; ++c) {
-            const __m256 q = _mm256_loadu_ps(rows[i].q + 8 * c);
+        for (int k = 0; k < nk; ++k) prefetch_kv_row<kHalf, _MM_HINT_T1>(a.v, j0 + j + k, a.kv_stride, hd);
+        // Two rows (query heads) at a time: each key chunk is loaded (and
+        // converted from F16) once for both. An odd last row is scored
+        // twice, into the spare row of `probs`.
+        for (int i = 0; i < n_rows; i += 2) {
+          const bool pair = i + 1 < n_rows;
+          const float* q1 = pair ? rows[i + 1].q : rows[i].q;
+          float* s1 = probs + (pair ? i + 1 : kRowGroup) * kKeyBlock + j;
+          if (nk == 4) {
+            score_pair<kHalf, 4>(a, rows[i].q, q1, j0 + j, chunks, probs + i * kKeyBlock + j, s1);
+          } else {
             for (int k = 0; k < nk; ++k)
-              acc[k] = _mm256_fmadd_ps(q, load_kv<kHalf>(a.k, j0 + j + k, a.kv_stride, c), acc[k]);
+              score_pair<kHalf, 1>(a, rows[i].q, q1, j0 + j + k, chunks, probs + i * kKeyBlock + j + k, s1 + k);
           }
-          _mm_storeu_ps(probs + i * kKeyBlock + j, reduce4(acc[0], acc[1], acc[2], acc[3]));
         }
       }
       for (int i = 0; i < n_rows; ++i) {
@@ -1360,16 +1404,16 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
       for (int c0 = 0; c0 < chunks; c0 += 4) {
         switch (std::min(4, chunks - c0)) {
           case 4:
-            accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0);
+            accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
           case 3:
-            accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0);
+            accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
           case 2:
-            accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0);
+            accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
           default:
-            accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0);
+            accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
         }
       }

@@ -99,6 +99,26 @@ void report(const SpeedOptions& options, std::string_view test, int rep, int rep
   if (options.progress) options.progress(test, rep, reps);
 }
 
+// A test's name and depth as llama-bench prints them ("tg128 @ d4096").
+void name_test(TestResult& r, const std::string& base, int depth) {
+  r.name = depth > 0 ? base + " @ d" + std::to_string(depth) : base;
+  r.n_depth = depth;
+}
+
+// The test's context: options.depth random tokens (their own generator, so
+// that the timed tokens are the same at every depth), evaluated once; each
+// repetition then truncates back to them.
+void fill_context(Context& ctx, const SpeedOptions& options, const std::string& test) {
+  ctx.truncate(0);
+  if (options.depth <= 0) return;
+  if (options.depth >= ctx.n_ctx())
+    throw Error("bench: a depth of " + std::to_string(options.depth) + " leaves no room in a context of " +
+                std::to_string(ctx.n_ctx()));
+  if (options.progress) options.progress(test + ": filling the context", -1, options.repetitions);
+  std::mt19937_64 rng(options.seed + 2);
+  ctx.eval(random_tokens(rng, options.depth, ctx.n_vocab()));
+}
+
 void finish(TestResult& r, int n_tokens) {
   for (double s : r.seconds) r.tokens_per_sec.push_back(s > 0 ? n_tokens / s : 0.0);
   r.tps = mean_sd(r.tokens_per_sec);
@@ -139,13 +159,14 @@ WeightFootprint weight_footprint(const Model& model) {
 
 TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options) {
   TestResult r;
-  r.name = "pp" + std::to_string(n_prompt);
+  name_test(r, "pp" + std::to_string(n_prompt), options.depth);
   r.n_prompt = n_prompt;
   std::mt19937_64 rng(options.seed);
   const int n_vocab = ctx.n_vocab();
+  fill_context(ctx, options, r.name);
   for (int rep = 0; rep <= options.repetitions; ++rep) {  // rep 0: warm-up
     const std::vector<TokenId> tokens = random_tokens(rng, n_prompt, n_vocab);
-    ctx.truncate(0);
+    ctx.truncate(options.depth);
     const auto start = Clock::now();
     ctx.eval(tokens);
     const double s = seconds_since(start);
@@ -158,12 +179,12 @@ TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options)
 
 namespace {
 
-// One timed repetition of a tg test: `tokens` one at a time from an empty
-// context, each token's time (its hook's work included) into r, or with
+// One timed repetition of a tg test: `tokens` one at a time after the
+// test's depth, each token's time (its hook's work included) into r, or with
 // `hooked` into it for the odd tokens (which run the hook).
-void generation_repetition(Context& ctx, const std::vector<TokenId>& tokens, const TokenHook* hook, TestResult& r,
-                           TestResult* hooked = nullptr) {
-  ctx.truncate(0);
+void generation_repetition(Context& ctx, int depth, const std::vector<TokenId>& tokens, const TokenHook* hook,
+                           TestResult& r, TestResult* hooked = nullptr) {
+  ctx.truncate(depth);
   const int n_vocab = ctx.n_vocab();
   double seconds[2] = {0, 0};
   auto token_start = Clock::now();
@@ -182,29 +203,31 @@ void generation_repetition(Context& ctx, const std::vector<TokenId>& tokens, con
   if (hooked != nullptr) hooked->seconds.push_back(seconds[1]);
 }
 
-TestResult generation_result(int n_gen, int repetitions) {
+TestResult generation_result(int n_gen, const SpeedOptions& options) {
   TestResult r;
-  r.name = "tg" + std::to_string(n_gen);
+  name_test(r, "tg" + std::to_string(n_gen), options.depth);
   r.n_gen = n_gen;
-  r.token_seconds.reserve(static_cast<size_t>(n_gen) * static_cast<size_t>(std::max(repetitions, 0)));
+  r.token_seconds.reserve(static_cast<size_t>(n_gen) * static_cast<size_t>(std::max(options.repetitions, 0)));
   return r;
 }
 
-// A few tokens bring every weight page in and start the threads.
-void generation_warm_up(Context& ctx, std::mt19937_64& rng, int n_gen) {
-  ctx.truncate(0);
+// The context at its depth; then a few tokens bring every weight page in
+// and start the threads.
+void generation_warm_up(Context& ctx, std::mt19937_64& rng, int n_gen, const SpeedOptions& options,
+                        const std::string& test) {
+  fill_context(ctx, options, test);
   for (TokenId t : random_tokens(rng, std::min(n_gen, 4), ctx.n_vocab())) ctx.eval(std::span(&t, 1));
 }
 
 }  // namespace
 
 TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options) {
-  TestResult r = generation_result(n_gen, options.repetitions);
+  TestResult r = generation_result(n_gen, options);
   std::mt19937_64 rng(options.seed + 1);
-  generation_warm_up(ctx, rng, n_gen);
+  generation_warm_up(ctx, rng, n_gen, options, r.name);
   report(options, r.name, 0, options.repetitions);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
-    generation_repetition(ctx, random_tokens(rng, n_gen, ctx.n_vocab()), nullptr, r);
+    generation_repetition(ctx, options.depth, random_tokens(rng, n_gen, ctx.n_vocab()), nullptr, r);
     report(options, r.name, rep, options.repetitions);
   }
   finish(r, n_gen);
@@ -213,15 +236,15 @@ TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options
 
 std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_gen, const SpeedOptions& options,
                                                           const TokenHook& hook, const std::string& suffix) {
-  TestResult plain = generation_result(n_gen, options.repetitions);
-  TestResult hooked = generation_result(n_gen, options.repetitions);
-  hooked.name += suffix;
-  std::mt19937_64 rng(options.seed + 1);
-  generation_warm_up(ctx, rng, n_gen);
+  TestResult plain = generation_result(n_gen, options);
+  TestResult hooked = generation_result(n_gen, options);
+  name_test(hooked, "tg" + std::to_string(n_gen) + suffix, options.depth);
   const std::string name = plain.name + " / " + hooked.name;
+  std::mt19937_64 rng(options.seed + 1);
+  generation_warm_up(ctx, rng, n_gen, options, name);
   report(options, name, 0, options.repetitions);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
-    generation_repetition(ctx, random_tokens(rng, n_gen, ctx.n_vocab()), &hook, plain, &hooked);
+    generation_repetition(ctx, options.depth, random_tokens(rng, n_gen, ctx.n_vocab()), &hook, plain, &hooked);
     report(options, name, rep, options.repetitions);
   }
   finish(plain, n_gen - n_gen / 2);

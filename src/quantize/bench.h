@@ -37,9 +37,10 @@ struct WeightFootprint {
 WeightFootprint weight_footprint(const Model& model);
 
 struct TestResult {
-  std::string name;  // "pp512", "tg128"
+  std::string name;  // "pp512", "tg128", "tg128 @ d4096"
   int n_prompt = 0;
   int n_gen = 0;
+  int n_depth = 0;                     // tokens in the context before the test's own
   std::vector<double> seconds;         // one per repetition
   std::vector<double> tokens_per_sec;  // one per repetition
   MeanSd tps;
@@ -50,21 +51,27 @@ struct TestResult {
   std::vector<double> token_seconds;
 };
 
-// (test name, repetition done, repetitions); repetition 0 is the warm-up.
+// (test name, repetition done, repetitions); repetition 0 is the warm-up,
+// -1 the start of filling the context to its depth.
 using BenchProgressFn = std::function<void(std::string_view test, int rep, int reps)>;
 
 struct SpeedOptions {
   int repetitions = 3;
   uint64_t seed = 42;  // random token ids
+  // Random tokens evaluated (untimed, once per test) before each repetition,
+  // as llama-bench's -d: the test then runs at that depth of context.
+  int depth = 0;
   BenchProgressFn progress;
 };
 
-// pp: `n_prompt` random tokens evaluated as one batch in an empty context,
-// timed per repetition after one untimed warm-up run. The context must hold
-// n_prompt positions and its n_batch must be >= n_prompt for one batch.
+// pp: `n_prompt` random tokens evaluated as one batch in an empty context
+// (after options.depth tokens), timed per repetition after one untimed
+// warm-up run. The context must hold depth + n_prompt positions and its
+// n_batch must be >= n_prompt for one batch.
 TestResult bench_prompt(Context& ctx, int n_prompt, const SpeedOptions& options);
 // tg: `n_gen` random tokens evaluated one at a time from an empty context
-// (as llama-bench's tg test), after a short untimed warm-up.
+// (after options.depth tokens; as llama-bench's tg test), after a short
+// untimed warm-up. The context must hold depth + n_gen positions.
 TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options);
 
 // Work done after each generated token within its timed span, as a session

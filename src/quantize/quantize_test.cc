@@ -587,6 +587,41 @@ TEST(Bench, PairedGenerationHooksOnlyItsOwnRepetitions) {
   EXPECT_EQ(progress[0], "tg8 / tg8+hook");
 }
 
+// At a depth the context is filled once per test and each repetition runs
+// after those tokens: the test's name says so, and the timed tokens are the
+// ones of the same test without depth (the fill has its own generator).
+TEST(Bench, TestsRunAtADepthOfContext) {
+  const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
+  Context ctx(*model, ContextOptions{.n_ctx = 40, .n_batch = 16, .n_threads = 2});
+  bench::SpeedOptions o;
+  o.repetitions = 2;
+  std::vector<int> fills;
+  o.progress = [&](std::string_view, int rep, int) {
+    if (rep < 0) fills.push_back(ctx.n_past());
+  };
+  o.depth = 20;
+  const bench::TestResult pp = bench::bench_prompt(ctx, 12, o);
+  EXPECT_EQ(ctx.n_past(), 32);
+  const bench::TestResult tg = bench::bench_generation(ctx, 8, o);
+  EXPECT_EQ(ctx.n_past(), 28);
+  EXPECT_EQ(pp.name, "pp12 @ d20");
+  EXPECT_EQ(tg.name, "tg8 @ d20");
+  EXPECT_EQ(pp.n_depth, 20);
+  EXPECT_EQ(tg.n_depth, 20);
+  EXPECT_EQ(fills.size(), 2u);  // once per test
+  ASSERT_EQ(tg.token_seconds.size(), 16u);
+  // The last logits of a tg test at depth 20 differ from those without
+  // depth: the tokens saw a different context.
+  const std::vector<float> deep(ctx.logits(), ctx.logits() + ctx.n_vocab());
+  o.depth = 0;
+  const bench::TestResult shallow = bench::bench_generation(ctx, 8, o);
+  EXPECT_EQ(shallow.name, "tg8");
+  EXPECT_EQ(ctx.n_past(), 8);
+  EXPECT_NE(std::vector<float>(ctx.logits(), ctx.logits() + ctx.n_vocab()), deep);
+  o.depth = 40;  // no room left
+  EXPECT_THROW(bench::bench_generation(ctx, 8, o), Error);
+}
+
 TEST(Bench, ReadBandwidthProbe) {
   ThreadPool pool(2);
   const bench::Bandwidth b = bench::ReadProbe(pool, 8u << 20).measure(pool, 2);
