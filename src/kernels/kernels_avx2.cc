@@ -1379,11 +1379,19 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
         RowState& row = rows[i];
         float* s = probs + i * kKeyBlock;
         const int visible = std::clamp(row.n_keys - j0, 0, nj);
-        float block_max = -INFINITY;
-        for (int j = 0; j < visible; ++j) {
-          s[j] *= a.scale;
-          block_max = std::max(block_max, s[j]);
+        // Scaled scores and their maximum, eight at a time (lanes past the
+        // visible keys are left out of the maximum and zeroed below).
+        __m256 lane_max = _mm256_set1_ps(-INFINITY);
+        for (int j = 0; j < visible; j += 8) {
+          const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(s + j), _mm256_set1_ps(a.scale));
+          _mm256_storeu_ps(s + j, scaled);
+          lane_max = _mm256_blendv_ps(lane_max, _mm256_max_ps(lane_max, scaled),
+                                      _mm256_castsi256_ps(first_lanes(std::min(8, visible - j))));
         }
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, lane_max);
+        float block_max = -INFINITY;
+        for (float m : lanes) block_max = std::max(block_max, m);
         const float new_max = std::max(row.max, block_max);
         const float alpha = row.max == -INFINITY ? 0.0f : _mm256_cvtss_f32(exp_ps(_mm256_set1_ps(row.max - new_max)));
         __m256 sum = _mm256_setzero_ps();
