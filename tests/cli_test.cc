@@ -308,6 +308,9 @@ TEST(Cli, BenchTimesTheTraceAgainstPlainGeneration) {
   const RunResult bad = run(args + " --trace-top-k -2");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("--trace-top-k"), std::string::npos) << bad.err;
+  const RunResult one = run("bench -m " + model + " -p 0 -n 1 --trace-top-k 5");  // no token to compare with
+  EXPECT_NE(one.status, 0);
+  EXPECT_NE(one.err.find("2 tokens or more"), std::string::npos) << one.err;
 }
 
 // The embedded default model: `glassbox run` with no -m finds and uses it.

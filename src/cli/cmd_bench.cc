@@ -301,6 +301,8 @@ void run_bench(const BenchArgs& a) {
   if (a.repetitions < 1) throw Error("bench: -r must be >= 1");
   if (a.bandwidth_mib < 1) throw Error("bench: --bandwidth-mib must be >= 1");
   if (a.trace_top_k < -1) throw Error("bench: --trace-top-k must be >= 0 (or -1: no trace)");
+  if (a.trace_top_k >= 0 && std::any_of(a.n_gen.begin(), a.n_gen.end(), [](int n) { return n == 1; }))
+    throw Error("bench: --trace-top-k needs tg tests of 2 tokens or more (the trace runs after every other token)");
   if (a.n_prompt.empty() || a.n_gen.empty() || a.n_depth.empty() || a.threads.empty())
     throw Error("bench: -p, -n, -d and -t each need at least one value");
   const int max_prompt = *std::max_element(a.n_prompt.begin(), a.n_prompt.end());

@@ -236,6 +236,7 @@ TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options
 
 std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_gen, const SpeedOptions& options,
                                                           const TokenHook& hook, const std::string& suffix) {
+  if (n_gen < 2) throw Error("bench: a tg test with and without a hook needs 2 tokens or more");
   TestResult plain = generation_result(n_gen, options);
   TestResult hooked = generation_result(n_gen, options);
   name_test(hooked, "tg" + std::to_string(n_gen) + suffix, options.depth);

@@ -585,6 +585,7 @@ TEST(Bench, PairedGenerationHooksOnlyItsOwnRepetitions) {
   }
   ASSERT_EQ(progress.size(), 4u);  // warm-up + 3 repetitions
   EXPECT_EQ(progress[0], "tg8 / tg8+hook");
+  EXPECT_THROW(bench::bench_generation_paired(ctx, 1, o, hook, "+hook"), Error);  // no plain token
 }
 
 // At a depth the context is filled once per test and each repetition runs
