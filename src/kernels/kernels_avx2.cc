@@ -1271,10 +1271,13 @@ struct RowState {
   float max, sum;
 };
 
-// Brings key / value row j (head_dim values) toward L1 ahead of its use: the
-// cache of a long context streams from memory every token, and its rows,
-// read in blocks of keys, did not keep enough reads in flight by themselves
-// (a cold 4096-position head took twice as long as a cached one).
+// Requests key / value row j (head_dim values) ahead of its use. The cache
+// of a long context streams from memory every token, and its rows, read in
+// blocks of keys, did not keep enough reads in flight by themselves: a cold
+// 4096-position head took twice as long as a cached one. The callers ask
+// for the next phase's rows (a block's V rows during its scores, the next
+// block's K rows during its values) into L2: into L1 they evicted the
+// rows in use.
 template <bool kHalf, int kHint = _MM_HINT_T0>
 void prefetch_kv_row(const void* base, int64_t j, int64_t stride, int head_dim) {
   const char* row = static_cast<const char*>(base) + j * stride * (kHalf ? 2 : 4);
