@@ -551,7 +551,7 @@ TEST(Bench, SpeedTestsTimeEveryRepetition) {
 // tg with and without a per-token hook: in each repetition the hook runs
 // after every other token, on the logits that token produced, and each
 // result has its own tokens' times.
-TEST(Bench, PairedGenerationHooksOnlyItsOwnRepetitions) {
+TEST(Bench, PairedGenerationHooksEveryOtherToken) {
   const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
   Context ctx(*model, ContextOptions{.n_ctx = 32, .n_batch = 16, .n_threads = 2});
   bench::SpeedOptions o;
