@@ -210,11 +210,16 @@ TEST(Cli, NoRepackGeneratesTheSame) {
   EXPECT_EQ(before.out, packed.out);
 }
 
+// A `glassbox bench` command line on the small reference model, 2 threads,
+// with an 8 MiB bandwidth probe (quick), and the given options.
+std::string bench_command(const std::string& options) {
+  return "bench -m " + q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf") + " -t 2 --bandwidth-mib 8 " + options;
+}
+
 // `glassbox bench`: every figure of the report is there and consistent with
 // the others (no speed is asserted: the machines are shared).
 TEST(Cli, BenchReportsSpeedsTokenTimesAndBandwidth) {
-  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
-  const std::string args = "bench -m " + model + " -p 8 -n 6 -r 2 -t 2 --bandwidth-mib 8 --bandwidth-runs 2";
+  const std::string args = bench_command("-p 8 -n 6 -r 2 --bandwidth-runs 2");
   const RunResult j = run(args + " --json");
   ASSERT_EQ(j.status, 0) << j.err;
   const auto out = nlohmann::json::parse(j.out);
@@ -262,9 +267,7 @@ TEST(Cli, BenchReportsSpeedsTokenTimesAndBandwidth) {
 // `glassbox bench -d`: each test at each depth, named as llama-bench names
 // them.
 TEST(Cli, BenchRunsEachTestAtEachDepth) {
-  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
-  const RunResult j =
-      run("bench -m " + model + " -p 4 -n 3 -d 0,5 -r 1 -t 2 --bandwidth-mib 8 --bandwidth-runs 1 --json");
+  const RunResult j = run(bench_command("-p 4 -n 3 -d 0,5 -r 1 --bandwidth-runs 1 --json"));
   ASSERT_EQ(j.status, 0) << j.err;
   const auto tests = nlohmann::json::parse(j.out).at("tests");
   ASSERT_EQ(tests.size(), 4u);
@@ -274,7 +277,7 @@ TEST(Cli, BenchRunsEachTestAtEachDepth) {
     EXPECT_EQ(tests.at(i).at("test"), names[i]);
     EXPECT_EQ(tests.at(i).at("n_depth"), depths[i]);
   }
-  const RunResult bad = run("bench -m " + model + " -p 4 -n 3 -d -1");
+  const RunResult bad = run(bench_command("-p 4 -n 3 -d -1"));
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("-d must be >= 0"), std::string::npos) << bad.err;
 }
@@ -282,8 +285,7 @@ TEST(Cli, BenchRunsEachTestAtEachDepth) {
 // `glassbox bench --trace-top-k K`: each tg test also runs with the
 // per-token trace, and the cost figures follow from the two results.
 TEST(Cli, BenchTimesTheTraceAgainstPlainGeneration) {
-  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
-  const std::string args = "bench -m " + model + " -p 0 -n 6 -r 2 -t 2 --bandwidth-mib 8 --bandwidth-runs 1";
+  const std::string args = bench_command("-p 0 -n 6 -r 2 --bandwidth-runs 1");
   const RunResult j = run(args + " --trace-top-k 5 --json");
   ASSERT_EQ(j.status, 0) << j.err;
   const auto out = nlohmann::json::parse(j.out);
@@ -308,7 +310,7 @@ TEST(Cli, BenchTimesTheTraceAgainstPlainGeneration) {
   const RunResult bad = run(args + " --trace-top-k -2");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("--trace-top-k"), std::string::npos) << bad.err;
-  const RunResult one = run("bench -m " + model + " -p 0 -n 1 --trace-top-k 5");  // no token to compare with
+  const RunResult one = run(bench_command("-p 0 -n 1 --trace-top-k 5"));  // no token to compare with
   EXPECT_NE(one.status, 0);
   EXPECT_NE(one.err.find("2 tokens or more"), std::string::npos) << one.err;
 }

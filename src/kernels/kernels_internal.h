@@ -45,8 +45,8 @@ using QuantizeActsFn = void (*)(ActFormat format, const float* x, int64_t n, int
 // kernel, whatever their stored type: per row, n bytes of values (2n in
 // AVX2's signed tiles), n / 4 float lane-scale slots (one per 32-bit lane of
 // a dot-product instruction) and n / 16 offset slots (the minimums of types
-// that have them, per 16 values). What each ISA keeps in them for each stored `type` is its own
-// (an ISA's prepare_tile and gemm_tile go together). AVX2, which has no
+// that have them, per 16 values). What each ISA keeps in them for each
+// stored `type` is its own (an ISA's prepare_tile and gemm_tile go together). AVX2, which has no
 // dot-product instruction for two full-range bytes (vpmaddubsw saturates
 // pairs above 32767), keeps the values small:
 // - Q4_K: the nibbles (0..15); in each block's 64 lane-scale slots the
