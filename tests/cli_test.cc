@@ -210,6 +210,27 @@ TEST(Cli, NoRepackGeneratesTheSame) {
   EXPECT_EQ(before.out, packed.out);
 }
 
+// --kv-cache-type on generate and bench: q8_0 generates on a model with heads
+// of 64; an unknown type, and q8_0 for heads of 8 (stories260K), are refused
+// with the reason.
+TEST(Cli, KvCacheTypeOption) {
+  const std::string model = q(kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf");
+  const std::string args = "generate -m " + model + " -p 'Once upon' -n 12 --temp 0 -t 2 --kv-cache-type ";
+  for (const char* type : {"f32", "f16", "q8_0"}) {
+    const RunResult r = run(args + type);
+    ASSERT_EQ(r.status, 0) << type << ": " << r.err;
+    EXPECT_FALSE(r.out.empty()) << type;
+  }
+  expect_clean_failure(run(args + "q4_0"), "'q4_0' is not one of f32, f16, q8_0");
+  expect_clean_failure(
+      run("generate -m " + q(kRef / "models" / "stories260K.gguf") + " -p 'Once upon' -n 4 --kv-cache-type q8_0"),
+      "multiples of 32");
+  const RunResult j = run("bench -m " + model + " -t 2 --bandwidth-mib 8 -p 4 -n 3 -r 1 --bandwidth-runs 1 --json " +
+                          "--kv-cache-type q8_0");
+  ASSERT_EQ(j.status, 0) << j.err;
+  for (const auto& test : nlohmann::json::parse(j.out).at("tests")) EXPECT_EQ(test.at("type_kv"), "q8_0");
+}
+
 // A `glassbox bench` command line on the small reference model, 2 threads,
 // with an 8 MiB bandwidth probe (quick), and the given options.
 std::string bench_command(const std::string& options) {

@@ -90,6 +90,7 @@ void register_analyze_commands(CLI::App& app) {
     std::string trace, model;
     bool json = false;
     int ctx = 0, threads = 0;
+    KvCacheType kv_cache = KvCacheType::Auto;
     AnalyzeFlags flags;
   };
   auto o = std::make_shared<Opts>();
@@ -98,6 +99,7 @@ void register_analyze_commands(CLI::App& app) {
   cmd->add_flag("--json", o->json, "print the JSON report (schema: docs/analysis-report.md)");
   cmd->add_option("-c,--ctx-size", o->ctx, "context size (default: the model's, at most 4096)");
   cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)");
+  add_kv_cache_option(cmd, &o->kv_cache);
   add_analysis_options(cmd, o->flags);
   cmd->callback([o] {
     analysis::TraceRecord record = analysis::load_trace(o->trace);
@@ -110,6 +112,7 @@ void register_analyze_commands(CLI::App& app) {
     ContextOptions context;
     context.n_ctx = o->ctx;
     context.n_threads = o->threads;
+    context.kv_cache = o->kv_cache;
     ChatSession session(*model, context);
     const analysis::AnalysisOptions options = make_analysis_options(o->flags, record.options.sampling);
     const double drift = analysis::replay_trace(session, record);

@@ -104,10 +104,12 @@ struct BenchArgs {
   int bandwidth_runs = 5;
   uint64_t seed = 42;
   int trace_top_k = -1;  // >= 0: tg also with the per-token trace
+  KvCacheType kv_cache = KvCacheType::Auto;
 };
 
 struct ThreadResults {
   int threads = 0;
+  KvCacheType kv_cache = KvCacheType::F16;  // as resolved
   bench::Bandwidth bandwidth;
   std::vector<bench::TestResult> tests;
   // tg tests run with and without the trace: indices into tests.
@@ -183,6 +185,8 @@ void print_table(const Model& model, const bench::WeightFootprint& fp, const std
       "\nweights read per generated token: %s (%.1f MB: every layer matrix, the output matrix, one "
       "embedding row)\n",
       format_size(fp.bytes_per_token).c_str(), static_cast<double>(fp.bytes_per_token) / 1e6);
+  if (!results.empty())
+    std::printf("KV cache: %s\n", std::string(kv_cache_type_name(results.front().kv_cache)).c_str());
   for (const ThreadResults& tr : results) {
     std::printf(
         "measured read bandwidth, %d thread%s: %.2f GB/s (best of %d reads of a %s buffer, before and "
@@ -246,6 +250,7 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
       json j;
       j["test"] = t.name;
       j["n_threads"] = tr.threads;
+      j["type_kv"] = kv_cache_type_name(tr.kv_cache);
       j["n_prompt"] = t.n_prompt;
       j["n_gen"] = t.n_gen;
       j["n_depth"] = t.n_depth;
@@ -336,9 +341,11 @@ void run_bench(const BenchArgs& a) {
     co.n_ctx = static_cast<int>(context_needed);
     co.n_batch = std::max(max_prompt, 1);  // a pp test is one batch
     co.n_threads = threads;
+    co.kv_cache = a.kv_cache;
     Context ctx(*model, co);
     ThreadResults tr;
     tr.threads = ctx.pool().size();
+    tr.kv_cache = ctx.kv_cache_type();
     line.show("bench: measuring read bandwidth with " + std::to_string(tr.threads) + " threads");
     if (!probe) probe.emplace(ctx.pool(), uint64_t(a.bandwidth_mib) << 20);
     tr.bandwidth = probe->measure(ctx.pool(), a.bandwidth_runs);
@@ -442,6 +449,7 @@ void register_bench_commands(CLI::App& app) {
     cmd->add_option("-r,--repetitions", a->repetitions, "timed repetitions of each test (after a warm-up)")
         ->capture_default_str();
     cmd->add_flag("--json", a->json, "print the results as JSON");
+    add_kv_cache_option(cmd, &a->kv_cache);
     cmd->add_option("--bandwidth-mib", a->bandwidth_mib, "buffer size of the read-bandwidth probe in MiB")
         ->capture_default_str();
     cmd->add_option("--bandwidth-runs", a->bandwidth_runs, "reads of the probe buffer (the best counts)")

@@ -77,6 +77,7 @@ struct ThinkingFlags {
   std::string kwargs;
   int ctx = 0;
   int threads = 0;
+  KvCacheType kv_cache = KvCacheType::Auto;
 };
 
 void add_thinking_options(CLI::App* cmd, ThinkingFlags& t) {
@@ -91,6 +92,7 @@ void add_thinking_options(CLI::App* cmd, ThinkingFlags& t) {
   cmd->add_option("--kwargs", t.kwargs, "template variables as a JSON object, e.g. '{\"enable_thinking\":false}'");
   cmd->add_option("-c,--ctx-size", t.ctx, "context size (default: the model's, at most 4096)");
   cmd->add_option("-t,--threads", t.threads, "threads (default: all cores)");
+  add_kv_cache_option(cmd, &t.kv_cache);
 }
 
 ChatOptions make_chat_options(const ThinkingFlags& t, const SamplingParams& s) {
@@ -117,6 +119,7 @@ ContextOptions make_context_options(const ThinkingFlags& t) {
   ContextOptions c;
   c.n_ctx = t.ctx;
   c.n_threads = t.threads;
+  c.kv_cache = t.kv_cache;
   return c;
 }
 

@@ -30,6 +30,7 @@ void register_generate_command(CLI::App& app) {
     int threads = 0;
     int ctx = 0;
     bool no_bos = false;
+    KvCacheType kv_cache = KvCacheType::Auto;
     SamplingParams sampling;
   };
   auto o = std::make_shared<Opts>();
@@ -38,6 +39,7 @@ void register_generate_command(CLI::App& app) {
   cmd->add_option("-n,--n-predict", o->n_predict, "tokens to generate")->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)");
   cmd->add_option("-c,--ctx-size", o->ctx, "context size (default: the model's, at most 4096)");
+  add_kv_cache_option(cmd, &o->kv_cache);
   cmd->add_flag("--no-bos", o->no_bos, "do not prepend BOS even if the vocabulary asks for it");
   add_sampling_options(cmd, o->sampling);
   cmd->callback([o] {
@@ -50,6 +52,7 @@ void register_generate_command(CLI::App& app) {
     ContextOptions co;
     co.n_threads = o->threads;
     co.n_ctx = o->ctx;
+    co.kv_cache = o->kv_cache;
     Context ctx(*model, co);
     if (static_cast<int>(ids.size()) >= ctx.n_ctx())
       throw Error("the prompt (" + std::to_string(ids.size()) + " tokens) does not fit the context of " +

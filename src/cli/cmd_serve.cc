@@ -97,6 +97,7 @@ struct ServeOpts {
       trace_top_k = 5;
   double retain_days = 0;
   size_t max_body_bytes = 0;
+  KvCacheType kv_cache = KvCacheType::Auto;
 };
 
 void run_serve(const ServeOpts& o, const CLI::App& cmd) {
@@ -116,6 +117,7 @@ void run_serve(const ServeOpts& o, const CLI::App& cmd) {
   if (given("--http-threads")) c.http_threads = o.http_threads;
   if (given("--ctx-size")) c.ctx_size = o.ctx;
   if (given("--threads")) c.threads = o.threads;
+  if (given("--kv-cache-type")) c.kv_cache = o.kv_cache;
   if (given("--retain-days")) c.retain_days = o.retain_days;
   if (given("--trace-top-k")) c.trace_top_k = o.trace_top_k;
   if (given("--max-tokens")) c.limits.max_tokens = o.max_tokens;
@@ -224,6 +226,7 @@ void register_serve_commands(CLI::App& app) {
         ->check(CLI::Range(2, 4096));
     cmd->add_option("-c,--ctx-size", o->ctx, "context per sequence (default: the model's, at most 4096)");
     cmd->add_option("-t,--threads", o->threads, "compute threads per sequence (default: cores / parallel)");
+    add_kv_cache_option(cmd, &o->kv_cache);
     cmd->add_option("--retain-days", o->retain_days, "delete trace records older than this many days (hourly)")
         ->check(CLI::NonNegativeNumber);
     cmd->add_option("--max-tokens", o->max_tokens, "largest max_tokens a request may ask for")

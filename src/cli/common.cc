@@ -84,4 +84,16 @@ std::string format_float(float v) {
 
 bool stdout_is_terminal() { return isatty(STDOUT_FILENO) != 0; }
 
+CLI::Option* add_kv_cache_option(CLI::App* cmd, KvCacheType* type) {
+  return cmd->add_option_function<std::string>(
+      "--kv-cache-type",
+      [type](const std::string& name) {
+        const auto parsed = parse_kv_cache_type(name);
+        if (!parsed) throw Error("--kv-cache-type: '" + name + "' is not one of f32, f16, q8_0");
+        *type = *parsed;
+      },
+      "KV cache element type: f16 (default), f32, or q8_0 (8-bit, about half the memory of f16; faster at long "
+      "contexts; head sizes multiples of 32)");
+}
+
 }  // namespace glassbox::cli

@@ -1,6 +1,7 @@
 // Shared helpers of the glassbox command-line subcommands.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,5 +37,9 @@ std::string read_file(const std::string& path);
 std::string format_float(float v);
 
 bool stdout_is_terminal();
+
+// --kv-cache-type f32|f16|q8_0 (llama.cpp's names) into *type; an unknown
+// name is refused with the accepted ones.
+CLI::Option* add_kv_cache_option(CLI::App* cmd, KvCacheType* type);
 
 }  // namespace glassbox::cli

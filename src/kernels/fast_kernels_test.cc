@@ -574,6 +574,143 @@ TEST(Attention, SimdMatchesReferenceWithF32AndF16Cache) {
   }
 }
 
+// A Q8_0 cache: rows of ggml's blocks, kv_stride (a multiple of 32) values
+// apart; the same queries, keys and values as run_attention's.
+std::vector<float> run_attention_q8(const AttentionCase& c, int64_t kv_stride, const std::vector<float>& q,
+                                    const std::vector<float>& k, const std::vector<float>& v, bool reference) {
+  const int64_t positions = c.n_past + c.n_tokens, row_bytes = kv_row_bytes(DType::Q8_0, kv_stride);
+  std::vector<uint8_t> k8(static_cast<size_t>(positions * row_bytes)), v8(k8.size());
+  for (int64_t j = 0; j < positions; ++j) {
+    quantize_q8_0_row(&k[static_cast<size_t>(j * kv_stride)], kv_stride, &k8[static_cast<size_t>(j * row_bytes)]);
+    quantize_q8_0_row(&v[static_cast<size_t>(j * kv_stride)], kv_stride, &v8[static_cast<size_t>(j * row_bytes)]);
+  }
+  std::vector<float> out(q.size(), NAN);
+  AttentionArgs a;
+  a.q = q.data();
+  a.q_head_stride = c.head_dim;
+  a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
+  a.out = out.data();
+  a.out_head_stride = a.q_head_stride;
+  a.out_token_stride = a.q_token_stride;
+  a.n_tokens = c.n_tokens;
+  a.n_heads = c.n_heads;
+  a.head_dim = c.head_dim;
+  a.n_past = c.n_past;
+  a.kv_type = DType::Q8_0;
+  a.k = k8.data();
+  a.v = v8.data();
+  a.kv_stride = kv_stride;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (reference) {
+    scalar::attention(a);
+  } else {
+    AttentionScratch scratch;
+    attention(a, scratch);
+  }
+  return out;
+}
+
+// The reference quantizes the query as the kernels do and sums the same
+// integers, so every ISA matches it to float rounding. Odd head counts
+// (a row scored twice), key counts off the blocks of 4 and 64, several
+// key blocks, and a long context.
+TEST(Attention, SimdMatchesReferenceWithQ8Cache) {
+  IsaGuard guard;
+  std::mt19937 rng(29);
+  const AttentionCase cases[] = {{1, 1, 32, 0},    {1, 2, 128, 130}, {7, 3, 64, 0},   {5, 6, 128, 61},
+                                 {1, 5, 128, 300}, {4, 2, 96, 33},   {2, 2, 64, 3000}};
+  for (const AttentionCase& c : cases) {
+    const int64_t positions = c.n_past + c.n_tokens, kv_stride = c.head_dim + 32;
+    const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng, 2.0f);
+    const auto k = random_floats(positions * kv_stride, rng, 2.0f);
+    const auto v = random_floats(positions * kv_stride, rng);
+    const auto want = run_attention_q8(c, kv_stride, q, k, v, true);
+    for (const std::string& isa : available_isas()) {
+      ASSERT_TRUE(force_isa(isa));
+      SCOPED_TRACE(isa + " tokens=" + std::to_string(c.n_tokens) + " heads=" + std::to_string(c.n_heads) +
+                   " dim=" + std::to_string(c.head_dim) + " past=" + std::to_string(c.n_past));
+      const auto got = run_attention_q8(c, kv_stride, q, k, v, false);
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << i;
+    }
+    // Against exact attention on the unquantized cache: 8-bit keys, values
+    // and query (each value within half a step, 1/254 of its block's
+    // largest) move the outputs, averages of values within +-1, by less
+    // than 0.02 here.
+    AttentionCase exact_case = c;
+    const auto exact = [&] {
+      std::vector<float> out(q.size());
+      AttentionArgs a;
+      a.q = q.data();
+      a.q_head_stride = c.head_dim;
+      a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
+      a.out = out.data();
+      a.out_head_stride = a.q_head_stride;
+      a.out_token_stride = a.q_token_stride;
+      a.n_tokens = exact_case.n_tokens;
+      a.n_heads = exact_case.n_heads;
+      a.head_dim = exact_case.head_dim;
+      a.n_past = exact_case.n_past;
+      a.kv_type = DType::F32;
+      a.k = k.data();
+      a.v = v.data();
+      a.kv_stride = kv_stride;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      scalar::attention(a);
+      return out;
+    }();
+    double worst = 0;
+    for (size_t i = 0; i < exact.size(); ++i)
+      worst = std::max(worst, std::fabs(static_cast<double>(want[i]) - exact[i]));
+    EXPECT_LT(worst, 0.02);
+    EXPECT_GT(worst, 0.0);  // the cache is quantized
+  }
+}
+
+TEST(Attention, Q8CacheNeedsWholeBlocks) {
+  const std::vector<float> q(80, 0.5f), out_q(80);
+  std::vector<uint8_t> cache(200);
+  std::vector<float> out(80);
+  AttentionArgs a{q.data(), 80, 80, out.data(), 80, 80, 1, 1, 80, 0, cache.data(), cache.data(), DType::Q8_0, 80, 1.0f};
+  AttentionScratch scratch;
+  try {
+    attention(a, scratch);
+    FAIL() << "a head size of 80 was taken for a Q8_0 cache";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiples of 32"), std::string::npos) << e.what();
+  }
+  a.kv_type = DType::Q4_K;
+  EXPECT_THROW(attention(a, scratch), Error);
+}
+
+// ggml's Q8_0 blocks: dequantized, each value is within half a step of the
+// input, the block's largest magnitude maps to +-127, and the scale is
+// amax / 127 in fp16.
+TEST(Attention, QuantizeQ8_0RowMatchesItsDefinition) {
+  std::mt19937 rng(31);
+  auto x = random_floats(256, rng, 3.0f);
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // an all-zero block
+  std::vector<uint8_t> blocks(static_cast<size_t>(kv_row_bytes(DType::Q8_0, 256)));
+  ASSERT_EQ(blocks.size(), 8u * 34);
+  quantize_q8_0_row(x.data(), 256, blocks.data());
+  std::vector<float> back(256);
+  dequantize_row(DType::Q8_0, blocks.data(), back.data(), 256);
+  for (int b = 0; b < 8; ++b) {
+    float amax = 0;
+    int largest = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[32 * b + i]));
+    uint16_t d;
+    std::memcpy(&d, &blocks[34 * b], 2);
+    EXPECT_EQ(d, f32_to_fp16(amax / 127.0f)) << b;
+    for (int i = 0; i < 32; ++i) {
+      const auto q = static_cast<int8_t>(blocks[34 * b + 2 + i]);
+      largest = std::max(largest, std::abs(static_cast<int>(q)));
+      ASSERT_LE(std::fabs(back[32 * b + i] - x[32 * b + i]), 0.5f * amax / 127.0f * 1.01f + 1e-7f) << b << " " << i;
+    }
+    EXPECT_EQ(largest, amax > 0 ? 127 : 0) << b;
+  }
+  EXPECT_THROW(quantize_q8_0_row(x.data(), 100, blocks.data()), Error);
+}
+
 // RMSNorm: the sum of squares in double on every ISA, so the results differ
 // from the scalar reference only by the order of that sum; lengths with and
 // without a partial vector, in place too.

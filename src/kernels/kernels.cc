@@ -15,6 +15,7 @@
 #include "base/thread_pool.h"
 #include "kernels/block_layouts.h"
 #include "kernels/kernels_internal.h"
+#include "tensor/fp16.h"
 
 namespace glassbox::kernels {
 
@@ -993,10 +994,39 @@ void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& 
 // ================================================================ attention
 
 void attention(const AttentionArgs& a, AttentionScratch& scratch) {
-  if (a.kv_type != DType::F32 && a.kv_type != DType::F16) throw Error("attention: KV cache must be F32 or F16");
+  if (a.kv_type != DType::F32 && a.kv_type != DType::F16 && a.kv_type != DType::Q8_0)
+    throw Error("attention: KV cache must be F32, F16 or Q8_0");
   if (a.head_dim <= 0 || a.n_heads <= 0 || a.n_tokens < 0 || a.n_past < 0) throw Error("attention: bad shape");
+  if (a.kv_type == DType::Q8_0 && (a.head_dim % 32 != 0 || a.kv_stride % 32 != 0))
+    throw Error("attention: a Q8_0 KV cache needs head sizes that are multiples of 32 (head size " +
+                std::to_string(a.head_dim) + ")");
   if (a.n_tokens == 0) return;
   active().attention(a, scratch);
+}
+
+int64_t kv_row_bytes(DType kv_type, int64_t n) {
+  switch (kv_type) {
+    case DType::F32:
+      return 4 * n;
+    case DType::F16:
+      return 2 * n;
+    case DType::Q8_0:
+      return n / 32 * 34;
+    default:
+      throw Error("KV cache type " + std::string(dtype_name(kv_type)) + " is not supported (F32, F16 or Q8_0)");
+  }
+}
+
+void quantize_q8_0_row(const float* x, int64_t n, uint8_t* blocks) {
+  if (n < 0 || n % 32 != 0) throw Error("quantize_q8_0_row: " + std::to_string(n) + " values, not a multiple of 32");
+  alignas(32) int8_t qs[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float scale = 0;
+    detail::reference::quantize_q8_32(x + 32 * b, 32, qs, &scale);
+    const uint16_t d = f32_to_fp16(scale);  // scale is fp16-exact
+    std::memcpy(blocks + 34 * b, &d, 2);
+    std::memcpy(blocks + 34 * b + 2, qs, 32);
+  }
 }
 
 void silu_mul(float* g, const float* u, int64_t n) { active().silu_mul(g, u, n); }

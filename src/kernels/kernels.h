@@ -243,7 +243,11 @@ struct AttentionScratch {
 // 0 .. n_past + t. q for (token t, head h < n_heads) is at
 // q + t * q_token_stride + h * q_head_stride (head_dim floats); the output
 // goes to the same place in `out`. Key / value j is at k + j * kv_stride
-// (elements of kv_type: F32 or F16). Scores are scaled by `scale`.
+// elements of kv_type: F32, F16, or Q8_0 (ggml's blocks of 32 values with
+// an fp16 scale, 34 bytes; head_dim and kv_stride multiples of 32). Scores
+// are scaled by `scale`. With a Q8_0 cache the query is quantized to 8 bits
+// per block of 32 (quantize_q8_0_row's rounding) and meets the keys in
+// integer sums, as llama.cpp's q8_0 x q8_0 dot product does.
 // Memory use is independent of the context length (keys go in blocks with
 // an online softmax).
 struct AttentionArgs {
@@ -260,6 +264,12 @@ struct AttentionArgs {
   float scale;
 };
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
+// Bytes of a KV cache row of n values: F32, F16 or Q8_0 (n a multiple of 32).
+int64_t kv_row_bytes(DType kv_type, int64_t n);
+// ggml's Q8_0 blocks for n floats (n a multiple of 32): per block the scale
+// amax / 127 as fp16, then the 32 values times 127 / amax rounded to nearest
+// even (ggml's x86 quantize_row_q8_0). Writes kv_row_bytes(Q8_0, n) bytes.
+void quantize_q8_0_row(const float* x, int64_t n, uint8_t* blocks);
 namespace scalar {
 // Reference: two passes per query in double precision.
 void attention(const AttentionArgs& args);

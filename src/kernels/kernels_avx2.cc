@@ -1245,13 +1245,38 @@ __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
 }
 
-template <bool kHalf>
+// The KV cache's element types: F32, F16, or ggml's Q8_0 blocks (32 values
+// and an fp16 scale, 34 bytes; rows of whole blocks).
+enum class Kv { F32, F16, Q8 };
+
+// Bytes of a cache row of `stride` values.
+template <Kv F>
+constexpr int64_t kv_row_bytes(int64_t stride) {
+  return F == Kv::F32 ? 4 * stride : F == Kv::F16 ? 2 * stride : stride / 32 * 34;
+}
+
+// Values 8c .. 8c+7 of row j as floats (F32, F16; Q8 without its scale).
+template <Kv F>
 __m256 load_kv(const void* base, int64_t j, int64_t stride, int c) {
-  if constexpr (kHalf) {
-    return _mm256_cvtph_ps(
-        load_16_bytes(reinterpret_cast<const uint8_t*>(static_cast<const uint16_t*>(base) + j * stride + 8 * c)));
+  const uint8_t* row = static_cast<const uint8_t*>(base) + j * kv_row_bytes<F>(stride);
+  if constexpr (F == Kv::F16) {
+    return _mm256_cvtph_ps(load_16_bytes(row + 16 * c));
+  } else if constexpr (F == Kv::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + 8 * c);
   } else {
-    return _mm256_loadu_ps(static_cast<const float*>(base) + j * stride + 8 * c);
+    const uint8_t* block = row + 34 * (c / 4);
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + 2 + 8 * (c % 4)))));
+  }
+}
+
+// The scale of the Q8 block that holds value 8c of row j (1 for F32, F16).
+template <Kv F>
+float kv_scale(const void* base, int64_t j, int64_t stride, int c) {
+  if constexpr (F == Kv::Q8) {
+    return half_at(static_cast<const uint8_t*>(base) + j * kv_row_bytes<F>(stride) + 34 * (c / 4));
+  } else {
+    return 1.0f;
   }
 }
 
@@ -1278,16 +1303,18 @@ struct RowState {
 // for the next phase's rows (a block's V rows during its scores, the next
 // block's K rows during its values) into L2: into L1 they evicted the
 // rows in use.
-template <bool kHalf, int kHint = _MM_HINT_T0>
+template <Kv F, int kHint = _MM_HINT_T0>
 void prefetch_kv_row(const void* base, int64_t j, int64_t stride, int head_dim) {
-  const char* row = static_cast<const char*>(base) + j * stride * (kHalf ? 2 : 4);
-  const int bytes = head_dim * (kHalf ? 2 : 4);
+  const char* row = static_cast<const char*>(base) + j * kv_row_bytes<F>(stride);
+  const auto bytes = static_cast<int>(kv_row_bytes<F>(head_dim));
+  // Q8 rows (136 bytes for 128 values) need not start on a line.
   for (int at = 0; at < bytes; at += 64) _mm_prefetch(row + at, static_cast<_mm_hint>(kHint));
+  if constexpr (F == Kv::Q8) _mm_prefetch(row + bytes - 1, static_cast<_mm_hint>(kHint));
 }
 
 // Scores of NK keys from `key` on for two query rows: s0[k] = q0 . key k,
 // s1[k] = q1 . key k (unscaled).
-template <bool kHalf, int NK>
+template <Kv F, int NK>
 inline void score_pair(const AttentionArgs& a, const float* q0, const float* q1, int64_t key, int chunks, float* s0,
                        float* s1) {
   __m256 acc0[4], acc1[4];
@@ -1295,7 +1322,7 @@ inline void score_pair(const AttentionArgs& a, const float* q0, const float* q1,
   for (int c = 0; c < chunks; ++c) {
     const __m256 x0 = _mm256_loadu_ps(q0 + 8 * c), x1 = _mm256_loadu_ps(q1 + 8 * c);
     GLASSBOX_UNROLL for (int k = 0; k < NK; ++k) {
-      const __m256 kv = load_kv<kHalf>(a.k, key + k, a.kv_stride, c);
+      const __m256 kv = load_kv<F>(a.k, key + k, a.kv_stride, c);
       acc0[k] = _mm256_fmadd_ps(x0, kv, acc0[k]);
       acc1[k] = _mm256_fmadd_ps(x1, kv, acc1[k]);
     }
@@ -1309,7 +1336,53 @@ inline void score_pair(const AttentionArgs& a, const float* q0, const float* q1,
   }
 }
 
-template <bool kHalf, int C>
+// A query row quantized for a Q8 cache: 8-bit values and a scale per block
+// of 32 (quantize_q8_0_row's rounding).
+struct QuantizedQuery {
+  const int8_t* qs;
+  const float* scales;
+};
+
+// score_pair for a Q8 cache: per block of 32, the integer sum of the
+// quantized query with the key (vpmaddubsw takes |key| with the query's
+// signs flipped where the key is negative; pair sums at most 2 * 127 * 128)
+// times both scales.
+template <int NK>
+inline void score_pair_q8(const AttentionArgs& a, QuantizedQuery q0, QuantizedQuery q1, int64_t key, int blocks,
+                          float* s0, float* s1) {
+  const int64_t row_bytes = kv_row_bytes<Kv::Q8>(a.kv_stride);
+  const auto* base = static_cast<const uint8_t*>(a.k) + key * row_bytes;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc0[4], acc1[4];
+  for (int k = 0; k < 4; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
+  for (int b = 0; b < blocks; ++b) {
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q0.qs + 32 * b));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q1.qs + 32 * b));
+    const __m256 d0 = _mm256_set1_ps(q0.scales[b]), d1 = _mm256_set1_ps(q1.scales[b]);
+    GLASSBOX_UNROLL for (int k = 0; k < NK; ++k) {
+      const uint8_t* block = base + k * row_bytes + 34 * b;
+      const __m256i kq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      const __m256i magnitude = _mm256_sign_epi8(kq, kq);
+      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(x0, kq)), ones);
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(x1, kq)), ones);
+      const __m256 dk = _mm256_set1_ps(half_at(block));
+      acc0[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(dk, d0), acc0[k]);
+      acc1[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(dk, d1), acc1[k]);
+    }
+  }
+  if constexpr (NK == 4) {
+    _mm_storeu_ps(s0, reduce4(acc0[0], acc0[1], acc0[2], acc0[3]));
+    _mm_storeu_ps(s1, reduce4(acc1[0], acc1[1], acc1[2], acc1[3]));
+  } else {
+    *s0 = hsum(acc0[0]);
+    *s1 = hsum(acc1[0]);
+  }
+}
+
+// Values 8 c0 .. 8 (c0 + C) - 1 (within one Q8 block: c0 is a multiple of
+// 4) of the block's rows, weighted by their probabilities, into the rows'
+// running outputs, two rows per load of a value.
+template <Kv F, int C>
 void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const float* probs, int j0, int nj, int c0,
                        int prefetch_to) {
   for (int r = 0; r < n_rows; r += 2) {
@@ -1320,11 +1393,12 @@ void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const
         o[i][c] = i < pair ? _mm256_loadu_ps(rows[r + i].o + 8 * (c0 + c)) : _mm256_setzero_ps();
     for (int j = 0; j < nj; ++j) {
       if (r == 0 && c0 == 0 && prefetch_to > j0 + kKeyBlock + j)
-        prefetch_kv_row<kHalf, _MM_HINT_T1>(a.k, j0 + kKeyBlock + j, a.kv_stride, a.head_dim);
-      const __m256 p0 = _mm256_set1_ps(probs[r * kKeyBlock + j]);
-      const __m256 p1 = _mm256_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] : 0.0f);
+        prefetch_kv_row<F, _MM_HINT_T1>(a.k, j0 + kKeyBlock + j, a.kv_stride, a.head_dim);
+      const float d = kv_scale<F>(a.v, j0 + j, a.kv_stride, c0);
+      const __m256 p0 = _mm256_set1_ps(probs[r * kKeyBlock + j] * d);
+      const __m256 p1 = _mm256_set1_ps(pair > 1 ? probs[(r + 1) * kKeyBlock + j] * d : 0.0f);
       for (int c = 0; c < C; ++c) {
-        const __m256 v = load_kv<kHalf>(a.v, j0 + j, a.kv_stride, c0 + c);
+        const __m256 v = load_kv<F>(a.v, j0 + j, a.kv_stride, c0 + c);
         o[0][c] = _mm256_fmadd_ps(p0, v, o[0][c]);
         o[1][c] = _mm256_fmadd_ps(p1, v, o[1][c]);
       }
@@ -1334,14 +1408,20 @@ void accumulate_values(const AttentionArgs& a, RowState* rows, int n_rows, const
   }
 }
 
-template <bool kHalf>
+template <Kv F>
 void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
   const int hd = a.head_dim;
   const int chunks = hd / 8;
-  const size_t need = static_cast<size_t>(kRowGroup) * (hd + kKeyBlock) + kKeyBlock;  // + a spare row of scores
+  // Running outputs and scores (+ a spare row of scores); for a Q8 cache the
+  // rows' quantized queries too (hd bytes and hd / 32 scales per row).
+  const size_t q8_floats = F == Kv::Q8 ? static_cast<size_t>(kRowGroup) * (hd / 4 + hd / 32) : 0;
+  const size_t need = static_cast<size_t>(kRowGroup) * (hd + kKeyBlock) + kKeyBlock + q8_floats;
   if (scratch.buf.size() < need) scratch.buf.resize(need);
   float* o_buf = scratch.buf.data();
   float* probs = o_buf + kRowGroup * hd;
+  float* q_scales = probs + (kRowGroup + 1) * kKeyBlock;
+  auto* q_qs = reinterpret_cast<int8_t*>(q_scales + kRowGroup * (hd / 32));
+  QuantizedQuery quantized[kRowGroup];
   const int n_rows_total = a.n_tokens * a.n_heads;
   for (int g = 0; g < n_rows_total; g += kRowGroup) {
     const int n_rows = std::min(kRowGroup, n_rows_total - g);
@@ -1357,12 +1437,16 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
                  0.0f};
       std::fill(rows[i].o, rows[i].o + hd, 0.0f);
       max_keys = std::max(max_keys, rows[i].n_keys);
+      if constexpr (F == Kv::Q8) {
+        quantized[i] = {q_qs + i * hd, q_scales + i * (hd / 32)};
+        detail::reference::quantize_q8_32(rows[i].q, hd, q_qs + i * hd, q_scales + i * (hd / 32));
+      }
     }
     for (int j0 = 0; j0 < max_keys; j0 += kKeyBlock) {
       const int nj = std::min(kKeyBlock, max_keys - j0);
       for (int j = 0; j < nj; j += 4) {
         const int nk = std::min(4, nj - j);
-        for (int k = 0; k < nk; ++k) prefetch_kv_row<kHalf, _MM_HINT_T1>(a.v, j0 + j + k, a.kv_stride, hd);
+        for (int k = 0; k < nk; ++k) prefetch_kv_row<F, _MM_HINT_T1>(a.v, j0 + j + k, a.kv_stride, hd);
         // Two rows (query heads) at a time: each key chunk is loaded (and
         // converted from F16) once for both. An odd last row is scored
         // twice, into the spare row of `probs`.
@@ -1370,11 +1454,19 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
           const bool pair = i + 1 < n_rows;
           const float* q1 = pair ? rows[i + 1].q : rows[i].q;
           float* s1 = probs + (pair ? i + 1 : kRowGroup) * kKeyBlock + j;
-          if (nk == 4) {
-            score_pair<kHalf, 4>(a, rows[i].q, q1, j0 + j, chunks, probs + i * kKeyBlock + j, s1);
+          if constexpr (F == Kv::Q8) {
+            const QuantizedQuery x0 = quantized[i], x1 = quantized[pair ? i + 1 : i];
+            if (nk == 4) {
+              score_pair_q8<4>(a, x0, x1, j0 + j, hd / 32, probs + i * kKeyBlock + j, s1);
+            } else {
+              for (int k = 0; k < nk; ++k)
+                score_pair_q8<1>(a, x0, x1, j0 + j + k, hd / 32, probs + i * kKeyBlock + j + k, s1 + k);
+            }
+          } else if (nk == 4) {
+            score_pair<F, 4>(a, rows[i].q, q1, j0 + j, chunks, probs + i * kKeyBlock + j, s1);
           } else {
             for (int k = 0; k < nk; ++k)
-              score_pair<kHalf, 1>(a, rows[i].q, q1, j0 + j + k, chunks, probs + i * kKeyBlock + j + k, s1 + k);
+              score_pair<F, 1>(a, rows[i].q, q1, j0 + j + k, chunks, probs + i * kKeyBlock + j + k, s1 + k);
           }
         }
       }
@@ -1415,16 +1507,16 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
       for (int c0 = 0; c0 < chunks; c0 += 4) {
         switch (std::min(4, chunks - c0)) {
           case 4:
-            accumulate_values<kHalf, 4>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
+            accumulate_values<F, 4>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
           case 3:
-            accumulate_values<kHalf, 3>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
+            accumulate_values<F, 3>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
           case 2:
-            accumulate_values<kHalf, 2>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
+            accumulate_values<F, 2>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
           default:
-            accumulate_values<kHalf, 1>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
+            accumulate_values<F, 1>(a, rows, n_rows, probs, j0, nj, c0, max_keys);
             break;
         }
       }
@@ -1440,10 +1532,13 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
 void attention_avx2(const AttentionArgs& a, AttentionScratch& scratch) {
   // The kernel works in whole vectors of 8 values.
   if (a.head_dim % 8 != 0) return detail::reference::attention(a, scratch);
-  if (a.kv_type == DType::F16) {
-    attention_impl<true>(a, scratch);
-  } else {
-    attention_impl<false>(a, scratch);
+  switch (a.kv_type) {
+    case DType::F16:
+      return attention_impl<Kv::F16>(a, scratch);
+    case DType::Q8_0:
+      return attention_impl<Kv::Q8>(a, scratch);
+    default:
+      return attention_impl<Kv::F32>(a, scratch);
   }
 }
 
@@ -1514,6 +1609,8 @@ double sum_as_double(__m256 v) {
 // +inf), four vectors at a time. Pass 2: the sums in float lanes over blocks
 // of 1024 entries, the blocks added in double; e^(x - m) by the attention's
 // exp_ps, zeroed below -87 (where exp_ps stops).
+void attention(const AttentionArgs& args, AttentionScratch& scratch) { attention_avx2(args, scratch); }
+
 SoftmaxSums softmax_sums(const float* x, int64_t n) {
   SoftmaxSums r;
   const __m256 inf = _mm256_set1_ps(INFINITY);

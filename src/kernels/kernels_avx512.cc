@@ -773,6 +773,8 @@ void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64
 }
 
 void attention(const AttentionArgs& args, AttentionScratch& scratch) {
+  // A Q8_0 cache: the AVX2 kernel (its integer dot products in 256 bits).
+  if (args.kv_type == DType::Q8_0) return detail::avx2::attention(args, scratch);
   if (args.head_dim > 16 * 64) throw Error("attention: head size " + std::to_string(args.head_dim) + " is too large");
   attention_impl(args, scratch);
 }

@@ -155,6 +155,8 @@ void f16_to_f32(const uint16_t* x, float* out, int64_t n);
 // token, and these run at a small fraction of the token's time already.
 namespace avx2 {
 SoftmaxSums softmax_sums(const float* x, int64_t n);
+// Attention over a Q8_0 cache (the AVX-512 tables have no kernel of their own).
+void attention(const AttentionArgs& args, AttentionScratch& scratch);
 int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
 }  // namespace avx2
 // Scalar fast-path pieces used by the scalar table and by tests.
@@ -165,6 +167,9 @@ bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int6
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
+// ggml's x86 quantize_row_q8_0 (n a multiple of 32): scales[b] = fp16(amax / 127)
+// as a float, qs = x * (127 / amax) rounded to nearest even.
+void quantize_q8_32(const float* x, int64_t n, int8_t* qs, float* scales);
 }  // namespace reference
 
 // Throws glassbox::Error unless `type` is computable and `n` is a

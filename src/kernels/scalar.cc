@@ -280,29 +280,55 @@ double dot_q8_unchecked(DType type, const uint8_t* w, const int8_t* qs, const fl
 
 // --------------------------------------------------------------- attention
 
+// Value d of cache row j (F32, F16, or Q8_0 dequantized: scale x value).
+double cache_value(const AttentionArgs& a, const void* base, int j, int d) {
+  const int64_t at = static_cast<int64_t>(j) * a.kv_stride + d;
+  const auto* bytes = static_cast<const uint8_t*>(base);
+  switch (a.kv_type) {
+    case DType::F16:
+      return fp16_to_f32(load_u16(bytes + 2 * at));
+    case DType::Q8_0: {
+      const uint8_t* block = bytes + at / 32 * 34;
+      return static_cast<double>(fp16_to_f32(load_u16(block))) * static_cast<int8_t>(block[2 + at % 32]);
+    }
+    default:
+      return static_cast<const float*>(base)[at];
+  }
+}
+
+// q . key j. Q8_0: the quantized query's integer sums per block of 32 with
+// the key's, times both scales (llama.cpp's q8_0 x q8_0 dot product).
+double score_reference(const AttentionArgs& a, const float* q, const int8_t* q_qs, const float* q_scales, int j) {
+  double s = 0.0;
+  if (a.kv_type != DType::Q8_0) {
+    for (int d = 0; d < a.head_dim; ++d) s += static_cast<double>(q[d]) * cache_value(a, a.k, j, d);
+    return s;
+  }
+  const uint8_t* row = static_cast<const uint8_t*>(a.k) + static_cast<int64_t>(j) * a.kv_stride / 32 * 34;
+  for (int b = 0; b < a.head_dim / 32; ++b) {
+    const uint8_t* block = row + 34 * b;
+    int32_t isum = 0;
+    for (int i = 0; i < 32; ++i) isum += q_qs[32 * b + i] * static_cast<int8_t>(block[2 + i]);
+    s += static_cast<double>(q_scales[b]) * fp16_to_f32(load_u16(block)) * isum;
+  }
+  return s;
+}
+
 void attention_reference(const AttentionArgs& a) {
   const int hd = a.head_dim;
-  auto key = [&](int j, int d) -> double {
-    const int64_t at = static_cast<int64_t>(j) * a.kv_stride + d;
-    if (a.kv_type == DType::F16) return fp16_to_f32(load_u16(static_cast<const uint8_t*>(a.k) + 2 * at));
-    return static_cast<const float*>(a.k)[at];
-  };
-  auto value = [&](int j, int d) -> double {
-    const int64_t at = static_cast<int64_t>(j) * a.kv_stride + d;
-    if (a.kv_type == DType::F16) return fp16_to_f32(load_u16(static_cast<const uint8_t*>(a.v) + 2 * at));
-    return static_cast<const float*>(a.v)[at];
-  };
   std::vector<double> scores;
   std::vector<double> out(static_cast<size_t>(hd));
+  std::vector<int8_t> q_qs(a.kv_type == DType::Q8_0 ? static_cast<size_t>(hd) : 0);
+  std::vector<float> q_scales(q_qs.size() / 32);
   for (int t = 0; t < a.n_tokens; ++t) {
     const int n_keys = a.n_past + t + 1;
     scores.resize(static_cast<size_t>(n_keys));
     for (int h = 0; h < a.n_heads; ++h) {
       const float* q = a.q + t * a.q_token_stride + h * a.q_head_stride;
+      if (a.kv_type == DType::Q8_0) quantize_q8_32(q, hd, q_qs.data(), q_scales.data());
       double max_score = -INFINITY;
       for (int j = 0; j < n_keys; ++j) {
-        double s = 0.0;
-        for (int d = 0; d < hd; ++d) s += static_cast<double>(q[d]) * key(j, d);
+        const double s = score_reference(a, q, q_qs.data(), q_scales.data(), j);
         scores[j] = s * a.scale;
         max_score = std::max(max_score, scores[j]);
       }
@@ -313,7 +339,7 @@ void attention_reference(const AttentionArgs& a) {
       }
       std::fill(out.begin(), out.end(), 0.0);
       for (int j = 0; j < n_keys; ++j)
-        for (int d = 0; d < hd; ++d) out[d] += scores[j] * value(j, d);
+        for (int d = 0; d < hd; ++d) out[d] += scores[j] * cache_value(a, a.v, j, d);
       float* o = a.out + t * a.out_token_stride + h * a.out_head_stride;
       for (int d = 0; d < hd; ++d) o[d] = static_cast<float>(out[d] / sum);
     }
@@ -370,6 +396,8 @@ void f16_to_f32_scalar(const uint16_t* x, float* out, int64_t n) {
 }  // namespace
 
 namespace detail::reference {
+
+void quantize_q8_32(const float* x, int64_t n, int8_t* qs, float* scales) { kernels::quantize_q8_32(x, n, qs, scales); }
 
 void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
                        float* scaled_sums, int32_t* lane_bias, float* lane_scales) {

@@ -250,6 +250,77 @@ TEST(FastPathOptions, ForkAcrossCacheTypes) {
   }
 }
 
+// A Q8_0 cache: 8-bit keys and values (and queries, in attention) move the
+// logits a little more than an F16 cache does, and no further than the
+// bound below; forks copy it exactly and convert it to other types; a model
+// whose heads are not whole blocks of 32 is refused with a reason.
+TEST(FastPathOptions, Q8CacheFollowsTheF32Cache) {
+  LoadOptions lo;
+  lo.load_tokenizer = false;
+  for (const char* name : {"rand-qwen3.q8_0.gguf", "rand-qwen3-kq.q4_k_m.gguf", "rand-llama-kq.q6_k.gguf"}) {
+    SCOPED_TRACE(name);
+    auto model = Model::load((kRef / "models" / name).string(), lo);
+    std::vector<TokenId> tokens;
+    for (int i = 0; i < 40; ++i) tokens.push_back((i * 37 + 11) % model->config().n_vocab);
+    ContextOptions co;
+    co.n_ctx = 64;
+    co.n_threads = 2;
+    co.kv_cache = KvCacheType::F32;
+    Context f32(*model, co);
+    co.kv_cache = KvCacheType::F16;
+    Context f16(*model, co);
+    co.kv_cache = KvCacheType::Q8_0;
+    Context q8(*model, co);
+    EXPECT_EQ(q8.kv_cache_type(), KvCacheType::Q8_0);
+    EXPECT_EQ(q8.options().kv_cache, KvCacheType::Q8_0);
+    const std::span<const TokenId> prefix(tokens.data(), tokens.size() - 1);
+    f32.eval(prefix, true);
+    f16.eval(prefix, true);
+    q8.eval(prefix, true);
+    double worst16 = 0, worst8 = 0;
+    for (int p = 0; p < static_cast<int>(prefix.size()); ++p) {
+      for (int i = 0; i < f32.n_vocab(); ++i) {
+        worst16 = std::max(worst16, std::abs(static_cast<double>(f16.logits(p)[i]) - f32.logits(p)[i]));
+        worst8 = std::max(worst8, std::abs(static_cast<double>(q8.logits(p)[i]) - f32.logits(p)[i]));
+      }
+    }
+    EXPECT_GT(worst8, worst16);  // the cache really is 8-bit
+    EXPECT_LT(worst8, 4 * worst16 + 0.01);
+
+    // Same type: the rows are copied, and the fork continues bit for bit.
+    Context copy(*model, co);
+    copy.fork_from(q8, static_cast<int>(prefix.size()));
+    // Q8_0 to F32: the rows dequantized, the same values the Q8_0 context reads.
+    co.kv_cache = KvCacheType::F32;
+    Context widened(*model, co);
+    widened.fork_from(q8, static_cast<int>(prefix.size()));
+    const TokenId next = tokens.back();
+    for (Context* c : {&q8, &copy, &widened}) c->eval(std::span<const TokenId>(&next, 1));
+    for (int i = 0; i < q8.n_vocab(); ++i) {
+      ASSERT_EQ(copy.logits()[i], q8.logits()[i]) << i;
+      // Against an F32 cache holding the same values the query is not
+      // quantized: at one position, a smaller change than the cache's.
+      ASSERT_NEAR(widened.logits()[i], q8.logits()[i], worst8) << i;
+    }
+  }
+  auto narrow = Model::load((kRef / "models" / "rand-llama.q8_0.gguf").string(), lo);  // heads of 16
+  try {
+    Context c(*narrow, ContextOptions{32, 256, 1, Precision::Fast, KvCacheType::Q8_0});
+    FAIL() << "a Q8_0 cache was made for heads of 16";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiples of 32"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FastPathOptions, KvCacheTypeNames) {
+  for (KvCacheType t : {KvCacheType::F32, KvCacheType::F16, KvCacheType::Q8_0})
+    EXPECT_EQ(parse_kv_cache_type(kv_cache_type_name(t)), t);
+  EXPECT_EQ(kv_cache_type_name(KvCacheType::Q8_0), "q8_0");
+  EXPECT_FALSE(parse_kv_cache_type("q4_0").has_value());
+  EXPECT_FALSE(parse_kv_cache_type("Q8_0").has_value());
+  EXPECT_FALSE(parse_kv_cache_type("").has_value());
+}
+
 // Generation on several threads (row pieces of each product stolen between
 // threads, attention heads going to whichever thread is free) gives the
 // bits of a single thread's logits, for any thread count.

@@ -142,8 +142,9 @@ struct Context::Buffers {
   // committed as positions are first written: at 4096 positions of head
   // size 128 a run is 1 MiB, so the first token already touches every
   // 2 MiB page (the zero-filled vectors before committed all at creation).
-  LargeArray<float> k_cache, v_cache;
-  LargeArray<uint16_t> k_cache16, v_cache16;
+  // Elements of the context's KV type (F32, F16, or Q8_0 blocks), addressed
+  // through kv_bytes().
+  LargeArray<uint8_t> k_cache, v_cache;
   // Fast path: the inputs of the matrix products with their quantized forms.
   kernels::Activations act_xn, act_attn, act_hidden;
   std::vector<kernels::AttentionScratch> attention_scratch;  // one per pool thread
@@ -175,15 +176,14 @@ Context::Context(const Model& model, const ContextOptions& o)
   b.pos.resize(nb);
   // Head-major: [layer][KV head][position][head dim], so that the keys (and
   // values) one attention work item reads are one contiguous run.
+  if (kv_type_ == KvCacheType::Q8_0 && (c.head_dim_k % 32 != 0 || c.head_dim_v % 32 != 0))
+    throw Error("KV cache type q8_0 needs head sizes that are multiples of 32; this model's are " +
+                std::to_string(c.head_dim_k) + " (keys) and " + std::to_string(c.head_dim_v) +
+                " (values): use f16 or f32");
   const size_t k_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_k();
   const size_t v_elems = static_cast<size_t>(c.n_layer) * n_ctx_ * c.kv_dim_v();
-  if (kv_type_ == KvCacheType::F16) {
-    b.k_cache16 = LargeArray<uint16_t>(k_elems);
-    b.v_cache16 = LargeArray<uint16_t>(v_elems);
-  } else {
-    b.k_cache = LargeArray<float>(k_elems);
-    b.v_cache = LargeArray<float>(v_elems);
-  }
+  b.k_cache = LargeArray<uint8_t>(kv_bytes(k_elems));
+  b.v_cache = LargeArray<uint8_t>(kv_bytes(v_elems));
   if (precision_ == Precision::Fast) {
     // Sized now so that evaluation does not allocate. The final norm's
     // output goes through act_xn too.
@@ -215,19 +215,67 @@ ContextOptions Context::options() const {
 
 void Context::truncate(int n) { n_past_ = std::clamp(n, 0, n_past_); }
 
+std::optional<KvCacheType> parse_kv_cache_type(std::string_view name) {
+  if (name == "f32") return KvCacheType::F32;
+  if (name == "f16") return KvCacheType::F16;
+  if (name == "q8_0") return KvCacheType::Q8_0;
+  return std::nullopt;
+}
+
+std::string_view kv_cache_type_name(KvCacheType type) {
+  switch (type) {
+    case KvCacheType::F32:
+      return "f32";
+    case KvCacheType::F16:
+      return "f16";
+    case KvCacheType::Q8_0:
+      return "q8_0";
+    default:
+      return "auto";
+  }
+}
+
 namespace {
 
-// Copies `count` cached values, converting between F32 and F16 storage.
-void copy_cache(const LargeArray<float>& src32, const LargeArray<uint16_t>& src16, size_t src_at,
-                LargeArray<float>& dst32, LargeArray<uint16_t>& dst16, size_t dst_at, size_t count) {
-  if (!src16.empty() && !dst16.empty()) {
-    std::copy_n(&src16[src_at], count, &dst16[dst_at]);
-  } else if (!src32.empty() && !dst32.empty()) {
-    std::copy_n(&src32[src_at], count, &dst32[dst_at]);
-  } else if (!src32.empty()) {
-    kernels::f32_to_f16_row(&src32[src_at], &dst16[dst_at], static_cast<int64_t>(count));
-  } else {
-    kernels::f16_to_f32_row(&src16[src_at], &dst32[dst_at], static_cast<int64_t>(count));
+DType kv_dtype(KvCacheType type) {
+  switch (type) {
+    case KvCacheType::F16:
+      return DType::F16;
+    case KvCacheType::Q8_0:
+      return DType::Q8_0;
+    default:
+      return DType::F32;
+  }
+}
+
+}  // namespace
+
+size_t Context::kv_bytes(size_t elements) const {
+  return static_cast<size_t>(kernels::kv_row_bytes(kv_dtype(kv_type_), static_cast<int64_t>(elements)));
+}
+
+namespace {
+
+// Converts `rows` cached rows of n values from one KV type to another
+// through floats (`row` holds n).
+void convert_rows(DType from, const uint8_t* src, DType to, uint8_t* dst, size_t rows, int64_t n, float* row) {
+  const auto src_bytes = static_cast<size_t>(kernels::kv_row_bytes(from, n));
+  const auto dst_bytes = static_cast<size_t>(kernels::kv_row_bytes(to, n));
+  for (size_t r = 0; r < rows; ++r, src += src_bytes, dst += dst_bytes) {
+    if (from == DType::F16) {
+      kernels::f16_to_f32_row(reinterpret_cast<const uint16_t*>(src), row, n);
+    } else if (from == DType::Q8_0) {
+      kernels::dequantize_row(DType::Q8_0, src, row, n);
+    } else {
+      std::memcpy(row, src, src_bytes);
+    }
+    if (to == DType::F16) {
+      kernels::f32_to_f16_row(row, reinterpret_cast<uint16_t*>(dst), n);
+    } else if (to == DType::Q8_0) {
+      kernels::quantize_q8_0_row(row, n, dst);
+    } else {
+      std::memcpy(dst, row, dst_bytes);
+    }
   }
 }
 
@@ -242,10 +290,23 @@ void Context::fork_from(const Context& src, int n) {
   const size_t hk = c.head_dim_k, hv = c.head_dim_v;
   const Buffers& s = *src.buf_;
   Buffers& d = *buf_;
-  // The first n positions of every (layer, KV head) run.
+  // The first n positions of every (layer, KV head) run: copied, or
+  // converted when the contexts' KV types differ (a Q8_0 cache then holds
+  // the source's values requantized).
+  const DType from = kv_dtype(src.kv_type_), to = kv_dtype(kv_type_);
+  std::vector<float> row(std::max(hk, hv));
   for (size_t run = 0; run < static_cast<size_t>(c.n_layer) * c.n_head_kv; ++run) {
-    copy_cache(s.k_cache, s.k_cache16, run * src.n_ctx_ * hk, d.k_cache, d.k_cache16, run * n_ctx_ * hk, n * hk);
-    copy_cache(s.v_cache, s.v_cache16, run * src.n_ctx_ * hv, d.v_cache, d.v_cache16, run * n_ctx_ * hv, n * hv);
+    const uint8_t* sk = &s.k_cache[src.kv_bytes(run * src.n_ctx_ * hk)];
+    const uint8_t* sv = &s.v_cache[src.kv_bytes(run * src.n_ctx_ * hv)];
+    uint8_t* dk = &d.k_cache[kv_bytes(run * n_ctx_ * hk)];
+    uint8_t* dv = &d.v_cache[kv_bytes(run * n_ctx_ * hv)];
+    if (from == to) {
+      std::memcpy(dk, sk, kv_bytes(n * hk));
+      std::memcpy(dv, sv, kv_bytes(n * hv));
+    } else {
+      convert_rows(from, sk, to, dk, static_cast<size_t>(n), static_cast<int64_t>(hk), row.data());
+      convert_rows(from, sv, to, dv, static_cast<size_t>(n), static_cast<int64_t>(hv), row.data());
+    }
   }
   n_past_ = n;
   n_logit_rows_ = 0;
@@ -363,20 +424,36 @@ void for_tokens(ThreadPool& pool, int n, const Fn& fn) {
   }
 }
 
-// Reads element `at` of a cache stored as F32 or F16.
-inline float cache_at(const float* f32, const uint16_t* f16, size_t at) {
-  return f16 != nullptr ? fp16_to_f32(f16[at]) : f32[at];
-}
+// A run of the KV cache: elements of `type` (F32, F16 or Q8_0) from `base`.
+struct CacheRun {
+  DType type;
+  const uint8_t* base;
+  // Element `at` as a float.
+  float at(size_t i) const {
+    switch (type) {
+      case DType::F16:
+        return fp16_to_f32(reinterpret_cast<const uint16_t*>(base)[i]);
+      case DType::Q8_0: {
+        const uint8_t* block = base + i / 32 * 34;
+        uint16_t d;
+        std::memcpy(&d, block, 2);
+        return fp16_to_f32(d) * static_cast<float>(static_cast<int8_t>(block[2 + i % 32]));
+      }
+      default:
+        return reinterpret_cast<const float*>(base)[i];
+    }
+  }
+};
 
 // Softmax attention of one query over keys 0..n_keys-1 in plain loops: the
 // probabilities handed to hooks, and the fallback for head shapes the
 // kernel does not take (key and value sizes that differ).
-void attention_probs(const float* q, const float* k32, const uint16_t* k16, size_t k_stride, int n_keys, int hk,
-                     float scale, float* probs) {
+void attention_probs(const float* q, const CacheRun& keys, size_t k_stride, int n_keys, int hk, float scale,
+                     float* probs) {
   float max_score = -INFINITY;
   for (int j = 0; j < n_keys; ++j) {
     float s = 0.0f;
-    for (int d = 0; d < hk; ++d) s += q[d] * cache_at(k32, k16, static_cast<size_t>(j) * k_stride + d);
+    for (int d = 0; d < hk; ++d) s += q[d] * keys.at(static_cast<size_t>(j) * k_stride + d);
     probs[j] = s * scale;
     max_score = std::max(max_score, probs[j]);
   }
@@ -421,12 +498,17 @@ void Context::prepare_heads(int il, int t, int kv0, int kv1) {
     // Position pos of the run of (layer il, KV head h).
     const size_t run = static_cast<size_t>(il) * c.n_head_kv + h;
     const size_t k_at = (run * n_ctx_ + pos) * hk, v_at = (run * n_ctx_ + pos) * hv;
+    uint8_t* k_row = &b.k_cache[kv_bytes(k_at)];
+    uint8_t* v_row = &b.v_cache[kv_bytes(v_at)];
     if (kv_type_ == KvCacheType::F16) {
-      kernels::f32_to_f16_row(k + h * hk, &b.k_cache16[k_at], hk);
-      kernels::f32_to_f16_row(v + h * hv, &b.v_cache16[v_at], hv);
+      kernels::f32_to_f16_row(k + h * hk, reinterpret_cast<uint16_t*>(k_row), hk);
+      kernels::f32_to_f16_row(v + h * hv, reinterpret_cast<uint16_t*>(v_row), hv);
+    } else if (kv_type_ == KvCacheType::Q8_0) {
+      kernels::quantize_q8_0_row(k + h * hk, hk, k_row);
+      kernels::quantize_q8_0_row(v + h * hv, hv, v_row);
     } else {
-      std::memcpy(&b.k_cache[k_at], k + h * hk, sizeof(float) * hk);
-      std::memcpy(&b.v_cache[v_at], v + h * hv, sizeof(float) * hv);
+      std::memcpy(k_row, k + h * hk, sizeof(float) * hk);
+      std::memcpy(v_row, v + h * hv, sizeof(float) * hv);
     }
   }
 }
@@ -457,11 +539,7 @@ void Context::attention_layer(int il, int n, bool prepare, const TensorView* qua
     const int hk = c.head_dim_k, hv = c.head_dim_v, group = c.n_head / c.n_head_kv;
     const size_t k_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * c.kv_dim_k();
     const size_t v_layer = static_cast<size_t>(j->il) * ctx.n_ctx_ * c.kv_dim_v();
-    const bool half = ctx.kv_type_ == KvCacheType::F16;
-    const float* k32 = half ? nullptr : b.k_cache.data() + k_layer;
-    const float* v32 = half ? nullptr : b.v_cache.data() + v_layer;
-    const uint16_t* k16 = half ? b.k_cache16.data() + k_layer : nullptr;
-    const uint16_t* v16 = half ? b.v_cache16.data() + v_layer : nullptr;
+    const DType kv_type = kv_dtype(ctx.kv_type_);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hk));
     for (int64_t item = begin; item < end; ++item) {
       const int kvh = static_cast<int>(item % c.n_head_kv);
@@ -470,8 +548,8 @@ void Context::attention_layer(int il, int n, bool prepare, const TensorView* qua
       if (j->prepare)
         for (int t = t0; t < t0 + nt; ++t) ctx.prepare_heads(j->il, t, kvh, kvh + 1);
       // This KV head's run of positions.
-      const size_t k_head = static_cast<size_t>(kvh) * ctx.n_ctx_ * hk,
-                   v_head = static_cast<size_t>(kvh) * ctx.n_ctx_ * hv;
+      const CacheRun keys{kv_type, &b.k_cache[ctx.kv_bytes(k_layer + static_cast<size_t>(kvh) * ctx.n_ctx_ * hk)]};
+      const CacheRun values{kv_type, &b.v_cache[ctx.kv_bytes(v_layer + static_cast<size_t>(kvh) * ctx.n_ctx_ * hv)]};
       if (hk == hv) {
         kernels::AttentionArgs a;
         a.q = &b.q[static_cast<size_t>(t0) * c.q_dim() + static_cast<size_t>(kvh) * group * hk];
@@ -484,9 +562,9 @@ void Context::attention_layer(int il, int n, bool prepare, const TensorView* qua
         a.n_heads = group;
         a.head_dim = hk;
         a.n_past = ctx.n_past_ + t0;
-        a.kv_type = half ? DType::F16 : DType::F32;
-        a.k = half ? static_cast<const void*>(k16 + k_head) : static_cast<const void*>(k32 + k_head);
-        a.v = half ? static_cast<const void*>(v16 + v_head) : static_cast<const void*>(v32 + v_head);
+        a.kv_type = kv_type;
+        a.k = keys.base;
+        a.v = values.base;
         a.kv_stride = hk;
         a.scale = scale;
         kernels::attention(a, b.attention_scratch[static_cast<size_t>(thread)]);
@@ -510,15 +588,12 @@ void Context::attention_layer(int il, int n, bool prepare, const TensorView* qua
         for (int g = 0; g < group; ++g) {
           const int h = kvh * group + g;
           const int n_keys = ctx.n_past_ + t + 1;
-          attention_probs(&b.q[(static_cast<size_t>(t) * c.n_head + h) * hk], k32 ? k32 + k_head : nullptr,
-                          k16 ? k16 + k_head : nullptr, hk, n_keys, hk, scale, probs);
+          attention_probs(&b.q[(static_cast<size_t>(t) * c.n_head + h) * hk], keys, hk, n_keys, hk, scale, probs);
           if (hk != hv) {
             float* out = &b.attn_out[(static_cast<size_t>(t) * c.n_head + h) * hv];
             std::fill(out, out + hv, 0.0f);
             for (int key = 0; key < n_keys; ++key)
-              for (int d = 0; d < hv; ++d)
-                out[d] += probs[key] * cache_at(v32 ? v32 + v_head : nullptr, v16 ? v16 + v_head : nullptr,
-                                                static_cast<size_t>(key) * hv + d);
+              for (int d = 0; d < hv; ++d) out[d] += probs[key] * values.at(static_cast<size_t>(key) * hv + d);
           }
           if (j->watch) ctx.hooks_->on_attention(j->il, h, ctx.n_past_ + t, n_keys, probs);
         }

@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/large_buffer.h"
@@ -87,8 +89,15 @@ enum class Precision : uint8_t {
   Exact,
 };
 
-// Element type of the KV cache. Auto: F16 for Fast, F32 for Exact.
-enum class KvCacheType : uint8_t { Auto, F32, F16 };
+// Element type of the KV cache. Auto: F16 for Fast, F32 for Exact. Q8_0:
+// ggml's 8-bit blocks of 32 values (0.53x the bytes of F16, as llama.cpp's
+// --cache-type-k/v q8_0); attention then quantizes each query to 8 bits
+// too. Needs head sizes that are multiples of 32.
+enum class KvCacheType : uint8_t { Auto, F32, F16, Q8_0 };
+// "f32", "f16", "q8_0" (as llama.cpp names them), and back: nullopt for an
+// unknown name.
+std::optional<KvCacheType> parse_kv_cache_type(std::string_view name);
+std::string_view kv_cache_type_name(KvCacheType type);
 
 struct ContextOptions {
   int n_ctx = 0;      // 0: min(model's training context, 4096)
@@ -127,7 +136,7 @@ class Context {
   const Model& model() const { return model_; }
   ThreadPool& pool() { return pool_; }
   Precision precision() const { return precision_; }
-  // F16 or F32 (never Auto).
+  // F16, F32 or Q8_0 (never Auto).
   KvCacheType kv_cache_type() const { return kv_type_; }
   // The options as resolved (n_ctx, n_batch, n_threads and the KV type
   // filled in): a context made with them computes the same way.
@@ -139,6 +148,9 @@ class Context {
   // for this matrix (Buffers::act_attn, begun by the caller).
   void attention_layer(int il, int n_tokens, bool prepare, const TensorView* quantize_for = nullptr);
   void prepare_heads(int il, int t, int kv0, int kv1);
+  // Bytes of `elements` cache elements (whole Q8_0 blocks: offsets and
+  // lengths of whole heads).
+  size_t kv_bytes(size_t elements) const;
 
   const Model& model_;
   int n_ctx_ = 0;

@@ -150,7 +150,11 @@ void apply_config_json(const json& j, ServerConfig& c, const std::string& origin
       c.ctx_size = get_int(v, at, 0, 1 << 24);
     else if (name == "threads")
       c.threads = get_int(v, at, 0, 1024);
-    else if (name == "retain_days") {
+    else if (name == "kv_cache_type") {
+      const auto type = parse_kv_cache_type(get_as<std::string>(v, at, "a string"));
+      if (!type) throw Error(at + " must be f32, f16 or q8_0");
+      c.kv_cache = *type;
+    } else if (name == "retain_days") {
       if (!v.is_number() || v.get<double>() < 0) throw Error(at + " must be a number >= 0");
       c.retain_days = v.get<double>();
     } else if (name == "trace_top_k")

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "model/model.h"
+
 namespace glassbox::server {
 
 // client: completions, its own traces within its exposure.
@@ -62,13 +64,14 @@ struct ServerConfig {
   std::string model_id;            // the name clients use ("" : file name without .gguf)
   std::string template_file;       // Jinja chat template replacing the model's
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // defaults for every request
-  int parallel = 1;        // sequences generated at once (one context each)
-  int queue = 64;          // requests waiting beyond those in flight (429 when full)
-  int http_threads = 64;   // connections served at once
-  int ctx_size = 0;        // per sequence; 0: the model's, at most 4096
-  int threads = 0;         // compute threads per sequence; 0: cores / parallel
-  double retain_days = 0;  // > 0: delete trace records older than this (hourly)
-  int trace_top_k = 5;     // alternatives recorded per token in the audit trail
+  int parallel = 1;                          // sequences generated at once (one context each)
+  int queue = 64;                            // requests waiting beyond those in flight (429 when full)
+  int http_threads = 64;                     // connections served at once
+  int ctx_size = 0;                          // per sequence; 0: the model's, at most 4096
+  int threads = 0;                           // compute threads per sequence; 0: cores / parallel
+  KvCacheType kv_cache = KvCacheType::Auto;  // "kv_cache_type": f32, f16 or q8_0
+  double retain_days = 0;                    // > 0: delete trace records older than this (hourly)
+  int trace_top_k = 5;                       // alternatives recorded per token in the audit trail
   std::map<std::string, int> reasoning_effort_budgets = {{"low", 256}, {"medium", 1024}, {"high", -1}};
   Limits limits;
   std::vector<ApiKey> keys;

@@ -316,6 +316,7 @@ struct Server::Impl {
     }
 
     context_options.n_ctx = config.ctx_size;
+    context_options.kv_cache = config.kv_cache;
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     context_options.n_threads = config.threads > 0 ? config.threads : std::max(1, cores / std::max(1, config.parallel));
     workers.resize(static_cast<size_t>(config.parallel));

@@ -143,16 +143,19 @@ TEST(Config, KeysAddStoresHashesAndRejectsDuplicates) {
 TEST(Config, MembersAreCheckedByName) {
   ServerConfig c;
   apply_config_json(json::parse(R"({"port": 9000, "parallel": 3, "limits": {"max_messages": 7},
-                                    "reasoning_effort_budgets": {"low": 5}, "template_kwargs": {"x": 1}})"),
+                                    "reasoning_effort_budgets": {"low": 5}, "template_kwargs": {"x": 1},
+                                    "kv_cache_type": "q8_0"})"),
                     c, "test");
   EXPECT_EQ(c.port, 9000);
   EXPECT_EQ(c.parallel, 3);
   EXPECT_EQ(c.limits.max_messages, 7);
   EXPECT_EQ(c.reasoning_effort_budgets["low"], 5);
   EXPECT_EQ(c.reasoning_effort_budgets["high"], -1);
-  for (const char* bad : {R"({"prot": 1})", R"({"port": "x"})", R"({"port": 70000})",
-                          R"({"limits": {"max_mesages": 1}})", R"({"keys": [{"name": "a", "sha256": "zz"}]})",
-                          R"({"keys": [{"name": "a", "role": "boss"}]})", R"([1])", R"({"parallel": 0})"}) {
+  EXPECT_EQ(c.kv_cache, KvCacheType::Q8_0);
+  for (const char* bad :
+       {R"({"prot": 1})", R"({"port": "x"})", R"({"port": 70000})", R"({"limits": {"max_mesages": 1}})",
+        R"({"keys": [{"name": "a", "sha256": "zz"}]})", R"({"keys": [{"name": "a", "role": "boss"}]})", R"([1])",
+        R"({"parallel": 0})", R"({"kv_cache_type": "q4_0"})", R"({"kv_cache_type": 8})"}) {
     ServerConfig d;
     EXPECT_THROW(apply_config_json(json::parse(bad), d, "test"), Error) << bad;
   }
