@@ -18,10 +18,12 @@ Workspace::Workspace(const Model& m, Context& main_context, const TraceRecord& r
       main(main_context),
       // Sized for the sequence plus what a fork may add (greedy or resampled
       // tokens), not the main context's whole size: its KV cache is memory.
+      // The main context's precision and KV type, so that forks compute as
+      // the run did (a fork into another type would convert the rows).
       work(m, ContextOptions{std::min(main_context.n_ctx(),
                                       static_cast<int>(rec.result.prompt_tokens.size() + rec.result.trace.size()) +
                                           opts.greedy_max_tokens + opts.resample_max_tokens + 8),
-                             256, main_context.pool().size()}),
+                             256, main_context.pool().size(), main_context.precision(), main_context.kv_cache_type()}),
       record(rec),
       result(rec.result),
       options(opts) {

@@ -1086,6 +1086,7 @@ struct Server::Impl {
             {"glassbox",
              {{"sha256", info.sha256},
               {"n_ctx", n_ctx},
+              {"kv_cache_type", std::string(kv_cache_type_name(workers.front().session->context().kv_cache_type()))},
               {"parallel", workers.size()},
               {"architecture", model.config().arch}}}};
   }

@@ -187,6 +187,25 @@ test('reasoning_format none returns the raw text with the thinking block', async
   assert.ok(m.content.includes(t.json.reasoning));
 });
 
+test('a server with a q8_0 KV cache answers and says so', async () => {
+  const q8 = await startServer({ db: path.join(tempDir(), 'audit.db'), extra: ['--kv-cache-type', 'q8_0'] });
+  try {
+    const c = q8.client();
+    const r = await c.chat.completions.create({
+      messages: [{ role: 'user', content: 'What is 2 + 3?' }],
+      seed: 7,
+      ...thinkBriefly,
+    });
+    assert.ok(r.usage.completion_tokens >= 1);
+    assert.equal(typeof r.choices[0].message.content, 'string');
+    const models = await c.models.list();
+    assert.equal(models.data[0].glassbox.kv_cache_type, 'q8_0');
+  } finally {
+    const r = await q8.stop();
+    assert.equal(r.code, 0, `server exit: ${JSON.stringify(r)}\n${q8.stderr()}`);
+  }
+});
+
 test('raw completions, models, health, metrics', async () => {
   const c = await client.completions.create({ prompt: 'Once upon a time', max_tokens: 8, seed: 4 });
   assert.equal(typeof c.choices[0].text, 'string');
@@ -201,6 +220,7 @@ test('raw completions, models, health, metrics', async () => {
 
   const models = await client.models.list();
   assert.equal(models.data.length, 1);
+  assert.equal(models.data[0].glassbox.kv_cache_type, 'f16');
   const id = models.data[0].id;
   const named = await client.chat.completions.create({ model: id, messages: [{ role: 'user', content: 'x' }], max_tokens: 4 });
   assert.equal(named.model, id);
