@@ -210,8 +210,14 @@ void bench_stream(benchmark::State& state, DType type) {
   state.SetBytesProcessed(bytes);
 }
 
-// Causal attention of one KV head over a context of `past` positions.
-void bench_attention(benchmark::State& state, std::string isa) {
+// Causal attention of one KV head over a context of `past` positions, its
+// cache in F16 or Q8_0.
+struct AttentionCase {
+  std::string isa;
+  DType kv_type;
+};
+void bench_attention(benchmark::State& state, AttentionCase c) {
+  const std::string& isa = c.isa;
   if (!kernels::force_isa(isa)) {
     state.SkipWithError("ISA not available");
     return;
@@ -223,13 +229,27 @@ void bench_attention(benchmark::State& state, std::string isa) {
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   std::vector<float> q(static_cast<size_t>(n_tokens * heads * dim)), out(q.size());
   for (float& v : q) v = value(rng);
-  std::vector<uint16_t> k(static_cast<size_t>((past + n_tokens) * dim)), v(k.size());
-  for (size_t i = 0; i < k.size(); ++i) {
-    k[i] = glassbox::f32_to_fp16(value(rng));
-    v[i] = glassbox::f32_to_fp16(value(rng));
+  // The cache in the benchmark's type (F16 or Q8_0 rows of dim values).
+  const DType kv_type = c.kv_type;
+  const int64_t row_bytes = kernels::kv_row_bytes(kv_type, dim);
+  std::vector<uint8_t> k(static_cast<size_t>((past + n_tokens) * row_bytes)), v(k.size());
+  std::vector<float> row(dim);
+  for (int j = 0; j < past + n_tokens; ++j) {
+    for (std::vector<uint8_t>* cache : {&k, &v}) {
+      for (float& x : row) x = value(rng);
+      uint8_t* dst = cache->data() + j * row_bytes;
+      if (kv_type == DType::Q8_0) {
+        kernels::quantize_q8_0_row(row.data(), dim, dst);
+      } else {
+        for (int d = 0; d < dim; ++d) {
+          const uint16_t h = glassbox::f32_to_fp16(row[d]);
+          std::memcpy(dst + 2 * d, &h, 2);
+        }
+      }
+    }
   }
   kernels::AttentionArgs a{q.data(), heads * dim, dim,      out.data(), heads * dim, dim, n_tokens, heads,
-                           dim,      past,        k.data(), v.data(),   DType::F16,  dim, 0.088f};
+                           dim,      past,        k.data(), v.data(),   kv_type,     dim, 0.088f};
   kernels::AttentionScratch scratch;
   for (auto _ : state) {
     kernels::attention(a, scratch);
@@ -277,10 +297,14 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kMicrosecond);
       }
     }
-    benchmark::RegisterBenchmark((std::string("Attention/") + isa).c_str(), bench_attention, std::string(isa))
-        ->ArgsProduct({{1, 64}, {0, 512, 4096}})
-        ->ArgNames({"tokens", "past"})
-        ->Unit(benchmark::kMicrosecond);
+    for (DType kv_type : {DType::F16, DType::Q8_0}) {
+      benchmark::RegisterBenchmark(
+          (std::string("Attention/") + std::string(glassbox::dtype_name(kv_type)) + "/" + isa).c_str(), bench_attention,
+          AttentionCase{isa, kv_type})
+          ->ArgsProduct({{1, 64}, {0, 512, 4096}})
+          ->ArgNames({"tokens", "past"})
+          ->Unit(benchmark::kMicrosecond);
+    }
   }
   kernels::force_isa("auto");
   for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 namespace glassbox {
@@ -208,43 +209,55 @@ namespace {
 
 // Hooks observe without changing anything: logits with hooks set equal the
 // logits without, bit for bit; the residual hook sees every layer and the
-// attention probabilities of each query sum to 1.
+// attention probabilities of each query sum to 1. With the default cache and
+// with a Q8_0 one (the hook's probabilities are then computed from the
+// dequantized keys).
 TEST(Hooks, ObserveWithoutChangingTheForwardPass) {
   LoadOptions lo;
   lo.load_tokenizer = false;
-  auto model = Model::load((kRef / "models" / "rand-llama.f32.gguf").string(), lo);
-  const std::vector<TokenId> tokens = {1, 403, 407, 261, 378, 432};
-  Context plain(*model);
-  plain.eval(tokens, true);
+  const std::pair<const char*, KvCacheType> cases[] = {{"rand-llama.f32.gguf", KvCacheType::Auto},
+                                                       {"rand-qwen3-kq.q4_k_m.gguf", KvCacheType::Q8_0}};
+  for (const auto& [name, kv_cache] : cases) {
+    SCOPED_TRACE(name);
+    auto model = Model::load((kRef / "models" / name).string(), lo);
+    const std::vector<TokenId> tokens = {1, 403, 407, 261, 378, 432};
+    ContextOptions co;
+    co.kv_cache = kv_cache;
+    Context plain(*model, co);
+    plain.eval(tokens, true);
 
-  std::vector<int> layers_seen;
-  std::mutex mu;
-  double worst_sum_error = 0;
-  int attention_calls = 0;
-  ForwardHooks hooks;
-  hooks.on_layer_output = [&](int layer, int pos0, int n, const float*) {
-    EXPECT_EQ(pos0, 0);
-    EXPECT_EQ(n, 6);
-    layers_seen.push_back(layer);
-  };
-  hooks.wants_attention = [](int layer) { return layer == 2; };
-  hooks.on_attention = [&](int layer, int, int pos, int n_keys, const float* p) {
-    std::lock_guard<std::mutex> lock(mu);
-    EXPECT_EQ(layer, 2);
-    EXPECT_EQ(n_keys, pos + 1);
-    double s = 0;
-    for (int j = 0; j < n_keys; ++j) s += p[j];
-    worst_sum_error = std::max(worst_sum_error, std::abs(s - 1.0));
-    ++attention_calls;
-  };
-  Context watched(*model);
-  watched.set_hooks(&hooks);
-  watched.eval(tokens, true);
-  EXPECT_EQ(layers_seen, (std::vector<int>{0, 1, 2, 3}));
-  EXPECT_EQ(attention_calls, 6 * model->config().n_head);
-  EXPECT_LT(worst_sum_error, 1e-5);
-  for (int p = 0; p < 6; ++p)
-    for (int i = 0; i < watched.n_vocab(); ++i) ASSERT_EQ(watched.logits(p)[i], plain.logits(p)[i]);
+    std::vector<int> layers_seen;
+    std::mutex mu;
+    double worst_sum_error = 0;
+    int attention_calls = 0;
+    ForwardHooks hooks;
+    hooks.on_layer_output = [&](int layer, int pos0, int n, const float*) {
+      EXPECT_EQ(pos0, 0);
+      EXPECT_EQ(n, 6);
+      layers_seen.push_back(layer);
+    };
+    const int watched_layer = model->config().n_layer - 1;
+    hooks.wants_attention = [&](int layer) { return layer == watched_layer; };
+    hooks.on_attention = [&](int layer, int, int pos, int n_keys, const float* p) {
+      std::lock_guard<std::mutex> lock(mu);
+      EXPECT_EQ(layer, watched_layer);
+      EXPECT_EQ(n_keys, pos + 1);
+      double s = 0;
+      for (int j = 0; j < n_keys; ++j) s += p[j];
+      worst_sum_error = std::max(worst_sum_error, std::abs(s - 1.0));
+      ++attention_calls;
+    };
+    Context watched(*model, co);
+    watched.set_hooks(&hooks);
+    watched.eval(tokens, true);
+    std::vector<int> all_layers(static_cast<size_t>(model->config().n_layer));
+    std::iota(all_layers.begin(), all_layers.end(), 0);
+    EXPECT_EQ(layers_seen, all_layers);
+    EXPECT_EQ(attention_calls, 6 * model->config().n_head);
+    EXPECT_LT(worst_sum_error, 1e-5);
+    for (int p = 0; p < 6; ++p)
+      for (int i = 0; i < watched.n_vocab(); ++i) ASSERT_EQ(watched.logits(p)[i], plain.logits(p)[i]);
+  }
 }
 
 // A fork copies the cached prefix: continuing from it gives the same logits
