@@ -228,7 +228,9 @@ TEST(Cli, KvCacheTypeOption) {
   const RunResult j = run("bench -m " + model + " -t 2 --bandwidth-mib 8 -p 4 -n 3 -r 1 --bandwidth-runs 1 --json " +
                           "--kv-cache-type q8_0");
   ASSERT_EQ(j.status, 0) << j.err;
-  for (const auto& test : nlohmann::json::parse(j.out).at("tests")) EXPECT_EQ(test.at("type_kv"), "q8_0");
+  const auto report = nlohmann::json::parse(j.out);
+  ASSERT_FALSE(report.at("tests").empty());
+  for (const auto& test : report.at("tests")) EXPECT_EQ(test.at("type_kv"), "q8_0");
 }
 
 // A `glassbox bench` command line on the small reference model, 2 threads,
