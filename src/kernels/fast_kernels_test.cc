@@ -507,16 +507,10 @@ struct AttentionCase {
   int n_tokens, n_heads, head_dim, n_past;
 };
 
-// Runs attention over a random cache of n_past + n_tokens positions.
-std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const std::vector<float>& q,
-                                 const std::vector<float>& k, const std::vector<float>& v, bool reference) {
-  const int64_t kv_stride = c.head_dim + 5;  // rows of a wider cache
-  const int64_t positions = c.n_past + c.n_tokens;
-  std::vector<uint16_t> k16(static_cast<size_t>(positions * kv_stride)), v16(k16.size());
-  for (size_t i = 0; i < k16.size(); ++i) {
-    k16[i] = f32_to_fp16(k[i]);
-    v16[i] = f32_to_fp16(v[i]);
-  }
+// Attention of c's queries q over a cache (k, v) of kv_type, rows kv_stride
+// values apart, by the scalar reference or the active ISA.
+std::vector<float> attend(const AttentionCase& c, const std::vector<float>& q, DType kv_type, const void* k,
+                          const void* v, int64_t kv_stride, bool reference) {
   std::vector<float> out(q.size(), NAN);
   AttentionArgs a;
   a.q = q.data();
@@ -530,8 +524,8 @@ std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const st
   a.head_dim = c.head_dim;
   a.n_past = c.n_past;
   a.kv_type = kv_type;
-  a.k = kv_type == DType::F16 ? static_cast<const void*>(k16.data()) : k.data();
-  a.v = kv_type == DType::F16 ? static_cast<const void*>(v16.data()) : v.data();
+  a.k = k;
+  a.v = v;
   a.kv_stride = kv_stride;
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   if (reference) {
@@ -541,6 +535,21 @@ std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const st
     attention(a, scratch);
   }
   return out;
+}
+
+// Runs attention over a random cache of n_past + n_tokens positions (F32,
+// or rounded to F16).
+std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const std::vector<float>& q,
+                                 const std::vector<float>& k, const std::vector<float>& v, bool reference) {
+  const int64_t kv_stride = c.head_dim + 5;  // rows of a wider cache
+  const int64_t positions = c.n_past + c.n_tokens;
+  if (kv_type != DType::F16) return attend(c, q, kv_type, k.data(), v.data(), kv_stride, reference);
+  std::vector<uint16_t> k16(static_cast<size_t>(positions * kv_stride)), v16(k16.size());
+  for (size_t i = 0; i < k16.size(); ++i) {
+    k16[i] = f32_to_fp16(k[i]);
+    v16[i] = f32_to_fp16(v[i]);
+  }
+  return attend(c, q, kv_type, k16.data(), v16.data(), kv_stride, reference);
 }
 
 TEST(Attention, SimdMatchesReferenceWithF32AndF16Cache) {
@@ -584,30 +593,7 @@ std::vector<float> run_attention_q8(const AttentionCase& c, int64_t kv_stride, c
     quantize_q8_0_row(&k[static_cast<size_t>(j * kv_stride)], kv_stride, &k8[static_cast<size_t>(j * row_bytes)]);
     quantize_q8_0_row(&v[static_cast<size_t>(j * kv_stride)], kv_stride, &v8[static_cast<size_t>(j * row_bytes)]);
   }
-  std::vector<float> out(q.size(), NAN);
-  AttentionArgs a;
-  a.q = q.data();
-  a.q_head_stride = c.head_dim;
-  a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
-  a.out = out.data();
-  a.out_head_stride = a.q_head_stride;
-  a.out_token_stride = a.q_token_stride;
-  a.n_tokens = c.n_tokens;
-  a.n_heads = c.n_heads;
-  a.head_dim = c.head_dim;
-  a.n_past = c.n_past;
-  a.kv_type = DType::Q8_0;
-  a.k = k8.data();
-  a.v = v8.data();
-  a.kv_stride = kv_stride;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  if (reference) {
-    scalar::attention(a);
-  } else {
-    AttentionScratch scratch;
-    attention(a, scratch);
-  }
-  return out;
+  return attend(c, q, DType::Q8_0, k8.data(), v8.data(), kv_stride, reference);
 }
 
 // The reference quantizes the query as the kernels do and sums the same
@@ -636,28 +622,7 @@ TEST(Attention, SimdMatchesReferenceWithQ8Cache) {
     // and query (each value within half a step, 1/254 of its block's
     // largest) move the outputs, averages of values within +-1, by less
     // than 0.02 here.
-    AttentionCase exact_case = c;
-    const auto exact = [&] {
-      std::vector<float> out(q.size());
-      AttentionArgs a;
-      a.q = q.data();
-      a.q_head_stride = c.head_dim;
-      a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
-      a.out = out.data();
-      a.out_head_stride = a.q_head_stride;
-      a.out_token_stride = a.q_token_stride;
-      a.n_tokens = exact_case.n_tokens;
-      a.n_heads = exact_case.n_heads;
-      a.head_dim = exact_case.head_dim;
-      a.n_past = exact_case.n_past;
-      a.kv_type = DType::F32;
-      a.k = k.data();
-      a.v = v.data();
-      a.kv_stride = kv_stride;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-      scalar::attention(a);
-      return out;
-    }();
+    const auto exact = attend(c, q, DType::F32, k.data(), v.data(), kv_stride, true);
     double worst = 0;
     for (size_t i = 0; i < exact.size(); ++i)
       worst = std::max(worst, std::fabs(static_cast<double>(want[i]) - exact[i]));
