@@ -385,7 +385,7 @@ TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
   TensorView B{DType::Q6_K, q6k.data(), {cols, 1000, 1, 1}, row_bytes(DType::Q6_K, cols)};
   TensorView C{DType::Q8_0, q8.data(), {cols, 33, 1, 1}, row_bytes(DType::Q8_0, cols)};
   std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(A)));
-  pack_rows16(A, packed.data());
+  pack_rows16(A, packed.data(), Rows16Layout::Q4_K);
   A.rows16 = packed.data();
   const auto X = random_floats(cols, rng);
   Activations acts;
@@ -422,7 +422,7 @@ TEST(FastMatmul, SwigluEqualsTheStepsOneAfterAnother) {
   TensorView G{DType::Q4_K, gate_rows.data(), {cols, ff, 1, 1}, row_bytes(DType::Q4_K, cols)};
   TensorView U{DType::Q6_K, up_rows.data(), {cols, ff, 1, 1}, row_bytes(DType::Q6_K, cols)};
   std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(G)));
-  pack_rows16(G, packed.data());
+  pack_rows16(G, packed.data(), Rows16Layout::Q4_K);
   G.rows16 = packed.data();
   const auto X = random_floats(cols, rng);
   Activations acts;
@@ -474,7 +474,7 @@ TEST(FastMatmul, NextProductHintsPointAtEachThreadsRun) {
   TensorView A{DType::Q4_K, q4k.data(), {cols, 112, 1, 1}, row_bytes(DType::Q4_K, cols)};
   TensorView B{DType::Q8_0, q8.data(), {cols, 56, 1, 1}, row_bytes(DType::Q8_0, cols)};
   std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(A)));
-  pack_rows16(A, packed.data());
+  pack_rows16(A, packed.data(), Rows16Layout::Q4_K);
   const TensorView* weights[] = {&A, &B};
   const int64_t group_bytes = static_cast<int64_t>(packed.size()) / 7;
 
@@ -844,48 +844,94 @@ TEST(LogitRows, FindAboveMatchesReference) {
 
 // ------------------------------------------------- Q4_K packed by 16 rows
 
+// Each packed form of a type, for `type`.
+std::vector<Rows16Layout> rows16_layouts(DType type) {
+  if (type == DType::Q4_K) return {Rows16Layout::Q4_K};
+  return {Rows16Layout::Q6_K_LowHigh, Rows16Layout::Q6_K_SixBit};
+}
+
 // The packed matrix-vector products equal the scalar fast-path reference on
 // the original rows, on every ISA (the scalar table runs the packed
-// references), for every row range of whole groups.
+// references), for every row range of whole groups, in each packed form of
+// the type (an ISA given the form of another runs that form's reference).
 class Rows16 : public ::testing::TestWithParam<DType> {};
 
 TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
   const DType type = GetParam();
   IsaGuard guard;
   std::mt19937 rng(16);
-  for (int64_t cols : {int64_t{256}, int64_t{1024}, int64_t{3072}}) {
+  // 257 blocks: the AVX2 kernels work in slices of 256 blocks.
+  for (int64_t cols : {int64_t{256}, int64_t{1024}, int64_t{3072}, int64_t{257 * 256}}) {
     const int64_t rows = 48;
     const int64_t stride = row_bytes(type, cols) + 3;  // unaligned rows
     const auto data = random_rows(type, cols, rows, stride, rng);
     const TensorView W = TensorView::matrix(type, data.data(), cols, rows, stride);
     ASSERT_TRUE(can_pack_rows16(W));
-    std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
-    // Q4_K adds one 64-byte run of unpacked scales and minimums per 16
-    // blocks; Q6_K's packed form is exactly its rows.
-    const int64_t block_bytes = type == DType::Q4_K ? 144 * 16 + 64 : 210 * 16;
-    ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
-    pack_rows16(W, packed.data());
     auto x = random_floats(cols, rng);
     x[5] = 40.0f;  // one large activation: the block's 8-bit scale is set by it
     Activations acts;
     acts.set(x.data(), cols, 1, cols);
     acts.prepare_for(type, nullptr);
     const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
-    for (const std::string& isa : available_isas()) {
-      ASSERT_TRUE(force_isa(isa));
-      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
-        SCOPED_TRACE(isa + " cols=" + std::to_string(cols) + " rows " + std::to_string(r0) + ".." + std::to_string(r1));
-        std::vector<float> y(static_cast<size_t>(rows), NAN);
-        gemv_rows16(type, packed.data(), cols, r0, r1, acts, y.data());
-        for (int64_t r = 0; r < rows; ++r) {
-          if (r < r0 || r >= r1) {
-            ASSERT_TRUE(std::isnan(y[r])) << "row " << r << " outside the range was written";
-            continue;
+    for (const Rows16Layout layout : rows16_layouts(type)) {
+      std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
+      // Q4_K adds one 64-byte run of unpacked scales and minimums per 16
+      // blocks; Q6_K's packed forms are exactly its rows.
+      const int64_t block_bytes = type == DType::Q4_K ? 144 * 16 + 64 : 210 * 16;
+      ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
+      pack_rows16(W, packed.data(), layout);
+      for (const std::string& isa : available_isas()) {
+        ASSERT_TRUE(force_isa(isa));
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
+          SCOPED_TRACE(isa + " form " + std::to_string(static_cast<int>(layout)) + " cols=" + std::to_string(cols) +
+                       " rows " + std::to_string(r0) + ".." + std::to_string(r1));
+          std::vector<float> y(static_cast<size_t>(rows), NAN);
+          gemv_rows16(layout, packed.data(), cols, r0, r1, acts, y.data());
+          for (int64_t r = 0; r < rows; ++r) {
+            if (r < r0 || r >= r1) {
+              ASSERT_TRUE(std::isnan(y[r])) << "row " << r << " outside the range was written";
+              continue;
+            }
+            ASSERT_NEAR(y[r], scalar::dot_q8(type, W.row(r), q, 0), fast_tolerance(type, W.row(r), q, 0))
+                << "row " << r;
           }
-          ASSERT_NEAR(y[r], scalar::dot_q8(type, W.row(r), q, 0), fast_tolerance(type, W.row(r), q, 0)) << "row " << r;
         }
       }
     }
+  }
+}
+
+// A packed copy labelled with another type's form would be read as that
+// type: the product refuses it.
+TEST(Rows16Types, MatmulRefusesACopyInAnotherTypesForm) {
+  std::mt19937 rng(17);
+  const int64_t cols = 256, rows = 16;
+  const auto data = random_rows(DType::Q4_K, cols, rows, row_bytes(DType::Q4_K, cols), rng);
+  TensorView W = TensorView::matrix(DType::Q4_K, data.data(), cols, rows, row_bytes(DType::Q4_K, cols));
+  std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
+  pack_rows16(W, packed.data(), Rows16Layout::Q4_K);
+  W.rows16 = packed.data();
+  W.rows16_layout = Rows16Layout::Q6_K_SixBit;
+  const auto x = random_floats(cols, rng);
+  Activations acts;
+  acts.set(x.data(), cols, 1, cols);
+  std::vector<float> y(static_cast<size_t>(rows));
+  EXPECT_THROW(matmul_fast(W, acts, y.data(), nullptr), Error);
+  W.rows16_layout = Rows16Layout::Q4_K;
+  EXPECT_NO_THROW(matmul_fast(W, acts, y.data(), nullptr));
+}
+
+// Each instruction set packs Q6_K in the form its own kernel reads (the
+// AVX2 kernel has no ternary logic and reads the six-bit form); those with
+// a SIMD kernel for a form are worth packing for.
+TEST(Rows16Types, EachIsaPacksTheFormItReads) {
+  IsaGuard guard;
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    SCOPED_TRACE(isa);
+    EXPECT_EQ(rows16_layout(DType::Q4_K), Rows16Layout::Q4_K);
+    EXPECT_EQ(rows16_layout(DType::Q6_K), isa == "avx2" ? Rows16Layout::Q6_K_SixBit : Rows16Layout::Q6_K_LowHigh);
+    EXPECT_EQ(have_fast_rows16(DType::Q6_K), isa != "scalar");
   }
 }
 
@@ -895,17 +941,20 @@ TEST_P(Rows16, RejectsShapesItCannotPack) {
   TensorView W = TensorView::matrix(type, data.data(), 256, 24, row_bytes(type, 256));  // not whole groups of 16
   EXPECT_FALSE(can_pack_rows16(W));
   std::vector<uint8_t> out(4096);
-  EXPECT_THROW(pack_rows16(W, out.data()), Error);
+  EXPECT_THROW(pack_rows16(W, out.data(), rows16_layouts(type)[0]), Error);
   W.ne[1] = 16;
   EXPECT_TRUE(can_pack_rows16(W));
+  // A form of the other type.
+  EXPECT_THROW(pack_rows16(W, out.data(), type == DType::Q4_K ? Rows16Layout::Q6_K_SixBit : Rows16Layout::Q4_K), Error);
   Activations acts;
   const auto x = std::vector<float>(256, 0.5f);
   acts.set(x.data(), 256, 1, 256);
   acts.prepare_for(type, nullptr);
   float y[16];
-  EXPECT_THROW(gemv_rows16(type, out.data(), 256, 0, 8, acts, y), Error);          // not a whole group
-  EXPECT_THROW(gemv_rows16(type, out.data(), 512, 0, 16, acts, y), Error);         // n differs from x
-  EXPECT_THROW(gemv_rows16(DType::Q8_0, out.data(), 256, 0, 16, acts, y), Error);  // no packed layout
+  const Rows16Layout layout = rows16_layouts(type)[0];
+  EXPECT_THROW(gemv_rows16(layout, out.data(), 256, 0, 8, acts, y), Error);                         // not a whole group
+  EXPECT_THROW(gemv_rows16(layout, out.data(), 512, 0, 16, acts, y), Error);                        // n differs from x
+  EXPECT_THROW(gemv_rows16(static_cast<Rows16Layout>(7), out.data(), 256, 0, 16, acts, y), Error);  // no such form
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K),
@@ -929,8 +978,9 @@ TEST(Q6K, NegativeScalesAreExact) {
       for (int s = 0; s < 16; ++s)
         data[static_cast<size_t>(r * stride + b * 210 + 192 + s)] = static_cast<uint8_t>(-1 - s % 3);
   const TensorView W = TensorView::matrix(DType::Q6_K, data.data(), cols, rows, stride);
-  std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
-  pack_rows16(W, packed.data());
+  std::vector<uint8_t> low_high(static_cast<size_t>(rows16_bytes(W))), six_bit(low_high.size());
+  pack_rows16(W, low_high.data(), Rows16Layout::Q6_K_LowHigh);
+  pack_rows16(W, six_bit.data(), Rows16Layout::Q6_K_SixBit);
   std::vector<float> x(static_cast<size_t>(cols));
   for (auto& v : x) v = std::uniform_real_distribution<float>(0.2f, 1.0f)(rng);
   Activations acts;
@@ -939,15 +989,18 @@ TEST(Q6K, NegativeScalesAreExact) {
   const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
   for (const std::string& isa : available_isas()) {
     ASSERT_TRUE(force_isa(isa));
-    std::vector<float> direct(static_cast<size_t>(rows)), from_packed(static_cast<size_t>(rows));
+    std::vector<float> direct(static_cast<size_t>(rows)), from_low_high(static_cast<size_t>(rows)),
+        from_six_bit(static_cast<size_t>(rows));
     matmul_fast_rows(W, acts, 0, rows, direct.data(), rows);
-    gemv_rows16(DType::Q6_K, packed.data(), cols, 0, rows, acts, from_packed.data());
+    gemv_rows16(Rows16Layout::Q6_K_LowHigh, low_high.data(), cols, 0, rows, acts, from_low_high.data());
+    gemv_rows16(Rows16Layout::Q6_K_SixBit, six_bit.data(), cols, 0, rows, acts, from_six_bit.data());
     for (int64_t r = 0; r < rows; ++r) {
       const double want = scalar::dot_q8(DType::Q6_K, W.row(r), q, 0);
       // Exact integer sums: only the float scaling of each block rounds.
       const double tolerance = 1e-6 * std::abs(want) + 1e-6;
       ASSERT_NEAR(direct[r], want, tolerance) << isa << " row " << r;
-      ASSERT_NEAR(from_packed[r], want, tolerance) << isa << " packed row " << r;
+      ASSERT_NEAR(from_low_high[r], want, tolerance) << isa << " packed (low/high) row " << r;
+      ASSERT_NEAR(from_six_bit[r], want, tolerance) << isa << " packed (six-bit) row " << r;
     }
   }
 }

@@ -492,8 +492,13 @@ detail::QRow qrow(const QuantizedActs& x, int64_t t) {
           x.group_scales(t)};
 }
 
+DType rows16_layout_type(Rows16Layout layout) { return layout == Rows16Layout::Q4_K ? DType::Q4_K : DType::Q6_K; }
+
 void check_fast_args(const TensorView& W, const Activations& X) {
   if (!W) throw Error("matmul: weight tensor has no data");
+  if (W.rows16 != nullptr && rows16_layout_type(W.rows16_layout) != W.type)
+    throw Error("matmul: the packed copy of a " + std::string(dtype_name(W.type)) +
+                " matrix is in another type's form");
   detail::check_row_args(W.type, W.cols());
   if (X.n() != W.cols())
     throw Error("matmul: activations have " + std::to_string(X.n()) + " values per row, the matrix " +
@@ -519,12 +524,26 @@ int64_t rows16_block_bytes(DType type) {
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / 256 * rows16_block_bytes(type); }
 
+// The kernel of `isa` for a packed matrix in `layout`: a Q6_K copy packed
+// for another instruction set (only when one is forced after packing, as
+// the tests do) runs the scalar reference of its form.
+detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
+  switch (layout) {
+    case Rows16Layout::Q4_K:
+      return isa.gemv_q4_k_rows16;
+    case Rows16Layout::Q6_K_LowHigh:
+      return isa.q6_k_rows16_layout == layout ? isa.gemv_q6_k_rows16 : detail::reference::gemv_q6_k_rows16;
+    case Rows16Layout::Q6_K_SixBit:
+      return isa.q6_k_rows16_layout == layout ? isa.gemv_q6_k_rows16 : detail::reference::gemv_q6_k_rows16_six_bit;
+  }
+  return nullptr;
+}
+
 // Rows [r0, r1) (whole groups of 16) of a packed matrix times x.
-void packed_rows16(const IsaKernels& isa, DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1,
+void packed_rows16(const IsaKernels& isa, Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1,
                    const detail::QRow& x, float* y) {
-  const int64_t group_bytes = rows16_group_bytes(type, n);
-  const detail::GemvRows16Fn kernel = type == DType::Q6_K ? isa.gemv_q6_k_rows16 : isa.gemv_q4_k_rows16;
-  kernel(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, y + r0);
+  const int64_t group_bytes = rows16_group_bytes(rows16_layout_type(layout), n);
+  rows16_kernel(isa, layout)(packed + r0 / kRows16 * group_bytes, (r1 - r0) / kRows16, n, x, y + r0);
 }
 
 // Rows [r0, r1) of W times tokens [t0, t1) of X (no argument checks).
@@ -551,7 +570,7 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   if (q.rows() == 1) {
     const detail::QRow x = qrow(q, 0);
     if (W.rows16 != nullptr && r0 % kRows16 == 0 && r1 % kRows16 == 0) {
-      packed_rows16(isa, W.type, W.rows16, n, r0, r1, x, Y);
+      packed_rows16(isa, W.rows16_layout, W.rows16, n, r0, r1, x, Y);
       return;
     }
     if (isa.gemv(W.type, W.row(r0), W.row_stride, r1 - r0, n, x, Y + r0)) return;
@@ -886,10 +905,15 @@ bool have_fast_rows16(DType type) {
     case DType::Q4_K:
       return isa.gemv_q4_k_rows16 != &detail::reference::gemv_q4_k_rows16;
     case DType::Q6_K:
-      return isa.gemv_q6_k_rows16 != &detail::reference::gemv_q6_k_rows16;
+      return isa.gemv_q6_k_rows16 != &detail::reference::gemv_q6_k_rows16 &&
+             isa.gemv_q6_k_rows16 != &detail::reference::gemv_q6_k_rows16_six_bit;
     default:
       return false;
   }
+}
+
+Rows16Layout rows16_layout(DType type) {
+  return type == DType::Q6_K ? active().q6_k_rows16_layout : Rows16Layout::Q4_K;
 }
 
 int64_t rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * rows16_group_bytes(W.type, W.cols()); }
@@ -913,7 +937,7 @@ void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
   }
 }
 
-void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
+void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout layout, uint8_t* o) {
   for (int r = 0; r < kRows16; ++r) {
     const uint8_t* block = W.row(g * kRows16 + r) + b * kQ6_KBytes;
     std::memcpy(o + 2 * r, block + kQ6_KD, 2);
@@ -924,6 +948,11 @@ void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
       uint8_t* v = o + layout::kRows16Q6Qs + 192 * s + 4 * r;
       const int* e = q + 16 * s;
       for (int k = 0; k < 4; ++k) {
+        if (layout == Rows16Layout::Q6_K_SixBit) {
+          for (int m = 0; m < 3; ++m)
+            v[64 * m + k] = static_cast<uint8_t>(e[4 * m + k] | ((e[12 + k] >> (2 * m)) & 3) << 6);
+          continue;
+        }
         v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
         v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
         v[128 + k] =
@@ -935,9 +964,11 @@ void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
 
 }  // namespace
 
-void pack_rows16(const TensorView& W, uint8_t* out) {
+void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   if (!can_pack_rows16(W))
     throw Error("pack_rows16: needs a Q4_K or Q6_K matrix with a multiple of 16 rows and of 256 columns");
+  if (rows16_layout_type(layout) != W.type)
+    throw Error("pack_rows16: that packed form is another type's than " + std::string(dtype_name(W.type)));
   const int64_t n_blocks = W.cols() / 256, block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -945,19 +976,20 @@ void pack_rows16(const TensorView& W, uint8_t* out) {
       if (W.type == DType::Q4_K) {
         pack_q4_k_block(W, g, b, o);
       } else {
-        pack_q6_k_block(W, g, b, o);
+        pack_q6_k_block(W, g, b, layout, o);
       }
     }
   }
 }
 
-void gemv_rows16(DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y) {
-  if (rows16_block_bytes(type) == 0) throw Error("gemv_rows16: no packed layout for " + std::string(dtype_name(type)));
+void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x,
+                 float* y) {
+  if (rows16_kernel(active(), layout) == nullptr) throw Error("gemv_rows16: not a packed form");
   if (n <= 0 || n % 256 != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
     throw Error("gemv_rows16: rows must be whole groups of 16 and n a multiple of 256");
   const QuantizedActs& q = x.quantized(ActFormat::Q8_256);
   if (q.n() != n || q.rows() < 1) throw Error("gemv_rows16: activations do not match the matrix");
-  packed_rows16(active(), type, packed, n, r0, r1, qrow(q, 0), y);
+  packed_rows16(active(), layout, packed, n, r0, r1, qrow(q, 0), y);
 }
 
 void matmul_fast(const TensorView& W, Activations& X, float* Y, ThreadPool* pool) {

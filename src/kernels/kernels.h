@@ -222,14 +222,19 @@ bool can_pack_rows16(const TensorView& W);
 // Whether the active instruction set has a SIMD kernel for the packed form
 // of `type` (elsewhere it runs a scalar reference: not worth packing for).
 bool have_fast_rows16(DType type);
+// The packed form of `type` that the active instruction set reads fastest.
+// A copy in another form still gives the right products, slowly: pack for
+// the instruction set that will run.
+Rows16Layout rows16_layout(DType type);
 int64_t rows16_bytes(const TensorView& W);
-// Writes rows16_bytes(W) bytes to out; throws glassbox::Error when
-// can_pack_rows16(W) is false.
-void pack_rows16(const TensorView& W, uint8_t* out);
-// y[r] for r in [r0, r1) (multiples of 16) of the packed `type` matrix (n
-// columns) times row 0 of x, prepared for that type. Single-threaded, like
-// matmul_fast_rows.
-void gemv_rows16(DType type, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x, float* y);
+// Writes rows16_bytes(W) bytes to out in `layout`; throws glassbox::Error
+// when can_pack_rows16(W) is false or the layout is for another type.
+void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout);
+// y[r] for r in [r0, r1) (multiples of 16) of the packed matrix in `layout`
+// (n columns) times row 0 of x, prepared for that type. Single-threaded,
+// like matmul_fast_rows.
+void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x,
+                 float* y);
 
 // ============================================================== attention
 

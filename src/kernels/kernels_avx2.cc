@@ -869,17 +869,57 @@ inline __m256i u8_to_dup16(const uint8_t* p) {
                                               4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1));
 }
 
-// An empty asm that claims to change its operands: GCC may then not
-// reassociate a chain of additions into a tree across it. Left alone, at
-// -O3 it sums the 16-bit products of a group as a tree, keeping all of
-// them live at once, which spills most of them to the stack (a third
-// slower).
-inline void keep_chain(__m256i& a, __m256i& b) { __asm__("" : "+x"(a), "+x"(b)); }
-
 inline __m256i broadcast_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return _mm256_set1_epi32(static_cast<int>(v));
+}
+
+// Byte runs for the memory operands of the asm below: alignment 1, so that
+// an unaligned run is no misaligned access in C++ terms.
+struct Bytes4 {
+  uint8_t b[4];
+};
+struct Bytes32 {
+  uint8_t b[32];
+};
+
+// One step of the packed Q4_K product: 64 bytes (four nibble pairs of each
+// of 16 rows) against the four activations of sub-block 2g and the four of
+// sub-block 2g + 1, into the 16-bit sums of rows 0-7 (low0, high0) and 8-15
+// (low1, high1). Written in asm because GCC 12, given the same steps as
+// intrinsics, either sums a sub-block's products as a tree (all of them
+// live at once, most spilled to the stack) or, held to a chain by an empty
+// asm, loads each 32 bytes twice (for the mask and for the shift) and adds
+// 25 register copies per 16 steps: 4.6 cycles per 64 bytes from L2 instead
+// of 4.2 (bench/README.md, "The packed Q4_K kernel's instructions").
+inline void q4_k_rows16_step(const uint8_t* w, const uint8_t* x_low, const uint8_t* x_high, __m256i nibble_mask,
+                             __m256i& low0, __m256i& high0, __m256i& low1, __m256i& high1) {
+  __m256i t0, t1, t2, t3, xl, xh;
+  __asm__(
+      "vpbroadcastd %[xlm], %[xl]\n\t"
+      "vpbroadcastd %[xhm], %[xh]\n\t"
+      "vmovdqu %[w0], %[t0]\n\t"
+      "vmovdqu %[w1], %[t2]\n\t"
+      "vpsrlw $4, %[t0], %[t1]\n\t"
+      "vpsrlw $4, %[t2], %[t3]\n\t"
+      "vpand %[mask], %[t0], %[t0]\n\t"
+      "vpand %[mask], %[t1], %[t1]\n\t"
+      "vpand %[mask], %[t2], %[t2]\n\t"
+      "vpand %[mask], %[t3], %[t3]\n\t"
+      "vpmaddubsw %[xl], %[t0], %[t0]\n\t"
+      "vpmaddubsw %[xh], %[t1], %[t1]\n\t"
+      "vpmaddubsw %[xl], %[t2], %[t2]\n\t"
+      "vpmaddubsw %[xh], %[t3], %[t3]\n\t"
+      "vpaddw %[t0], %[low0], %[low0]\n\t"
+      "vpaddw %[t1], %[high0], %[high0]\n\t"
+      "vpaddw %[t2], %[low1], %[low1]\n\t"
+      "vpaddw %[t3], %[high1], %[high1]"
+      : [low0] "+x"(low0), [high0] "+x"(high0), [low1] "+x"(low1), [high1] "+x"(high1), [t0] "=&x"(t0), [t1] "=&x"(t1),
+        [t2] "=&x"(t2), [t3] "=&x"(t3), [xl] "=&x"(xl), [xh] "=&x"(xh)
+      : [xlm] "m"(*reinterpret_cast<const Bytes4*>(x_low)), [xhm] "m"(*reinterpret_cast<const Bytes4*>(x_high)),
+        [w0] "m"(*reinterpret_cast<const Bytes32*>(w)), [w1] "m"(*reinterpret_cast<const Bytes32*>(w + 32)),
+        [mask] "x"(nibble_mask));
 }
 
 // Q4_K rows packed in groups of 16 (kRows16Bytes per block, block_layouts.h),
@@ -893,69 +933,76 @@ inline __m256i broadcast_u32(const uint8_t* p) {
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
   const __m256i low = _mm256_set1_epi8(0x0F);
   const int64_t n_blocks = n / kQ4_KElems;
-  for (int64_t g = 0; g < n_groups; ++g) {
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 acc_min[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < n_blocks; ++b, packed += kRows16Bytes) {
-      const uint8_t* xq = reinterpret_cast<const uint8_t*>(x.qs + kQ4_KElems * b);
-      __m256i sum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-      for (int group = 0; group < 4; ++group) {
-        const uint8_t* qs = packed + kRows16Qs + group * 512;
-        __m256i a_low[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        __m256i a_high[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        for (int k = 0; k < 8; ++k) {
-          const __m256i x_low = broadcast_u32(xq + 64 * group + 4 * k);
-          const __m256i x_high = broadcast_u32(xq + 64 * group + 32 + 4 * k);
+  // The activation sums of sub-blocks 2i and 2i + 1 as the two 16-bit
+  // halves of one 32-bit value (|sum| <= 32 * 127), once per call rather
+  // than once per group: vpmaddwd meets them with the rows' minimums of the
+  // two sub-blocks. In slices of columns so that they fit on the stack.
+  constexpr int64_t kSliceBlocks = 256;
+  alignas(32) int32_t sum_pairs[kSliceBlocks * 4];
+  for (int64_t b0 = 0; b0 < n_blocks; b0 += kSliceBlocks) {
+    const int64_t nb = std::min(kSliceBlocks, n_blocks - b0);
+    for (int64_t i = 0; i < nb * 4; ++i)
+      sum_pairs[i] = static_cast<int32_t>((static_cast<uint32_t>(x.sums[8 * b0 + 2 * i]) & 0xFFFFu) |
+                                          (static_cast<uint32_t>(x.sums[8 * b0 + 2 * i + 1]) << 16));
+    const uint8_t* block = packed + b0 * kRows16Bytes;
+    for (int64_t g = 0; g < n_groups; ++g, block += (n_blocks - nb) * kRows16Bytes) {
+      __m256 acc[2], acc_min[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int h = 0; h < 2; ++h) acc[h] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(y + kRows16 * g + 8 * h);
+      for (int64_t b = 0; b < nb; ++b, block += kRows16Bytes) {
+        const uint8_t* xq = reinterpret_cast<const uint8_t*>(x.qs + kQ4_KElems * (b0 + b));
+        __m256i sum[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int group = 0; group < 4; ++group) {
+          const uint8_t* qs = block + kRows16Qs + group * 512;
+          const uint8_t* xg = xq + 64 * group;
+          // Four variables, not arrays: GCC keeps arrays whose elements
+          // the asm updates on the stack, and each vpmaddwd below then
+          // waits for a store to be forwarded (a tenth slower).
+          __m256i low0 = _mm256_setzero_si256(), high0 = low0, low1 = low0, high1 = low0;
+          for (int k = 0; k < 8; ++k)
+            q4_k_rows16_step(qs + 64 * k, xg + 4 * k, xg + 32 + 4 * k, low, low0, high0, low1, high1);
+          const __m256i a_low[2] = {low0, low1}, a_high[2] = {high0, high1};
           for (int h = 0; h < 2; ++h) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 64 * k + 32 * h));
-            a_low[h] = _mm256_add_epi16(a_low[h], _mm256_maddubs_epi16(_mm256_and_si256(v, low), x_low));
-            a_high[h] = _mm256_add_epi16(a_high[h],
-                                         _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low), x_high));
-            keep_chain(a_low[h], a_high[h]);
+            const __m256i s_low = u8_to_dup16(block + kRows16Scales + 16 * (2 * group) + 8 * h);
+            const __m256i s_high = u8_to_dup16(block + kRows16Scales + 16 * (2 * group + 1) + 8 * h);
+            sum[h] = _mm256_add_epi32(
+                sum[h], _mm256_add_epi32(_mm256_madd_epi16(a_low[h], s_low), _mm256_madd_epi16(a_high[h], s_high)));
           }
         }
+        const __m256 dx = _mm256_set1_ps(x.scales[8 * (b0 + b)]);
+        // Minimums: min (< 64) times the sub-block's activation sum, two
+        // sub-blocks per vpmaddwd: lane r holds the mins of sub-blocks 2i and
+        // 2i + 1 of row r, against the pair of sums.
+        const int32_t* pairs = sum_pairs + 4 * b;
         for (int h = 0; h < 2; ++h) {
-          const __m256i s_low = u8_to_dup16(packed + kRows16Scales + 16 * (2 * group) + 8 * h);
-          const __m256i s_high = u8_to_dup16(packed + kRows16Scales + 16 * (2 * group + 1) + 8 * h);
-          sum[h] = _mm256_add_epi32(
-              sum[h], _mm256_add_epi32(_mm256_madd_epi16(a_low[h], s_low), _mm256_madd_epi16(a_high[h], s_high)));
+          __m256i mins = _mm256_setzero_si256();
+          for (int i = 0; i < 4; ++i) {
+            const __m128i even = load_16_bytes(block + kRows16Mins + 16 * (2 * i));
+            const __m128i odd = load_16_bytes(block + kRows16Mins + 16 * (2 * i + 1));
+            const __m256i m =
+                _mm256_cvtepu8_epi16(h == 0 ? _mm_unpacklo_epi8(even, odd) : _mm_unpackhi_epi8(even, odd));
+            mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, _mm256_set1_epi32(pairs[i])));
+          }
+          const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16 * h)));
+          const __m256 dmin =
+              _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kRows16Dmin + 16 * h)));
+          acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), _mm256_mul_ps(d, dx), acc[h]);
+          acc_min[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(dmin, dx), acc_min[h]);
         }
       }
-      const __m256 dx = _mm256_set1_ps(x.scales[8 * b]);
-      // Minimums: min (< 64) times the sub-block's activation sum (|sum| <=
-      // 32 * 127), two sub-blocks per vpmaddwd: lane r holds the mins of
-      // sub-blocks 2i and 2i + 1 of row r, against the two sums.
-      int32_t sum_pairs[4];
-      for (int i = 0; i < 4; ++i)
-        sum_pairs[i] = static_cast<int32_t>((static_cast<uint32_t>(x.sums[8 * b + 2 * i]) & 0xFFFFu) |
-                                            (static_cast<uint32_t>(x.sums[8 * b + 2 * i + 1]) << 16));
-      for (int h = 0; h < 2; ++h) {
-        __m256i mins = _mm256_setzero_si256();
-        for (int i = 0; i < 4; ++i) {
-          const __m128i even = load_16_bytes(packed + kRows16Mins + 16 * (2 * i));
-          const __m128i odd = load_16_bytes(packed + kRows16Mins + 16 * (2 * i + 1));
-          const __m256i m = _mm256_cvtepu8_epi16(h == 0 ? _mm_unpacklo_epi8(even, odd) : _mm_unpackhi_epi8(even, odd));
-          mins = _mm256_add_epi32(mins, _mm256_madd_epi16(m, _mm256_set1_epi32(sum_pairs[i])));
-        }
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 16 * h)));
-        const __m256 dmin =
-            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + kRows16Dmin + 16 * h)));
-        acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[h]), _mm256_mul_ps(d, dx), acc[h]);
-        acc_min[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(dmin, dx), acc_min[h]);
-      }
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + kRows16 * g + 8 * h, _mm256_sub_ps(acc[h], acc_min[h]));
     }
-    for (int h = 0; h < 2; ++h) _mm256_storeu_ps(y + kRows16 * g + 8 * h, _mm256_sub_ps(acc[h], acc_min[h]));
   }
 }
 
-// Q6_K rows packed in groups of 16 (kRows16Q6Bytes per block,
-// block_layouts.h), eight rows per vector as above. Each sub-block's three
-// 64-byte vectors give four runs of four 6-bit values per row; the four
-// runs' products add in 16 bits with the -32 bias (below), and one vpmaddwd
-// with the rows' scales widens and scales them (the integer sums equal the
-// AVX-512 kernel's).
+// Q6_K rows packed in groups of 16 in the six-bit form (kRows16Q6Bytes per
+// block, Rows16Layout::Q6_K_SixBit, block_layouts.h), eight rows per vector
+// as above. Each sub-block's three 64-byte vectors give four runs of four
+// 6-bit values per row: three by masking each vector, the fourth from the
+// vectors' top bit pairs. The four runs' products add in 16 bits with the
+// -32 bias (below), and one vpmaddwd with the rows' scales widens and scales
+// them (the integer sums equal the AVX-512 kernel's on the other form).
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  const __m256i low = _mm256_set1_epi8(0x0F), high = _mm256_set1_epi8(0x30);
+  const __m256i six = _mm256_set1_epi8(0x3F), top = _mm256_set1_epi8(static_cast<char>(0xC0));
   const int64_t n_blocks = n / kQ6_KElems;
   const int64_t group_bytes = n_blocks * kRows16Q6Bytes;
   // Per sub-block of 16 activations, the -32 of q - 32 as two 16-bit biases
@@ -1001,18 +1048,18 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
           const __m256i scales[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc)),
                                      _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(sc, sc))};
           for (int h = 0; h < 2; ++h) {
-            const __m256i low0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h));
-            const __m256i low1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 + 32 * h));
-            const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * h));
-            // (nibbles & 0x0F) | (high pair moved to bits 4-5 & 0x30); the
-            // 16-bit shifts carry bits across bytes only where masked off.
-            const __m256i q0 =
-                _mm256_or_si256(_mm256_and_si256(low0, low), _mm256_and_si256(_mm256_slli_epi16(hi, 4), high));
-            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low0, 4), low),
-                                               _mm256_and_si256(_mm256_slli_epi16(hi, 2), high));
-            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(low1, low), _mm256_and_si256(hi, high));
-            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low1, 4), low),
-                                               _mm256_and_si256(_mm256_srli_epi16(hi, 2), high));
+            const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h));
+            const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 + 32 * h));
+            const __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * h));
+            const __m256i q0 = _mm256_and_si256(v0, six), q1 = _mm256_and_si256(v1, six),
+                          q2 = _mm256_and_si256(v2, six);
+            // The fourth run: bits 4-5 from v2's top pair, 2-3 from v1's,
+            // 0-1 from v0's, gathered at 2-7 and shifted down (the 16-bit
+            // shifts move only zeros across bytes).
+            const __m256i gathered = _mm256_or_si256(
+                _mm256_or_si256(_mm256_and_si256(v2, top), _mm256_srli_epi16(_mm256_and_si256(v1, top), 2)),
+                _mm256_srli_epi16(_mm256_and_si256(v0, top), 4));
+            const __m256i q3 = _mm256_srli_epi16(gathered, 2);
             // Each vpmaddubsw pair sum is at most 2 * 63 * 127 (no saturation).
             const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(q0, x0), _mm256_maddubs_epi16(q1, x1));
             const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(q2, x2), _mm256_maddubs_epi16(q3, x3));
@@ -1689,11 +1736,25 @@ int64_t find_above(const float* x, int64_t from, int64_t n, float threshold) {
 }  // namespace detail::avx2
 
 namespace detail {
-constexpr IsaKernels kAvx2Kernels = {
-    "avx2",        dequantize_row_avx2, dot_avx2,        gemm_f32_avx2,    quantize_acts_fast,
-    nullptr,       prepare_tile_fast,   gemm_tile_fast,  gemv_fast,        attention_avx2,
-    silu_mul_avx2, f32_to_f16_avx2,     f16_to_f32_avx2, gemv_q4_k_rows16, gemv_q6_k_rows16,
-    rms_norm_avx2, avx2::softmax_sums,  avx2::find_above};
+constexpr IsaKernels kAvx2Kernels = {"avx2",
+                                     dequantize_row_avx2,
+                                     dot_avx2,
+                                     gemm_f32_avx2,
+                                     quantize_acts_fast,
+                                     nullptr,
+                                     prepare_tile_fast,
+                                     gemm_tile_fast,
+                                     gemv_fast,
+                                     attention_avx2,
+                                     silu_mul_avx2,
+                                     f32_to_f16_avx2,
+                                     f16_to_f32_avx2,
+                                     gemv_q4_k_rows16,
+                                     gemv_q6_k_rows16,
+                                     Rows16Layout::Q6_K_SixBit,
+                                     rms_norm_avx2,
+                                     avx2::softmax_sums,
+                                     avx2::find_above};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

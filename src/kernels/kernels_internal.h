@@ -127,6 +127,7 @@ struct IsaKernels {
   F16ToF32Fn f16_to_f32;
   GemvRows16Fn gemv_q4_k_rows16;
   GemvRows16Fn gemv_q6_k_rows16;
+  Rows16Layout q6_k_rows16_layout;  // the packed Q6_K form gemv_q6_k_rows16 reads
   RmsNormFn rms_norm;
   SoftmaxSumsFn softmax_sums;
   FindAboveFn find_above;
@@ -165,7 +166,9 @@ void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, 
                        float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y);
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+// Q6_K in its two packed forms (Rows16Layout::Q6_K_LowHigh, Q6_K_SixBit).
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+void gemv_q6_k_rows16_six_bit(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 // ggml's x86 quantize_row_q8_0 (n a multiple of 32): scales[b] = fp16(amax / 127)
 // as a float, qs = x * (127 / amax) rounded to nearest even.

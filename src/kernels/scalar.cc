@@ -501,9 +501,11 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
 }
 
 // Decodes each element from the packed bytes as the layout describes
-// (independently of the SIMD kernel's shifts), exact integer sums per
-// sub-block, scaled in double.
-void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+// (independently of the SIMD kernels' shifts), exact integer sums per
+// sub-block, scaled in double. `value(v, e)`: element e (0..15) of the
+// sub-block whose row bytes start at v.
+template <typename Value>
+void gemv_q6_k_rows16_with(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y, Value value) {
   const int64_t n_blocks = n / kQ6_KElems;
   for (int64_t g = 0; g < n_groups; ++g) {
     for (int r = 0; r < kRows16; ++r) {
@@ -515,13 +517,7 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
         for (int s = 0; s < 16; ++s) {
           const uint8_t* v = block + kRows16Q6Qs + 192 * s + 4 * r;
           int64_t sum = 0;
-          for (int e = 0; e < 16; ++e) {
-            const int run = e / 4, k = e % 4;
-            const uint8_t low_byte = v[64 * (run / 2) + k];
-            const int low = run % 2 == 0 ? low_byte & 0x0F : low_byte >> 4;
-            const int high = (v[128 + k] >> (2 * run)) & 3;
-            sum += ((low | high << 4) - 32) * xq[16 * s + e];
-          }
+          for (int e = 0; e < 16; ++e) sum += (value(v, e) - 32) * xq[16 * s + e];
           scaled += sum * static_cast<int8_t>(block[kRows16Q6Scales + 16 * s + r]);
         }
         total += static_cast<double>(x.scales[8 * b]) * static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) *
@@ -530,6 +526,24 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
       y[g * kRows16 + r] = static_cast<float>(total);
     }
   }
+}
+
+void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  gemv_q6_k_rows16_with(packed, n_groups, n, x, y, [](const uint8_t* v, int e) {
+    const int run = e / 4, k = e % 4;
+    const uint8_t low_byte = v[64 * (run / 2) + k];
+    const int low = run % 2 == 0 ? low_byte & 0x0F : low_byte >> 4;
+    const int high = (v[128 + k] >> (2 * run)) & 3;
+    return low | high << 4;
+  });
+}
+
+void gemv_q6_k_rows16_six_bit(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  gemv_q6_k_rows16_with(packed, n_groups, n, x, y, [](const uint8_t* v, int e) {
+    const int run = e / 4, k = e % 4;
+    if (run < 3) return v[64 * run + k] & 0x3F;
+    return (v[k] >> 6) | (v[64 + k] >> 6) << 2 | (v[128 + k] >> 6) << 4;
+  });
 }
 
 void attention(const AttentionArgs& args, AttentionScratch&) { attention_reference(args); }
@@ -566,6 +580,7 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        f16_to_f32_scalar,
                                        reference::gemv_q4_k_rows16,
                                        reference::gemv_q6_k_rows16,
+                                       Rows16Layout::Q6_K_LowHigh,
                                        rms_norm_scalar,
                                        softmax_sums_scalar,
                                        find_above_scalar};

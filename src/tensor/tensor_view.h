@@ -9,6 +9,15 @@
 
 namespace glassbox {
 
+// The packed forms of a matrix for one-token products (kernels::pack_rows16,
+// kernels/block_layouts.h). Q6_K has two: each instruction set reads the one
+// its kernel decodes in fewest steps.
+enum class Rows16Layout : uint8_t {
+  Q4_K,
+  Q6_K_LowHigh,  // low nibbles and high bit pairs apart, as Q6_K stores them
+  Q6_K_SixBit,   // three of every four values whole in bytes
+};
+
 struct TensorView {
   DType type = DType::F32;
   const uint8_t* data = nullptr;
@@ -17,6 +26,7 @@ struct TensorView {
   // The same Q4_K or Q6_K matrix packed for one-token products
   // (kernels::pack_rows16), when the model made that copy; else null.
   const uint8_t* rows16 = nullptr;
+  Rows16Layout rows16_layout = Rows16Layout::Q4_K;  // what rows16 holds
 
   // A matrix: `rows` rows of `cols` values of `type`, `row_stride` bytes apart.
   static TensorView matrix(DType type, const uint8_t* data, int64_t cols, int64_t rows, int64_t row_stride) {
