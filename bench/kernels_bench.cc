@@ -1,7 +1,9 @@
 // Kernel micro-benchmarks: dot (one row after another, one thread) and
 // matmul (1 and 16 tokens, one thread and a 2-thread pool) for every
 // computable type and every ISA this CPU runs, on random weights shaped
-// 1024x1024 and 1024x3072 (rows x cols).
+// 1024x1024 and 1024x3072 (rows x cols); the fast path (Fast/), its
+// one-token products on the packed Q4_K and Q6_K copies (Packed/),
+// attention, and products streaming from memory (Stream/).
 //
 //   kernels_bench --benchmark_filter='Dot/Q4_K'   (one family)
 //   kernels_bench --benchmark_min_time=0.05       (a quick pass)
@@ -147,6 +149,36 @@ void bench_fast(benchmark::State& state, Case c) {
     benchmark::ClobberMemory();
   }
   set_counters(state, c, static_cast<int64_t>(weights.size()), n_tokens);
+}
+
+// The one-token product on the packed copy the engine makes for generation
+// (kernels::pack_rows16, in the form this ISA reads), one thread: the
+// kernels' compute rate with the matrix in cache.
+void bench_packed(benchmark::State& state, Case c) {
+  if (!kernels::force_isa(c.isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  std::mt19937 rng(42);
+  const auto weights = random_weights(c.type, c.shape, rng);
+  glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
+                                                        glassbox::row_bytes(c.type, c.shape.cols));
+  std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(W)));
+  W.rows16_layout = kernels::rows16_layout(c.type);
+  kernels::pack_rows16(W, packed.data(), W.rows16_layout);
+  W.rows16 = packed.data();
+  std::vector<float> X(static_cast<size_t>(c.shape.cols));
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (float& v : X) v = value(rng);
+  std::vector<float> Y(static_cast<size_t>(c.shape.rows));
+  kernels::Activations acts;
+  for (auto _ : state) {
+    acts.set(X.data(), c.shape.cols, 1, c.shape.cols);
+    kernels::matmul_fast(W, acts, Y.data(), nullptr);
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, c, static_cast<int64_t>(packed.size()), 1);
 }
 
 // Matrix-vector products streaming from memory: 48 matrices of 3072 x 1024
@@ -295,6 +327,18 @@ int main(int argc, char** argv) {
             ->ArgsProduct({{1, 64}, {1, 2}})
             ->ArgNames({"tokens", "threads"})
             ->Unit(benchmark::kMicrosecond);
+      }
+    }
+    if (kernels::have_fast_rows16(DType::Q4_K)) {
+      // 1024 x 1024 stays in a 1 MiB L2 (the compute rate); the others
+      // come from L3, as the model's matrices do.
+      for (DType type : {DType::Q4_K, DType::Q6_K}) {
+        for (Shape shape : {Shape{1024, 1024}, fast_shapes[0], fast_shapes[1], fast_shapes[2]}) {
+          const std::string suffix = std::string(glassbox::dtype_name(type)) + "/" + isa + "/" +
+                                     std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
+          benchmark::RegisterBenchmark(("Packed/" + suffix).c_str(), bench_packed, Case{type, shape, isa})
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
     for (DType kv_type : {DType::F16, DType::Q8_0}) {
