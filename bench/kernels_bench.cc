@@ -164,9 +164,7 @@ void bench_packed(benchmark::State& state, Case c) {
   glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
                                                         glassbox::row_bytes(c.type, c.shape.cols));
   std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(W)));
-  W.rows16_layout = kernels::rows16_layout(c.type);
-  kernels::pack_rows16(W, packed.data(), W.rows16_layout);
-  W.rows16 = packed.data();
+  kernels::attach_rows16(W, packed.data());
   std::vector<float> X(static_cast<size_t>(c.shape.cols));
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   for (float& v : X) v = value(rng);

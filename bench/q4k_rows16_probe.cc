@@ -111,9 +111,7 @@ int main() {
     // In huge pages, like the engine's packed matrices and the read probe.
     glassbox::LargeBuffer packed(static_cast<size_t>(kernels::rows16_bytes(plain)));
     TensorView with_packed = plain;
-    with_packed.rows16_layout = kernels::rows16_layout(c.type);
-    kernels::pack_rows16(plain, static_cast<uint8_t*>(packed.data()), with_packed.rows16_layout);
-    with_packed.rows16 = static_cast<const uint8_t*>(packed.data());
+    kernels::attach_rows16(with_packed, static_cast<uint8_t*>(packed.data()));
     glassbox::ThreadPool pool(c.threads);
     glassbox::ThreadPool* p = c.threads > 1 ? &pool : nullptr;
 

@@ -385,8 +385,7 @@ TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
   TensorView B{DType::Q6_K, q6k.data(), {cols, 1000, 1, 1}, row_bytes(DType::Q6_K, cols)};
   TensorView C{DType::Q8_0, q8.data(), {cols, 33, 1, 1}, row_bytes(DType::Q8_0, cols)};
   std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(A)));
-  pack_rows16(A, packed.data(), Rows16Layout::Q4_K);
-  A.rows16 = packed.data();
+  attach_rows16(A, packed.data());
   const auto X = random_floats(cols, rng);
   Activations acts;
   acts.set(X.data(), cols, 1, cols);
@@ -422,8 +421,7 @@ TEST(FastMatmul, SwigluEqualsTheStepsOneAfterAnother) {
   TensorView G{DType::Q4_K, gate_rows.data(), {cols, ff, 1, 1}, row_bytes(DType::Q4_K, cols)};
   TensorView U{DType::Q6_K, up_rows.data(), {cols, ff, 1, 1}, row_bytes(DType::Q6_K, cols)};
   std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(G)));
-  pack_rows16(G, packed.data(), Rows16Layout::Q4_K);
-  G.rows16 = packed.data();
+  attach_rows16(G, packed.data());
   const auto X = random_floats(cols, rng);
   Activations acts;
   acts.set(X.data(), cols, 1, cols);
@@ -926,12 +924,22 @@ TEST(Rows16Types, MatmulRefusesACopyInAnotherTypesForm) {
 // a SIMD kernel for a form are worth packing for.
 TEST(Rows16Types, EachIsaPacksTheFormItReads) {
   IsaGuard guard;
+  std::mt19937 rng(18);
+  const auto data = random_rows(DType::Q6_K, 256, 16, row_bytes(DType::Q6_K, 256), rng);
   for (const std::string& isa : available_isas()) {
     ASSERT_TRUE(force_isa(isa));
     SCOPED_TRACE(isa);
     EXPECT_EQ(rows16_layout(DType::Q4_K), Rows16Layout::Q4_K);
     EXPECT_EQ(rows16_layout(DType::Q6_K), isa == "avx2" ? Rows16Layout::Q6_K_SixBit : Rows16Layout::Q6_K_LowHigh);
     EXPECT_EQ(have_fast_rows16(DType::Q6_K), isa != "scalar");
+    // attach_rows16 packs in that form and says so.
+    TensorView W = TensorView::matrix(DType::Q6_K, data.data(), 256, 16, row_bytes(DType::Q6_K, 256));
+    std::vector<uint8_t> attached(static_cast<size_t>(rows16_bytes(W))), packed(attached.size());
+    attach_rows16(W, attached.data());
+    pack_rows16(W, packed.data(), rows16_layout(DType::Q6_K));
+    EXPECT_EQ(W.rows16, attached.data());
+    EXPECT_EQ(W.rows16_layout, rows16_layout(DType::Q6_K));
+    EXPECT_EQ(attached, packed);
   }
 }
 

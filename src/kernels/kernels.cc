@@ -524,19 +524,25 @@ int64_t rows16_block_bytes(DType type) {
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / 256 * rows16_block_bytes(type); }
 
+// The scalar reference for a packed matrix in `layout` (null for no form).
+detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
+  switch (layout) {
+    case Rows16Layout::Q4_K:
+      return detail::reference::gemv_q4_k_rows16;
+    case Rows16Layout::Q6_K_LowHigh:
+      return detail::reference::gemv_q6_k_rows16;
+    case Rows16Layout::Q6_K_SixBit:
+      return detail::reference::gemv_q6_k_rows16_six_bit;
+  }
+  return nullptr;
+}
+
 // The kernel of `isa` for a packed matrix in `layout`: a Q6_K copy packed
 // for another instruction set (only when one is forced after packing, as
 // the tests do) runs the scalar reference of its form.
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
-  switch (layout) {
-    case Rows16Layout::Q4_K:
-      return isa.gemv_q4_k_rows16;
-    case Rows16Layout::Q6_K_LowHigh:
-      return isa.q6_k_rows16_layout == layout ? isa.gemv_q6_k_rows16 : detail::reference::gemv_q6_k_rows16;
-    case Rows16Layout::Q6_K_SixBit:
-      return isa.q6_k_rows16_layout == layout ? isa.gemv_q6_k_rows16 : detail::reference::gemv_q6_k_rows16_six_bit;
-  }
-  return nullptr;
+  if (layout == Rows16Layout::Q4_K) return isa.gemv_q4_k_rows16;
+  return layout == isa.q6_k_rows16_layout ? isa.gemv_q6_k_rows16 : reference_rows16_kernel(layout);
 }
 
 // Rows [r0, r1) (whole groups of 16) of a packed matrix times x.
@@ -899,21 +905,21 @@ bool can_pack_rows16(const TensorView& W) {
   return W && rows16_block_bytes(W.type) > 0 && W.cols() % 256 == 0 && W.rows() % kRows16 == 0 && W.rows() > 0;
 }
 
+Rows16Layout rows16_layout(DType type) {
+  return type == DType::Q6_K ? active().q6_k_rows16_layout : Rows16Layout::Q4_K;
+}
+
 bool have_fast_rows16(DType type) {
   const IsaKernels& isa = active();
   switch (type) {
     case DType::Q4_K:
-      return isa.gemv_q4_k_rows16 != &detail::reference::gemv_q4_k_rows16;
-    case DType::Q6_K:
-      return isa.gemv_q6_k_rows16 != &detail::reference::gemv_q6_k_rows16 &&
-             isa.gemv_q6_k_rows16 != &detail::reference::gemv_q6_k_rows16_six_bit;
+    case DType::Q6_K: {
+      const Rows16Layout layout = rows16_layout(type);
+      return rows16_kernel(isa, layout) != reference_rows16_kernel(layout);
+    }
     default:
       return false;
   }
-}
-
-Rows16Layout rows16_layout(DType type) {
-  return type == DType::Q6_K ? active().q6_k_rows16_layout : Rows16Layout::Q4_K;
 }
 
 int64_t rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * rows16_group_bytes(W.type, W.cols()); }
@@ -951,12 +957,12 @@ void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout lay
         if (layout == Rows16Layout::Q6_K_SixBit) {
           for (int m = 0; m < 3; ++m)
             v[64 * m + k] = static_cast<uint8_t>(e[4 * m + k] | ((e[12 + k] >> (2 * m)) & 3) << 6);
-          continue;
+        } else {
+          v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
+          v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
+          v[128 + k] =
+              static_cast<uint8_t>(e[k] >> 4 | (e[4 + k] >> 4) << 2 | (e[8 + k] >> 4) << 4 | (e[12 + k] >> 4) << 6);
         }
-        v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
-        v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
-        v[128 + k] =
-            static_cast<uint8_t>(e[k] >> 4 | (e[4 + k] >> 4) << 2 | (e[8 + k] >> 4) << 4 | (e[12 + k] >> 4) << 6);
       }
     }
   }
@@ -980,6 +986,13 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
       }
     }
   }
+}
+
+void attach_rows16(TensorView& W, uint8_t* out) {
+  const Rows16Layout layout = rows16_layout(W.type);
+  pack_rows16(W, out, layout);
+  W.rows16 = out;
+  W.rows16_layout = layout;
 }
 
 void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x,

@@ -116,9 +116,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     m->packed_ = LargeBuffer(total);
     auto* at = static_cast<uint8_t*>(m->packed_.data());
     for (TensorView* W : to_pack) {
-      W->rows16_layout = kernels::rows16_layout(W->type);
-      kernels::pack_rows16(*W, at, W->rows16_layout);
-      W->rows16 = at;
+      kernels::attach_rows16(*W, at);
       at += padded(*W);
     }
   }
