@@ -2,7 +2,7 @@
 // matmul (1 and 16 tokens, one thread and a 2-thread pool) for every
 // computable type and every ISA this CPU runs, on random weights shaped
 // 1024x1024 and 1024x3072 (rows x cols); the fast path (Fast/), its
-// one-token products on the packed Q4_K and Q6_K copies (Packed/),
+// one-token products on the packed Q4_K, Q6_K and Q8_0 copies (Packed/),
 // attention, and products streaming from memory (Stream/).
 //
 //   kernels_bench --benchmark_filter='Dot/Q4_K'   (one family)
@@ -53,8 +53,13 @@ std::vector<uint8_t> random_weights(DType type, Shape shape, std::mt19937& rng) 
         break;
       case DType::Q4_0:
       case DType::Q5_0:
+        put16(at, glassbox::f32_to_fp16(0.01f * value(rng)));
+        break;
       case DType::Q8_0:
         put16(at, glassbox::f32_to_fp16(0.01f * value(rng)));
+        // No -128, as ggml's quantizer writes (and the packed form needs).
+        for (size_t i = at + 2; i < at + 34; ++i)
+          if (bytes[i] == 0x80) bytes[i] = 0x81;
         break;
       case DType::Q4_K:
         put16(at, glassbox::f32_to_fp16(0.01f * value(rng)));
@@ -327,10 +332,11 @@ int main(int argc, char** argv) {
             ->Unit(benchmark::kMicrosecond);
       }
     }
-    if (kernels::have_fast_rows16(DType::Q4_K)) {
+    {
       // 1024 x 1024 stays in a 1 MiB L2 (the compute rate); the others
       // come from L3, as the model's matrices do.
-      for (DType type : {DType::Q4_K, DType::Q6_K}) {
+      for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {
+        if (!kernels::have_fast_rows16(type)) continue;
         for (Shape shape : {Shape{1024, 1024}, fast_shapes[0], fast_shapes[1], fast_shapes[2]}) {
           const std::string suffix = std::string(glassbox::dtype_name(type)) + "/" + isa + "/" +
                                      std::to_string(shape.rows) + "x" + std::to_string(shape.cols);

@@ -104,6 +104,19 @@ inline constexpr int kRows16Q6Scales = 32;
 inline constexpr int kRows16Q6Qs = 32 + 256;
 inline constexpr int kRows16Q6Bytes = kRows16Q6Qs + 16 * 192;  // 16 * kQ6_KBytes
 
+// Q8_0 rows packed in groups of 16 (Rows16Layout::Q8_0; same size as the
+// rows): per block of 32 columns, the 16 rows' d (fp16), then 8 steps of 64
+// bytes: step k holds row r's values 4k..4k+3 in bytes 4r..4r+3. Eight rows
+// per 256-bit vector meet four activations broadcast to every lane, and the
+// 16 scales convert with two instructions, where stored rows need a scalar
+// conversion and a broadcast per row and block. Only matrices without the
+// value -128 are packed (kernels::can_pack_rows16): the AVX2 kernel gives w
+// the sign of x, and -(-128) does not fit a byte. ggml's quantizer never
+// writes it (its values are round(x / d) with d = amax / 127).
+inline constexpr int kRows16Q8Elems = 32;
+inline constexpr int kRows16Q8Qs = 32;
+inline constexpr int kRows16Q8Bytes = kRows16Q8Qs + 8 * 64;  // 16 * kQ8_0Bytes
+
 static inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);

@@ -840,12 +840,25 @@ TEST(LogitRows, FindAboveMatchesReference) {
   }
 }
 
-// ------------------------------------------------- Q4_K packed by 16 rows
+// ------------------------------------- Q4_K, Q6_K, Q8_0 packed by 16 rows
 
 // Each packed form of a type, for `type`.
 std::vector<Rows16Layout> rows16_layouts(DType type) {
   if (type == DType::Q4_K) return {Rows16Layout::Q4_K};
+  if (type == DType::Q8_0) return {Rows16Layout::Q8_0};
   return {Rows16Layout::Q6_K_LowHigh, Rows16Layout::Q6_K_SixBit};
+}
+
+// Q8_0 rows as ggml's quantizer writes them: no value -128 (the packed
+// form cannot hold it; Rows16Q8.MinusOneTwentyEightStaysInStoredRows).
+void clear_minus_128(DType type, std::vector<uint8_t>& rows, int64_t n, int64_t n_rows, int64_t stride) {
+  if (type != DType::Q8_0) return;
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t b = 0; b < n / 32; ++b)
+      for (int i = 0; i < 32; ++i) {
+        uint8_t& v = rows[static_cast<size_t>(r * stride + b * 34 + 2 + i)];
+        if (v == 0x80) v = 0x81;
+      }
 }
 
 // The packed matrix-vector products equal the scalar fast-path reference on
@@ -858,11 +871,13 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
   const DType type = GetParam();
   IsaGuard guard;
   std::mt19937 rng(16);
-  // 257 blocks: the AVX2 kernels work in slices of 256 blocks.
+  // 257 blocks: the AVX2 Q4_K and Q6_K kernels work in slices of 256
+  // blocks, the Q8_0 one in slices of 16384 columns.
   for (int64_t cols : {int64_t{256}, int64_t{1024}, int64_t{3072}, int64_t{257 * 256}}) {
     const int64_t rows = 48;
     const int64_t stride = row_bytes(type, cols) + 3;  // unaligned rows
-    const auto data = random_rows(type, cols, rows, stride, rng);
+    auto data = random_rows(type, cols, rows, stride, rng);
+    clear_minus_128(type, data, cols, rows, stride);
     const TensorView W = TensorView::matrix(type, data.data(), cols, rows, stride);
     ASSERT_TRUE(can_pack_rows16(W));
     auto x = random_floats(cols, rng);
@@ -870,12 +885,12 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
     Activations acts;
     acts.set(x.data(), cols, 1, cols);
     acts.prepare_for(type, nullptr);
-    const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
+    const QuantizedActs& q = acts.quantized(act_format_for(type));
     for (const Rows16Layout layout : rows16_layouts(type)) {
       std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
       // Q4_K adds one 64-byte run of unpacked scales and minimums per 16
-      // blocks; Q6_K's packed forms are exactly its rows.
-      const int64_t block_bytes = type == DType::Q4_K ? 144 * 16 + 64 : 210 * 16;
+      // blocks; Q6_K's and Q8_0's packed forms are exactly their rows.
+      const int64_t block_bytes = type == DType::Q4_K ? 144 * 16 + 64 : type == DType::Q6_K ? 210 * 16 : 34 * 16 * 8;
       ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
       pack_rows16(W, packed.data(), layout);
       for (const std::string& isa : available_isas()) {
@@ -932,6 +947,10 @@ TEST(Rows16Types, EachIsaPacksTheFormItReads) {
     EXPECT_EQ(rows16_layout(DType::Q4_K), Rows16Layout::Q4_K);
     EXPECT_EQ(rows16_layout(DType::Q6_K), isa == "avx2" ? Rows16Layout::Q6_K_SixBit : Rows16Layout::Q6_K_LowHigh);
     EXPECT_EQ(have_fast_rows16(DType::Q6_K), isa != "scalar");
+    // Q8_0 only where the stored rows' kernel is the slower (AVX2: no
+    // dot-product instruction for bytes).
+    EXPECT_EQ(rows16_layout(DType::Q8_0), Rows16Layout::Q8_0);
+    EXPECT_EQ(have_fast_rows16(DType::Q8_0), isa == "avx2");
     // attach_rows16 packs in that form and says so.
     TensorView W = TensorView::matrix(DType::Q6_K, data.data(), 256, 16, row_bytes(DType::Q6_K, 256));
     std::vector<uint8_t> attached(static_cast<size_t>(rows16_bytes(W))), packed(attached.size());
@@ -965,7 +984,37 @@ TEST_P(Rows16, RejectsShapesItCannotPack) {
   EXPECT_THROW(gemv_rows16(static_cast<Rows16Layout>(7), out.data(), 256, 0, 16, acts, y), Error);  // no such form
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K),
+// A Q8_0 matrix holding -128 is not packed (its sign cannot flip in a
+// byte); its products stay exact through the stored rows' kernels.
+TEST(Rows16Q8, MinusOneTwentyEightStaysInStoredRows) {
+  IsaGuard guard;
+  std::mt19937 rng(19);
+  const int64_t cols = 512, rows = 32, stride = row_bytes(DType::Q8_0, cols);
+  auto data = random_rows(DType::Q8_0, cols, rows, stride, rng);
+  clear_minus_128(DType::Q8_0, data, cols, rows, stride);
+  TensorView W = TensorView::matrix(DType::Q8_0, data.data(), cols, rows, stride);
+  ASSERT_TRUE(can_pack_rows16(W));
+  data[static_cast<size_t>(17 * stride + 5 * 34 + 2 + 9)] = 0x80;  // row 17, block 5, value 9
+  EXPECT_FALSE(can_pack_rows16(W));
+  std::vector<uint8_t> out(static_cast<size_t>(rows16_bytes(W)));
+  EXPECT_THROW(pack_rows16(W, out.data(), Rows16Layout::Q8_0), Error);
+  auto x = random_floats(cols, rng);
+  x[5 * 32 + 9] = -3.0f;  // the -128 meets a negative activation
+  Activations acts;
+  acts.set(x.data(), cols, 1, cols);
+  acts.prepare_for(DType::Q8_0, nullptr);
+  const QuantizedActs& q = acts.quantized(ActFormat::Q8_32);
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    std::vector<float> y(static_cast<size_t>(rows));
+    matmul_fast(W, acts, y.data(), nullptr);
+    for (int64_t r = 0; r < rows; ++r)
+      ASSERT_NEAR(y[r], scalar::dot_q8(DType::Q8_0, W.row(r), q, 0), fast_tolerance(DType::Q8_0, W.row(r), q, 0))
+          << isa << " row " << r;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K, DType::Q8_0),
                          [](const ::testing::TestParamInfo<DType>& info) {
                            return std::string(dtype_name(info.param));
                          });
@@ -1068,12 +1117,14 @@ TEST(Q8_0, ExtremeValuesAreExact) {
   }
 }
 
-// Other types have no packed layout.
-TEST(Rows16Types, OnlyQ4KAndQ6K) {
-  std::vector<uint8_t> data(static_cast<size_t>(row_bytes(DType::Q8_0, 256) * 16));
-  const TensorView W = TensorView::matrix(DType::Q8_0, data.data(), 256, 16, row_bytes(DType::Q8_0, 256));
-  EXPECT_FALSE(can_pack_rows16(W));
-  EXPECT_FALSE(have_fast_rows16(DType::Q8_0));
+// Other types have no packed form.
+TEST(Rows16Types, OnlyQ4KQ6KAndQ8_0) {
+  for (const DType type : {DType::Q4_0, DType::Q5_0, DType::F16, DType::F32}) {
+    std::vector<uint8_t> data(static_cast<size_t>(row_bytes(type, 256) * 16));
+    const TensorView W = TensorView::matrix(type, data.data(), 256, 16, row_bytes(type, 256));
+    EXPECT_FALSE(can_pack_rows16(W)) << dtype_name(type);
+    EXPECT_FALSE(have_fast_rows16(type)) << dtype_name(type);
+  }
 }
 
 // ---------------------------------------------------------- fp16 rows

@@ -26,6 +26,9 @@ using layout::kQ4_KScales;
 using layout::kQ6_KBytes;
 using layout::kQ6_KD;
 using layout::kQ6_KScales;
+using layout::kQ8_0Bytes;
+using layout::kQ8_0Elems;
+using layout::kQ8_0Qs;
 using layout::kRows16;
 using layout::kRows16Bytes;
 using layout::kRows16Dmin;
@@ -492,7 +495,18 @@ detail::QRow qrow(const QuantizedActs& x, int64_t t) {
           x.group_scales(t)};
 }
 
-DType rows16_layout_type(Rows16Layout layout) { return layout == Rows16Layout::Q4_K ? DType::Q4_K : DType::Q6_K; }
+DType rows16_layout_type(Rows16Layout layout) {
+  switch (layout) {
+    case Rows16Layout::Q4_K:
+      return DType::Q4_K;
+    case Rows16Layout::Q8_0:
+      return DType::Q8_0;
+    case Rows16Layout::Q6_K_LowHigh:
+    case Rows16Layout::Q6_K_SixBit:
+      break;
+  }
+  return DType::Q6_K;
+}
 
 void check_fast_args(const TensorView& W, const Activations& X) {
   if (!W) throw Error("matmul: weight tensor has no data");
@@ -508,21 +522,25 @@ void check_fast_args(const TensorView& W, const Activations& X) {
                 std::string(dtype_name(W.type)) + " row of " + std::to_string(W.cols()) + " elements");
 }
 
-// Bytes of a packed block of 256 columns for 16 rows of `type` (0: no
-// packed layout).
+// Bytes of a packed block (rows16_block_cols columns) for 16 rows of `type`
+// (0: no packed layout).
 int64_t rows16_block_bytes(DType type) {
   switch (type) {
     case DType::Q4_K:
       return kRows16Bytes;
     case DType::Q6_K:
       return layout::kRows16Q6Bytes;
+    case DType::Q8_0:
+      return layout::kRows16Q8Bytes;
     default:
       return 0;
   }
 }
 
+int64_t rows16_block_cols(DType type) { return type == DType::Q8_0 ? layout::kRows16Q8Elems : 256; }
+
 // Bytes of one packed group of 16 rows of n columns.
-int64_t rows16_group_bytes(DType type, int64_t n) { return n / 256 * rows16_block_bytes(type); }
+int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
 
 // The scalar reference for a packed matrix in `layout` (null for no form).
 detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
@@ -533,6 +551,8 @@ detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
       return detail::reference::gemv_q6_k_rows16;
     case Rows16Layout::Q6_K_SixBit:
       return detail::reference::gemv_q6_k_rows16_six_bit;
+    case Rows16Layout::Q8_0:
+      return detail::reference::gemv_q8_0_rows16;
   }
   return nullptr;
 }
@@ -542,6 +562,7 @@ detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
 // the tests do) runs the scalar reference of its form.
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
   if (layout == Rows16Layout::Q4_K) return isa.gemv_q4_k_rows16;
+  if (layout == Rows16Layout::Q8_0) return isa.gemv_q8_0_rows16;
   return layout == isa.q6_k_rows16_layout ? isa.gemv_q6_k_rows16 : reference_rows16_kernel(layout);
 }
 
@@ -901,19 +922,49 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
   }
 }
 
+namespace {
+
+// Whether any value of the Q8_0 rows is -128 (which the packed form cannot
+// hold, block_layouts.h).
+bool q8_0_has_minus_128(const TensorView& W) {
+  for (int64_t r = 0; r < W.rows(); ++r) {
+    const uint8_t* row = W.row(r);
+    for (int64_t b = 0; b < W.cols() / kQ8_0Elems; ++b) {
+      const uint8_t* qs = row + b * kQ8_0Bytes + kQ8_0Qs;
+      uint8_t any = 0;
+      for (int i = 0; i < kQ8_0Elems; ++i) any |= static_cast<uint8_t>(qs[i] == 0x80);
+      if (any) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 bool can_pack_rows16(const TensorView& W) {
-  return W && rows16_block_bytes(W.type) > 0 && W.cols() % 256 == 0 && W.rows() % kRows16 == 0 && W.rows() > 0;
+  if (!W || rows16_block_bytes(W.type) == 0 || W.cols() % rows16_block_cols(W.type) != 0 || W.cols() <= 0 ||
+      W.rows() % kRows16 != 0 || W.rows() <= 0)
+    return false;
+  return W.type != DType::Q8_0 || !q8_0_has_minus_128(W);
 }
 
 Rows16Layout rows16_layout(DType type) {
-  return type == DType::Q6_K ? active().q6_k_rows16_layout : Rows16Layout::Q4_K;
+  switch (type) {
+    case DType::Q6_K:
+      return active().q6_k_rows16_layout;
+    case DType::Q8_0:
+      return Rows16Layout::Q8_0;
+    default:
+      return Rows16Layout::Q4_K;
+  }
 }
 
 bool have_fast_rows16(DType type) {
   const IsaKernels& isa = active();
   switch (type) {
     case DType::Q4_K:
-    case DType::Q6_K: {
+    case DType::Q6_K:
+    case DType::Q8_0: {
       const Rows16Layout layout = rows16_layout(type);
       return rows16_kernel(isa, layout) != reference_rows16_kernel(layout);
     }
@@ -968,19 +1019,31 @@ void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout lay
   }
 }
 
+void pack_q8_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ8_0Bytes;
+    std::memcpy(o + 2 * r, block, 2);
+    for (int k = 0; k < 8; ++k) std::memcpy(o + layout::kRows16Q8Qs + 64 * k + 4 * r, block + kQ8_0Qs + 4 * k, 4);
+  }
+}
+
 }  // namespace
 
 void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   if (!can_pack_rows16(W))
-    throw Error("pack_rows16: needs a Q4_K or Q6_K matrix with a multiple of 16 rows and of 256 columns");
+    throw Error(
+        "pack_rows16: needs a Q4_K or Q6_K matrix with a multiple of 16 rows and of 256 columns, or a Q8_0 one with "
+        "a multiple of 16 rows and no value -128");
   if (rows16_layout_type(layout) != W.type)
     throw Error("pack_rows16: that packed form is another type's than " + std::string(dtype_name(W.type)));
-  const int64_t n_blocks = W.cols() / 256, block_bytes = rows16_block_bytes(W.type);
+  const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
       uint8_t* o = out + (g * n_blocks + b) * block_bytes;
       if (W.type == DType::Q4_K) {
         pack_q4_k_block(W, g, b, o);
+      } else if (W.type == DType::Q8_0) {
+        pack_q8_0_block(W, g, b, o);
       } else {
         pack_q6_k_block(W, g, b, layout, o);
       }
@@ -998,9 +1061,11 @@ void attach_rows16(TensorView& W, uint8_t* out) {
 void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x,
                  float* y) {
   if (rows16_kernel(active(), layout) == nullptr) throw Error("gemv_rows16: not a packed form");
-  if (n <= 0 || n % 256 != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
-    throw Error("gemv_rows16: rows must be whole groups of 16 and n a multiple of 256");
-  const QuantizedActs& q = x.quantized(ActFormat::Q8_256);
+  const DType type = rows16_layout_type(layout);
+  if (n <= 0 || n % rows16_block_cols(type) != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
+    throw Error("gemv_rows16: rows must be whole groups of 16 and n a multiple of " +
+                std::to_string(rows16_block_cols(type)));
+  const QuantizedActs& q = x.quantized(act_format_for(type));
   if (q.n() != n || q.rows() < 1) throw Error("gemv_rows16: activations do not match the matrix");
   packed_rows16(active(), layout, packed, n, r0, r1, qrow(q, 0), y);
 }

@@ -213,11 +213,12 @@ constexpr int64_t kNextProductPrefetchBytes = 64 * 1024;
 void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights,
                            int64_t bytes = kNextProductPrefetchBytes);
 
-// Q4_K and Q6_K matrices packed for the matrix-vector product (one token):
-// rows in groups of 16, one 32-bit lane per row, scales (and Q4_K's
+// Q4_K, Q6_K and Q8_0 matrices packed for the matrix-vector product (one
+// token): rows in groups of 16, one 32-bit lane per row, scales (and Q4_K's
 // minimums) unpacked. The layouts are in block_layouts.h; Q4_K's is 2.8%
-// larger than its rows, Q6_K's the same size. Needs a row count that is a
-// multiple of 16.
+// larger than its rows, Q6_K's and Q8_0's the same size. Needs a row count
+// that is a multiple of 16, and for Q8_0 no value -128 (ggml's quantizer
+// never writes one; this reads the whole matrix to check).
 bool can_pack_rows16(const TensorView& W);
 // Whether the active instruction set has a SIMD kernel for the packed form
 // of `type` (elsewhere it runs a scalar reference: not worth packing for).

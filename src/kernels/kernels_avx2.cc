@@ -1078,6 +1078,55 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
   }
 }
 
+// Q8_0 rows packed in groups of 16 (kRows16Q8Bytes per block of 32 columns,
+// Rows16Layout::Q8_0, block_layouts.h), eight rows per 256-bit vector:
+// vpmaddubsw takes |x| (broadcast, unsigned) against w with x's sign, so the
+// activations' four values serve all 16 rows, and the packed matrix holds
+// no -128 (whose sign cannot flip in a byte). Pair sums are at most
+// 2 * 127 * 127, no saturation; vpmaddwd widens each step to 32 bits. Per 64
+// bytes of weights 2 sign flips, 2 vpmaddubsw, 2 vpmaddwd and 2 adds, plus
+// per block the 16 scales in two conversions: about half the operations of
+// the stored rows' kernel below, and 1.9x its rate from L2.
+void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  const int64_t n_blocks = n / kRows16Q8Elems;
+  const __m256i ones = _mm256_set1_epi16(1);
+  // |x| once per call, in slices of columns so that it fits on the stack
+  // (wide enough that the rows of every model here are one slice: each
+  // further slice walks the groups again).
+  constexpr int64_t kSliceCols = 16384;
+  alignas(32) int8_t abs_x[kSliceCols];
+  for (int64_t c0 = 0; c0 < n; c0 += kSliceCols) {
+    const int64_t nc = std::min(kSliceCols, n - c0), b0 = c0 / kRows16Q8Elems, nb = nc / kRows16Q8Elems;
+    for (int64_t i = 0; i < nc; i += 32)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(abs_x + i),
+                         _mm256_abs_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs + c0 + i))));
+    const uint8_t* block = packed + b0 * kRows16Q8Bytes;
+    for (int64_t g = 0; g < n_groups; ++g, block += (n_blocks - nb) * kRows16Q8Bytes) {
+      __m256 acc0 = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(y + kRows16 * g);
+      __m256 acc1 = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(y + kRows16 * g + 8);
+      for (int64_t b = 0; b < nb; ++b, block += kRows16Q8Bytes) {
+        const uint8_t* xs = reinterpret_cast<const uint8_t*>(x.qs) + c0 + kRows16Q8Elems * b;
+        const uint8_t* as = reinterpret_cast<const uint8_t*>(abs_x) + kRows16Q8Elems * b;
+        __m256i sum0 = _mm256_setzero_si256(), sum1 = sum0;
+        for (int k = 0; k < 8; ++k) {
+          const __m256i xb = broadcast_u32(xs + 4 * k), ab = broadcast_u32(as + 4 * k);
+          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kRows16Q8Qs + 64 * k));
+          const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kRows16Q8Qs + 64 * k + 32));
+          sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(ab, _mm256_sign_epi8(w0, xb)), ones));
+          sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(ab, _mm256_sign_epi8(w1, xb)), ones));
+        }
+        const __m256 dx = _mm256_set1_ps(x.scales[b0 + b]);
+        const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+        const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16)));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum0), _mm256_mul_ps(d0, dx), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum1), _mm256_mul_ps(d1, dx), acc1);
+      }
+      _mm256_storeu_ps(y + kRows16 * g, acc0);
+      _mm256_storeu_ps(y + kRows16 * g + 8, acc1);
+    }
+  }
+}
+
 // Q8_0 rows as stored, four at a time (the activations' block is loaded once
 // for the four): vpmaddubsw needs one unsigned operand, so |w| meets x with
 // w's sign (x * sign(w)); pair sums are at most 2 * 128 * 127, no
@@ -1755,6 +1804,7 @@ constexpr IsaKernels kAvx2Kernels = {"avx2",
                                      gemv_q4_k_rows16,
                                      gemv_q6_k_rows16,
                                      Rows16Layout::Q6_K_SixBit,
+                                     gemv_q8_0_rows16,
                                      rms_norm_avx2,
                                      avx2::softmax_sums,
                                      avx2::find_above};

@@ -154,13 +154,22 @@ INSTANTIATE_TEST_SUITE_P(AllModels, FastPath, ::testing::ValuesIn(native_cases()
   return n;
 });
 
-// Q4_K and Q6_K matrices packed for one-token products give the logits of
-// the original rows (up to float summation order), where the CPU has the
-// kernels.
-TEST(FastPathOptions, PackedMatricesGiveTheSameLogits) {
-  if (!kernels::have_fast_rows16(DType::Q4_K) || !kernels::have_fast_rows16(DType::Q6_K))
-    GTEST_SKIP() << "no SIMD kernel for packed Q4_K and Q6_K on this CPU";
-  const std::string path = (kRef / "models" / "rand-qwen3-kq.q4_k_m.gguf").string();
+// Matrices packed for one-token products (Q4_K and Q6_K; Q8_0 where the
+// instruction set packs it) give the logits of the original rows (up to
+// float summation order), where the CPU has the kernels.
+struct PackedCase {
+  std::string model;
+  std::vector<DType> packed_types;
+};
+
+class PackedMatrices : public ::testing::TestWithParam<PackedCase> {};
+
+TEST_P(PackedMatrices, GiveTheSameLogits) {
+  const PackedCase& c = GetParam();
+  for (const DType type : c.packed_types)
+    if (!kernels::have_fast_rows16(type))
+      GTEST_SKIP() << "no SIMD kernel for packed " << dtype_name(type) << " on this CPU";
+  const std::string path = (kRef / "models" / c.model).string();
   LoadOptions packed_options, plain_options;
   packed_options.load_tokenizer = plain_options.load_tokenizer = false;
   plain_options.pack_for_generation = false;
@@ -171,8 +180,8 @@ TEST(FastPathOptions, PackedMatricesGiveTheSameLogits) {
     for (const TensorView* W : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
       if (W->rows16 != nullptr) ++n_packed[W->type];
   if (packed->weights().output.rows16 != nullptr) ++n_packed[packed->weights().output.type];
-  ASSERT_GT(n_packed[DType::Q4_K], 0) << "no Q4_K matrix was packed";
-  ASSERT_GT(n_packed[DType::Q6_K], 0) << "no Q6_K matrix was packed";
+  for (const DType type : c.packed_types)
+    ASSERT_GT(n_packed[type], 0) << "no " << dtype_name(type) << " matrix was packed";
   EXPECT_EQ(plain->weights().layers[0].wq.rows16, nullptr);
   ContextOptions co;
   co.n_ctx = 64;
@@ -190,6 +199,11 @@ TEST(FastPathOptions, PackedMatricesGiveTheSameLogits) {
     EXPECT_LE(worst, 1e-3 * (1 + scale)) << "token " << t;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, PackedMatrices,
+                         ::testing::Values(PackedCase{"rand-qwen3-kq.q4_k_m.gguf", {DType::Q4_K, DType::Q6_K}},
+                                           PackedCase{"rand-qwen3.q8_0.gguf", {DType::Q8_0}}),
+                         [](const auto& info) { return std::string(dtype_name(info.param.packed_types[0])); });
 
 // The F32 cache is selectable and, with 8-bit activations, stays within
 // the same bound; F16 and F32 caches differ only by the fp16 rounding.
