@@ -117,6 +117,14 @@ inline constexpr int kRows16Q8Elems = 32;
 inline constexpr int kRows16Q8Qs = 32;
 inline constexpr int kRows16Q8Bytes = kRows16Q8Qs + 8 * 64;  // 16 * kQ8_0Bytes
 
+// Q4_0 rows packed in groups of 16 (Rows16Layout::Q4_0; same size as the
+// rows): per block of 32 columns, the 16 rows' d (fp16), then 4 steps of 64
+// bytes: step k holds row r's bytes qs[4k..4k+3] in bytes 4r..4r+3 (low
+// nibbles: values 4k.., high nibbles: values 16 + 4k..).
+inline constexpr int kRows16Q4_0Elems = 32;
+inline constexpr int kRows16Q4_0Qs = 32;
+inline constexpr int kRows16Q4_0Bytes = kRows16Q4_0Qs + 4 * 64;  // 16 * kQ4_0Bytes
+
 static inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);

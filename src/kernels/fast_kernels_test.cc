@@ -846,6 +846,7 @@ TEST(LogitRows, FindAboveMatchesReference) {
 std::vector<Rows16Layout> rows16_layouts(DType type) {
   if (type == DType::Q4_K) return {Rows16Layout::Q4_K};
   if (type == DType::Q8_0) return {Rows16Layout::Q8_0};
+  if (type == DType::Q4_0) return {Rows16Layout::Q4_0};
   return {Rows16Layout::Q6_K_LowHigh, Rows16Layout::Q6_K_SixBit};
 }
 
@@ -889,8 +890,11 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
     for (const Rows16Layout layout : rows16_layouts(type)) {
       std::vector<uint8_t> packed(static_cast<size_t>(rows16_bytes(W)));
       // Q4_K adds one 64-byte run of unpacked scales and minimums per 16
-      // blocks; Q6_K's and Q8_0's packed forms are exactly their rows.
-      const int64_t block_bytes = type == DType::Q4_K ? 144 * 16 + 64 : type == DType::Q6_K ? 210 * 16 : 34 * 16 * 8;
+      // blocks; the other types' packed forms are exactly their rows.
+      const int64_t block_bytes = type == DType::Q4_K   ? 144 * 16 + 64
+                                  : type == DType::Q6_K ? 210 * 16
+                                  : type == DType::Q8_0 ? 34 * 16 * 8
+                                                        : 18 * 16 * 8;
       ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
       pack_rows16(W, packed.data(), layout);
       for (const std::string& isa : available_isas()) {
@@ -951,6 +955,8 @@ TEST(Rows16Types, EachIsaPacksTheFormItReads) {
     // dot-product instruction for bytes).
     EXPECT_EQ(rows16_layout(DType::Q8_0), Rows16Layout::Q8_0);
     EXPECT_EQ(have_fast_rows16(DType::Q8_0), isa == "avx2");
+    EXPECT_EQ(rows16_layout(DType::Q4_0), Rows16Layout::Q4_0);
+    EXPECT_EQ(have_fast_rows16(DType::Q4_0), isa == "avx2");
     // attach_rows16 packs in that form and says so.
     TensorView W = TensorView::matrix(DType::Q6_K, data.data(), 256, 16, row_bytes(DType::Q6_K, 256));
     std::vector<uint8_t> attached(static_cast<size_t>(rows16_bytes(W))), packed(attached.size());
@@ -1014,7 +1020,7 @@ TEST(Rows16Q8, MinusOneTwentyEightStaysInStoredRows) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K, DType::Q8_0),
+INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0),
                          [](const ::testing::TestParamInfo<DType>& info) {
                            return std::string(dtype_name(info.param));
                          });
@@ -1118,8 +1124,8 @@ TEST(Q8_0, ExtremeValuesAreExact) {
 }
 
 // Other types have no packed form.
-TEST(Rows16Types, OnlyQ4KQ6KAndQ8_0) {
-  for (const DType type : {DType::Q4_0, DType::Q5_0, DType::F16, DType::F32}) {
+TEST(Rows16Types, OnlyQ4KQ6KQ8_0AndQ4_0) {
+  for (const DType type : {DType::Q5_0, DType::F16, DType::BF16, DType::F32}) {
     std::vector<uint8_t> data(static_cast<size_t>(row_bytes(type, 256) * 16));
     const TensorView W = TensorView::matrix(type, data.data(), 256, 16, row_bytes(type, 256));
     EXPECT_FALSE(can_pack_rows16(W)) << dtype_name(type);

@@ -38,6 +38,7 @@ constexpr IsaKernels kAvx512VnniKernels = {"avx512vnni",
                                            gemv_q6_k_rows16,
                                            Rows16Layout::Q6_K_LowHigh,
                                            reference::gemv_q8_0_rows16,  // its stored-row Q8_0 kernel: no packed copy
+                                           reference::gemv_q4_0_rows16,  // not measured on AVX-512: no packed copy
                                            avx512::rms_norm,
                                            avx2::softmax_sums,
                                            avx2::find_above};

@@ -131,6 +131,7 @@ struct IsaKernels {
   // Packed Q8_0 (Rows16Layout::Q8_0); the scalar reference where the stored
   // rows' kernel is as fast (then the loader does not pack Q8_0).
   GemvRows16Fn gemv_q8_0_rows16;
+  GemvRows16Fn gemv_q4_0_rows16;  // Rows16Layout::Q4_0, the same way
   RmsNormFn rms_norm;
   SoftmaxSumsFn softmax_sums;
   FindAboveFn find_above;
@@ -173,6 +174,7 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q6_k_rows16_six_bit(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 // ggml's x86 quantize_row_q8_0 (n a multiple of 32): scales[b] = fp16(amax / 127)
 // as a float, qs = x * (127 / amax) rounded to nearest even.

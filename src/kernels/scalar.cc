@@ -566,6 +566,27 @@ void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
   }
 }
 
+// Exact integer sums of (q - 8) x per block of 32, scaled in double.
+void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  const int64_t n_blocks = n / layout::kRows16Q4_0Elems;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int r = 0; r < kRows16; ++r) {
+      double total = 0;
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* block = packed + (g * n_blocks + b) * layout::kRows16Q4_0Bytes;
+        int64_t isum = 0;
+        for (int k = 0; k < 4; ++k)
+          for (int i = 0; i < 4; ++i) {
+            const uint8_t byte = block[layout::kRows16Q4_0Qs + 64 * k + 4 * r + i];
+            isum += ((byte & 0x0F) - 8) * x.qs[32 * b + 4 * k + i] + ((byte >> 4) - 8) * x.qs[32 * b + 16 + 4 * k + i];
+          }
+        total += static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) * x.scales[b] * static_cast<double>(isum);
+      }
+      y[g * kRows16 + r] = static_cast<float>(total);
+    }
+  }
+}
+
 void attention(const AttentionArgs& args, AttentionScratch&) { attention_reference(args); }
 
 }  // namespace detail::reference
@@ -602,6 +623,7 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        reference::gemv_q6_k_rows16,
                                        Rows16Layout::Q6_K_LowHigh,
                                        reference::gemv_q8_0_rows16,
+                                       reference::gemv_q4_0_rows16,
                                        rms_norm_scalar,
                                        softmax_sums_scalar,
                                        find_above_scalar};

@@ -154,8 +154,8 @@ INSTANTIATE_TEST_SUITE_P(AllModels, FastPath, ::testing::ValuesIn(native_cases()
   return n;
 });
 
-// Matrices packed for one-token products (Q4_K and Q6_K; Q8_0 where the
-// instruction set packs it) give the logits of the original rows (up to
+// Matrices packed for one-token products (Q4_K and Q6_K; Q8_0 and Q4_0
+// where the instruction set packs them) give the logits of the original rows (up to
 // float summation order), where the CPU has the kernels.
 struct PackedCase {
   std::string model;
@@ -202,7 +202,8 @@ TEST_P(PackedMatrices, GiveTheSameLogits) {
 
 INSTANTIATE_TEST_SUITE_P(Models, PackedMatrices,
                          ::testing::Values(PackedCase{"rand-qwen3-kq.q4_k_m.gguf", {DType::Q4_K, DType::Q6_K}},
-                                           PackedCase{"rand-qwen3.q8_0.gguf", {DType::Q8_0}}),
+                                           PackedCase{"rand-qwen3.q8_0.gguf", {DType::Q8_0}},
+                                           PackedCase{"rand-qwen3.q4_0.gguf", {DType::Q4_0}}),
                          [](const auto& info) { return std::string(dtype_name(info.param.packed_types[0])); });
 
 // The F32 cache is selectable and, with 8-bit activations, stays within
