@@ -546,19 +546,21 @@ void gemv_q6_k_rows16_six_bit(const uint8_t* packed, int64_t n_groups, int64_t n
   });
 }
 
-// Exact integer sums per block of 32, scaled in double (as dot_q8_unchecked
-// does for the stored blocks).
-void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  const int64_t n_blocks = n / layout::kRows16Q8Elems;
+// The 32-value packed forms (Q8_0, Q4_0): exact integer sums per block of
+// 32, scaled in double (as dot_q8_unchecked does for the stored blocks).
+// `value(step, e)`: value e (0..31) of the row whose bytes in the block's
+// step 0 start at `step`.
+template <typename Value>
+void gemv_block32_rows16_with(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y,
+                              int64_t block_bytes, Value value) {
+  const int64_t n_blocks = n / 32;
   for (int64_t g = 0; g < n_groups; ++g) {
     for (int r = 0; r < kRows16; ++r) {
       double total = 0;
       for (int64_t b = 0; b < n_blocks; ++b) {
-        const uint8_t* block = packed + (g * n_blocks + b) * layout::kRows16Q8Bytes;
+        const uint8_t* block = packed + (g * n_blocks + b) * block_bytes;
         int64_t isum = 0;
-        for (int k = 0; k < 8; ++k)
-          for (int i = 0; i < 4; ++i)
-            isum += static_cast<int8_t>(block[layout::kRows16Q8Qs + 64 * k + 4 * r + i]) * x.qs[32 * b + 4 * k + i];
+        for (int e = 0; e < 32; ++e) isum += value(block + 32 + 4 * r, e) * x.qs[32 * b + e];
         total += static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) * x.scales[b] * static_cast<double>(isum);
       }
       y[g * kRows16 + r] = static_cast<float>(total);
@@ -566,25 +568,18 @@ void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
   }
 }
 
-// Exact integer sums of (q - 8) x per block of 32, scaled in double.
+void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  static_assert(layout::kRows16Q8Qs == 32 && layout::kRows16Q8Elems == 32);
+  gemv_block32_rows16_with(packed, n_groups, n, x, y, layout::kRows16Q8Bytes,
+                           [](const uint8_t* step, int e) { return static_cast<int8_t>(step[64 * (e / 4) + e % 4]); });
+}
+
 void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  const int64_t n_blocks = n / layout::kRows16Q4_0Elems;
-  for (int64_t g = 0; g < n_groups; ++g) {
-    for (int r = 0; r < kRows16; ++r) {
-      double total = 0;
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        const uint8_t* block = packed + (g * n_blocks + b) * layout::kRows16Q4_0Bytes;
-        int64_t isum = 0;
-        for (int k = 0; k < 4; ++k)
-          for (int i = 0; i < 4; ++i) {
-            const uint8_t byte = block[layout::kRows16Q4_0Qs + 64 * k + 4 * r + i];
-            isum += ((byte & 0x0F) - 8) * x.qs[32 * b + 4 * k + i] + ((byte >> 4) - 8) * x.qs[32 * b + 16 + 4 * k + i];
-          }
-        total += static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) * x.scales[b] * static_cast<double>(isum);
-      }
-      y[g * kRows16 + r] = static_cast<float>(total);
-    }
-  }
+  static_assert(layout::kRows16Q4_0Qs == 32 && layout::kRows16Q4_0Elems == 32);
+  gemv_block32_rows16_with(packed, n_groups, n, x, y, layout::kRows16Q4_0Bytes, [](const uint8_t* step, int e) {
+    const uint8_t byte = step[64 * ((e % 16) / 4) + e % 4];
+    return (e < 16 ? byte & 0x0F : byte >> 4) - 8;
+  });
 }
 
 void attention(const AttentionArgs& args, AttentionScratch&) { attention_reference(args); }
