@@ -2,7 +2,7 @@
 // matmul (1 and 16 tokens, one thread and a 2-thread pool) for every
 // computable type and every ISA this CPU runs, on random weights shaped
 // 1024x1024 and 1024x3072 (rows x cols); the fast path (Fast/), its
-// one-token products on the packed Q4_K, Q6_K, Q8_0 and Q4_0 copies (Packed/),
+// one-token products on the packed copies (Packed/),
 // attention, and products streaming from memory (Stream/).
 //
 //   kernels_bench --benchmark_filter='Dot/Q4_K'   (one family)
@@ -335,7 +335,7 @@ int main(int argc, char** argv) {
     {
       // 1024 x 1024 stays in a 1 MiB L2 (the compute rate); the others
       // come from L3, as the model's matrices do.
-      for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
+      for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q5_0}) {
         if (!kernels::have_fast_rows16(type)) continue;
         for (Shape shape : {Shape{1024, 1024}, fast_shapes[0], fast_shapes[1], fast_shapes[2]}) {
           const std::string suffix = std::string(glassbox::dtype_name(type)) + "/" + isa + "/" +

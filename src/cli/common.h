@@ -16,7 +16,7 @@ namespace glassbox::cli {
 std::unique_ptr<Model> load_model(const std::string& path, bool load_tokenizer = true, bool pack_for_generation = true);
 
 // The global --no-repack flag: no packed copies at all (load_model ignores
-// pack_for_generation then). Packed Q4_K/Q6_K/Q8_0/Q4_0 copies cost about the size of
+// pack_for_generation then). Packed Q4_K/Q6_K/Q8_0/Q4_0/Q5_0 copies cost about the size of
 // those matrices in memory and make generation faster.
 void set_repack(bool on);
 

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.add_flag_callback(
       "--no-repack", [] { glassbox::cli::set_repack(false); },
-      "Keep weights only in the file's layout: no packed Q4_K/Q6_K/Q8_0/Q4_0 copies for generation (less memory, "
+      "Keep weights only in the file's layout: no packed Q4_K/Q6_K/Q8_0/Q4_0/Q5_0 copies for generation (less memory, "
       "slower "
       "generation)");
   glassbox::cli::register_model_commands(app);

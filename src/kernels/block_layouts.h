@@ -125,6 +125,12 @@ inline constexpr int kRows16Q4_0Elems = 32;
 inline constexpr int kRows16Q4_0Qs = 32;
 inline constexpr int kRows16Q4_0Bytes = kRows16Q4_0Qs + 4 * 64;  // 16 * kQ4_0Bytes
 
+// Q5_0 rows packed in the Q8_0 form above (Rows16Layout::Q5_0_AsQ8_0): each
+// value q - 16 (-16..15) in a byte, so the Q8_0 kernels read them; 544 bytes
+// per 16 rows and 32 columns against the rows' 352. Q5_0 holds the tensors
+// whose rows are not a multiple of 256 values in llama.cpp's Q4_K_M files
+// (its fallback for Q4_K), e.g. most of Qwen2.5-0.5B's (896 columns).
+
 static inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);

@@ -847,6 +847,7 @@ std::vector<Rows16Layout> rows16_layouts(DType type) {
   if (type == DType::Q4_K) return {Rows16Layout::Q4_K};
   if (type == DType::Q8_0) return {Rows16Layout::Q8_0};
   if (type == DType::Q4_0) return {Rows16Layout::Q4_0};
+  if (type == DType::Q5_0) return {Rows16Layout::Q5_0_AsQ8_0};
   return {Rows16Layout::Q6_K_LowHigh, Rows16Layout::Q6_K_SixBit};
 }
 
@@ -894,6 +895,7 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
       const int64_t block_bytes = type == DType::Q4_K   ? 144 * 16 + 64
                                   : type == DType::Q6_K ? 210 * 16
                                   : type == DType::Q8_0 ? 34 * 16 * 8
+                                  : type == DType::Q5_0 ? 34 * 16 * 8  // widened to the Q8_0 form
                                                         : 18 * 16 * 8;
       ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
       pack_rows16(W, packed.data(), layout);
@@ -957,6 +959,8 @@ TEST(Rows16Types, EachIsaPacksTheFormItReads) {
     EXPECT_EQ(have_fast_rows16(DType::Q8_0), isa == "avx2");
     EXPECT_EQ(rows16_layout(DType::Q4_0), Rows16Layout::Q4_0);
     EXPECT_EQ(have_fast_rows16(DType::Q4_0), isa == "avx2");
+    EXPECT_EQ(rows16_layout(DType::Q5_0), Rows16Layout::Q5_0_AsQ8_0);
+    EXPECT_EQ(have_fast_rows16(DType::Q5_0), isa == "avx2");
     // attach_rows16 packs in that form and says so.
     TensorView W = TensorView::matrix(DType::Q6_K, data.data(), 256, 16, row_bytes(DType::Q6_K, 256));
     std::vector<uint8_t> attached(static_cast<size_t>(rows16_bytes(W))), packed(attached.size());
@@ -1020,7 +1024,8 @@ TEST(Rows16Q8, MinusOneTwentyEightStaysInStoredRows) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Rows16, ::testing::Values(DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0),
+INSTANTIATE_TEST_SUITE_P(Types, Rows16,
+                         ::testing::Values(DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q5_0),
                          [](const ::testing::TestParamInfo<DType>& info) {
                            return std::string(dtype_name(info.param));
                          });
@@ -1124,8 +1129,8 @@ TEST(Q8_0, ExtremeValuesAreExact) {
 }
 
 // Other types have no packed form.
-TEST(Rows16Types, OnlyQ4KQ6KQ8_0AndQ4_0) {
-  for (const DType type : {DType::Q5_0, DType::F16, DType::BF16, DType::F32}) {
+TEST(Rows16Types, OnlyQuantizedTypes) {
+  for (const DType type : {DType::F16, DType::BF16, DType::F32}) {
     std::vector<uint8_t> data(static_cast<size_t>(row_bytes(type, 256) * 16));
     const TensorView W = TensorView::matrix(type, data.data(), 256, 16, row_bytes(type, 256));
     EXPECT_FALSE(can_pack_rows16(W)) << dtype_name(type);

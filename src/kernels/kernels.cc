@@ -503,6 +503,8 @@ DType rows16_layout_type(Rows16Layout layout) {
       return DType::Q8_0;
     case Rows16Layout::Q4_0:
       return DType::Q4_0;
+    case Rows16Layout::Q5_0_AsQ8_0:
+      return DType::Q5_0;
     case Rows16Layout::Q6_K_LowHigh:
     case Rows16Layout::Q6_K_SixBit:
       break;
@@ -533,6 +535,7 @@ int64_t rows16_block_bytes(DType type) {
     case DType::Q6_K:
       return layout::kRows16Q6Bytes;
     case DType::Q8_0:
+    case DType::Q5_0:  // widened to the Q8_0 form
       return layout::kRows16Q8Bytes;
     case DType::Q4_0:
       return layout::kRows16Q4_0Bytes;
@@ -542,7 +545,9 @@ int64_t rows16_block_bytes(DType type) {
 }
 
 // Columns per packed block: the type's own block for the 32-value types.
-int64_t rows16_block_cols(DType type) { return type == DType::Q8_0 || type == DType::Q4_0 ? 32 : 256; }
+int64_t rows16_block_cols(DType type) {
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q5_0 ? 32 : 256;
+}
 
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
@@ -560,6 +565,8 @@ detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
       return detail::reference::gemv_q8_0_rows16;
     case Rows16Layout::Q4_0:
       return detail::reference::gemv_q4_0_rows16;
+    case Rows16Layout::Q5_0_AsQ8_0:
+      return detail::reference::gemv_q8_0_rows16;
   }
   return nullptr;
 }
@@ -569,7 +576,7 @@ detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
 // the tests do) runs the scalar reference of its form.
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
   if (layout == Rows16Layout::Q4_K) return isa.gemv_q4_k_rows16;
-  if (layout == Rows16Layout::Q8_0) return isa.gemv_q8_0_rows16;
+  if (layout == Rows16Layout::Q8_0 || layout == Rows16Layout::Q5_0_AsQ8_0) return isa.gemv_q8_0_rows16;
   if (layout == Rows16Layout::Q4_0) return isa.gemv_q4_0_rows16;
   return layout == isa.q6_k_rows16_layout ? isa.gemv_q6_k_rows16 : reference_rows16_kernel(layout);
 }
@@ -964,6 +971,8 @@ Rows16Layout rows16_layout(DType type) {
       return Rows16Layout::Q8_0;
     case DType::Q4_0:
       return Rows16Layout::Q4_0;
+    case DType::Q5_0:
+      return Rows16Layout::Q5_0_AsQ8_0;
     default:
       return Rows16Layout::Q4_K;
   }
@@ -975,7 +984,8 @@ bool have_fast_rows16(DType type) {
     case DType::Q4_K:
     case DType::Q6_K:
     case DType::Q8_0:
-    case DType::Q4_0: {
+    case DType::Q4_0:
+    case DType::Q5_0: {
       const Rows16Layout layout = rows16_layout(type);
       return rows16_kernel(isa, layout) != reference_rows16_kernel(layout);
     }
@@ -1047,13 +1057,28 @@ void pack_q4_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
   }
 }
 
+// Q5_0 block b of 16 rows widened into the Q8_0 form: value j is
+// (nibble j | bit j of qh << 4) - 16, nibbles as in Q4_0.
+void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * layout::kQ5_0Bytes;
+    std::memcpy(o + 2 * r, block, 2);
+    const uint32_t qh = layout::load_u32(block + layout::kQ5_0Qh);
+    for (int j = 0; j < 32; ++j) {
+      const uint8_t byte = block[layout::kQ5_0Qs + j % 16];
+      const int q = (j < 16 ? byte & 0x0F : byte >> 4) | static_cast<int>((qh >> j) & 1) << 4;
+      o[layout::kRows16Q8Qs + 64 * (j / 4) + 4 * r + j % 4] = static_cast<uint8_t>(static_cast<int8_t>(q - 16));
+    }
+  }
+}
+
 }  // namespace
 
 void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   if (!can_pack_rows16(W))
     throw Error(
-        "pack_rows16: needs a Q4_K or Q6_K matrix with a multiple of 16 rows and of 256 columns, a Q4_0 one with a "
-        "multiple of 16 rows, or a Q8_0 one with a multiple of 16 rows and no value -128");
+        "pack_rows16: needs a Q4_K or Q6_K matrix with a multiple of 16 rows and of 256 columns, a Q4_0 or Q5_0 one "
+        "with a multiple of 16 rows, or a Q8_0 one with a multiple of 16 rows and no value -128");
   if (rows16_layout_type(layout) != W.type)
     throw Error("pack_rows16: that packed form is another type's than " + std::string(dtype_name(W.type)));
   const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
@@ -1066,6 +1091,8 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
         pack_q8_0_block(W, g, b, o);
       } else if (W.type == DType::Q4_0) {
         pack_q4_0_block(W, g, b, o);
+      } else if (W.type == DType::Q5_0) {
+        pack_q5_0_block(W, g, b, o);
       } else {
         pack_q6_k_block(W, g, b, layout, o);
       }

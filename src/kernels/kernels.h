@@ -213,10 +213,11 @@ constexpr int64_t kNextProductPrefetchBytes = 64 * 1024;
 void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> weights,
                            int64_t bytes = kNextProductPrefetchBytes);
 
-// Q4_K, Q6_K, Q8_0 and Q4_0 matrices packed for the matrix-vector product
-// (one token): rows in groups of 16, one 32-bit lane per row, scales (and
-// Q4_K's minimums) unpacked. The layouts are in block_layouts.h; Q4_K's is
-// 2.8% larger than its rows, the others the same size. Needs a row count
+// Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 matrices packed for the matrix-vector
+// product (one token): rows in groups of 16, one 32-bit lane per row, scales
+// (and Q4_K's minimums) unpacked. The layouts are in block_layouts.h; Q4_K's
+// is 2.8% larger than its rows, Q5_0's (widened to Q8_0's form) 55%, the
+// others the same size. Needs a row count
 // that is a multiple of 16, and for Q8_0 no value -128 (ggml's quantizer
 // never writes one; this reads the whole matrix to check).
 bool can_pack_rows16(const TensorView& W);

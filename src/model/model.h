@@ -37,7 +37,7 @@ struct Weights {
 struct LoadOptions {
   gguf::ProgressFn progress;  // called while mapping and checking the file
   bool load_tokenizer = true;
-  // Q4_K, Q6_K, Q8_0 and Q4_0 matrices also packed in the layout of the one-token
+  // Q4_K, Q6_K, Q8_0, Q4_0 and Q5_0 matrices also packed in the layout of the one-token
   // kernel, where this CPU has a fast one (more memory, faster generation).
   bool pack_for_generation = true;
 };

@@ -18,6 +18,7 @@ enum class Rows16Layout : uint8_t {
   Q6_K_SixBit,   // three of every four values whole in bytes
   Q8_0,          // 16 rows' scales together, four values per row per 32-bit lane
   Q4_0,          // the same for Q4_0: four bytes (eight values) per row per lane
+  Q5_0_AsQ8_0,   // Q5_0's values widened to bytes, in the Q8_0 form (1.55x the rows)
 };
 
 struct TensorView {
@@ -25,7 +26,7 @@ struct TensorView {
   const uint8_t* data = nullptr;
   int64_t ne[4] = {1, 1, 1, 1};
   int64_t row_stride = 0;  // bytes between consecutive rows
-  // The same Q4_K, Q6_K, Q8_0 or Q4_0 matrix packed for one-token products
+  // The same Q4_K, Q6_K, Q8_0, Q4_0 or Q5_0 matrix packed for one-token products
   // (kernels::pack_rows16), when the model made that copy; else null.
   const uint8_t* rows16 = nullptr;
   Rows16Layout rows16_layout = Rows16Layout::Q4_K;  // what rows16 holds

@@ -46,8 +46,16 @@ for (const { kind, skip } of backends) {
     let killed = false;
     let resolveEnough;
     const enough = new Promise((r) => { resolveEnough = r; });
+    // The last ten think to the end of the context (hundreds of tokens):
+    // short ones alone can all finish in the moment between the twelfth
+    // answer and the kill on a fast machine, and then no request would be in
+    // flight when it lands.
     const one = async (i) => {
-      const body = { messages: [{ role: 'user', content: `request ${i}` }], seed: i, ...thinkBriefly, max_tokens: 16 + (i % 8) };
+      const long =
+        i >= 40
+          ? { max_tokens: 2000, thinking_budget_tokens: 1990, glassbox: { min_thinking_tokens: 1900 } }
+          : { max_tokens: 16 + (i % 8) };
+      const body = { messages: [{ role: 'user', content: `request ${i}` }], seed: i, ...thinkBriefly, ...long };
       if (i % 2) {
         const stream = await client.chat.completions.create({ ...body, stream: true });
         let content = '';
