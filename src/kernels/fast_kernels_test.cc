@@ -840,7 +840,7 @@ TEST(LogitRows, FindAboveMatchesReference) {
   }
 }
 
-// ------------------------------------- Q4_K, Q6_K, Q8_0 packed by 16 rows
+// ------------------------------------------- matrices packed by 16 rows
 
 // Each packed form of a type, for `type`.
 std::vector<Rows16Layout> rows16_layouts(DType type) {

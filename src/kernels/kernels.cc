@@ -495,21 +495,133 @@ detail::QRow qrow(const QuantizedActs& x, int64_t t) {
           x.group_scales(t)};
 }
 
-DType rows16_layout_type(Rows16Layout layout) {
-  switch (layout) {
-    case Rows16Layout::Q4_K:
-      return DType::Q4_K;
-    case Rows16Layout::Q8_0:
-      return DType::Q8_0;
-    case Rows16Layout::Q4_0:
-      return DType::Q4_0;
-    case Rows16Layout::Q5_0_AsQ8_0:
-      return DType::Q5_0;
-    case Rows16Layout::Q6_K_LowHigh:
-    case Rows16Layout::Q6_K_SixBit:
-      break;
+void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ4_KBytes;
+    std::memcpy(o + 2 * r, block, 2);
+    std::memcpy(o + kRows16Dmin + 2 * r, block + kQ4_KDmin, 2);
+    uint8_t scales[8], mins[8];
+    layout::q4_k_scales_mins(block + kQ4_KScales, scales, mins);
+    for (int j = 0; j < 8; ++j) {
+      o[kRows16Scales + 16 * j + r] = scales[j];
+      o[kRows16Mins + 16 * j + r] = mins[j];
+    }
+    for (int group = 0; group < 4; ++group)
+      for (int k = 0; k < 8; ++k)
+        std::memcpy(o + kRows16Qs + (group * 8 + k) * 64 + 4 * r, block + kQ4_KQs + 32 * group + 4 * k, 4);
   }
-  return DType::Q6_K;
+}
+
+void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout layout, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ6_KBytes;
+    std::memcpy(o + 2 * r, block + kQ6_KD, 2);
+    for (int s = 0; s < 16; ++s) o[layout::kRows16Q6Scales + 16 * s + r] = block[kQ6_KScales + s];
+    int q[256];
+    for (int i = 0; i < 256; ++i) q[i] = layout::q6_k_value(block, i);
+    for (int s = 0; s < 16; ++s) {
+      uint8_t* v = o + layout::kRows16Q6Qs + 192 * s + 4 * r;
+      const int* e = q + 16 * s;
+      for (int k = 0; k < 4; ++k) {
+        if (layout == Rows16Layout::Q6_K_SixBit) {
+          for (int m = 0; m < 3; ++m)
+            v[64 * m + k] = static_cast<uint8_t>(e[4 * m + k] | ((e[12 + k] >> (2 * m)) & 3) << 6);
+        } else {
+          v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
+          v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
+          v[128 + k] =
+              static_cast<uint8_t>(e[k] >> 4 | (e[4 + k] >> 4) << 2 | (e[8 + k] >> 4) << 4 | (e[12 + k] >> 4) << 6);
+        }
+      }
+    }
+  }
+}
+
+// Q8_0 and Q4_0: each row's scale, then its `steps` runs of four bytes as
+// they are stored (block_layouts.h).
+template <int kBlockBytes, int kQs, int kSteps>
+void pack_block32(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * kBlockBytes;
+    std::memcpy(o + 2 * r, block, 2);
+    for (int k = 0; k < kSteps; ++k) std::memcpy(o + 32 + 64 * k + 4 * r, block + kQs + 4 * k, 4);
+  }
+}
+
+// Q5_0 block b of 16 rows widened into the Q8_0 form: value j is
+// (nibble j | bit j of qh << 4) - 16, nibbles as in Q4_0.
+void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
+  for (int r = 0; r < kRows16; ++r) {
+    const uint8_t* block = W.row(g * kRows16 + r) + b * layout::kQ5_0Bytes;
+    std::memcpy(o + 2 * r, block, 2);
+    const uint32_t qh = layout::load_u32(block + layout::kQ5_0Qh);
+    for (int j = 0; j < 32; ++j) {
+      const uint8_t byte = block[layout::kQ5_0Qs + j % 16];
+      const int q = (j < 16 ? byte & 0x0F : byte >> 4) | static_cast<int>((qh >> j) & 1) << 4;
+      o[layout::kRows16Q8Qs + 64 * (j / 4) + 4 * r + j % 4] = static_cast<uint8_t>(static_cast<int8_t>(q - 16));
+    }
+  }
+}
+
+// Every packed form (block_layouts.h): the stored type it holds, its block
+// geometry, how a block of 16 rows is written, its scalar reference and the
+// IsaKernels entry of its SIMD kernel.
+using PackBlockFn = void (*)(const TensorView& W, int64_t g, int64_t b, Rows16Layout layout, uint8_t* out);
+struct Rows16Form {
+  Rows16Layout layout;
+  DType type;
+  int64_t block_cols;   // columns per packed block
+  int64_t block_bytes;  // bytes of a packed block of 16 rows
+  PackBlockFn pack_block;
+  detail::GemvRows16Fn reference;
+  detail::GemvRows16Fn IsaKernels::*kernel;
+};
+
+constexpr Rows16Form kRows16Forms[] = {
+    {Rows16Layout::Q4_K, DType::Q4_K, 256, kRows16Bytes, pack_q4_k_block, detail::reference::gemv_q4_k_rows16,
+     &IsaKernels::gemv_q4_k_rows16},
+    {Rows16Layout::Q6_K_LowHigh, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
+     detail::reference::gemv_q6_k_rows16, &IsaKernels::gemv_q6_k_rows16},
+    {Rows16Layout::Q6_K_SixBit, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
+     detail::reference::gemv_q6_k_rows16_six_bit, &IsaKernels::gemv_q6_k_rows16},
+    {Rows16Layout::Q8_0, DType::Q8_0, 32, layout::kRows16Q8Bytes, pack_block32<kQ8_0Bytes, kQ8_0Qs, 8>,
+     detail::reference::gemv_q8_0_rows16, &IsaKernels::gemv_q8_0_rows16},
+    {Rows16Layout::Q4_0, DType::Q4_0, 32, layout::kRows16Q4_0Bytes,
+     pack_block32<layout::kQ4_0Bytes, layout::kQ4_0Qs, 4>, detail::reference::gemv_q4_0_rows16,
+     &IsaKernels::gemv_q4_0_rows16},
+    // Widened into the Q8_0 form: the Q8_0 kernels read it.
+    {Rows16Layout::Q5_0_AsQ8_0, DType::Q5_0, 32, layout::kRows16Q8Bytes, pack_q5_0_block,
+     detail::reference::gemv_q8_0_rows16, &IsaKernels::gemv_q8_0_rows16},
+};
+static_assert(layout::kRows16Q8Qs == 32 && layout::kRows16Q4_0Qs == 32, "pack_block32 writes the values at 32");
+
+// The form `layout` names (null: none).
+const Rows16Form* rows16_form(Rows16Layout layout) {
+  for (const Rows16Form& f : kRows16Forms)
+    if (f.layout == layout) return &f;
+  return nullptr;
+}
+
+// The forms of a type share their geometry: the first one's (null: the
+// type has no packed form).
+const Rows16Form* rows16_form(DType type) {
+  for (const Rows16Form& f : kRows16Forms)
+    if (f.type == type) return &f;
+  return nullptr;
+}
+
+// The stored type a packed form holds (F32, which has none, for no form).
+DType rows16_layout_type(Rows16Layout layout) {
+  const Rows16Form* f = rows16_form(layout);
+  return f != nullptr ? f->type : DType::F32;
+}
+
+// The form `isa`'s kernel for `type` reads: Q6_K has two, one per kind of
+// instruction set; the other types one each.
+Rows16Layout isa_rows16_layout(const IsaKernels& isa, DType type) {
+  if (type == DType::Q6_K) return isa.q6_k_rows16_layout;
+  const Rows16Form* f = rows16_form(type);
+  return f != nullptr ? f->layout : Rows16Layout::Q4_K;
 }
 
 void check_fast_args(const TensorView& W, const Activations& X) {
@@ -529,56 +641,25 @@ void check_fast_args(const TensorView& W, const Activations& X) {
 // Bytes of a packed block (rows16_block_cols columns) for 16 rows of `type`
 // (0: no packed layout).
 int64_t rows16_block_bytes(DType type) {
-  switch (type) {
-    case DType::Q4_K:
-      return kRows16Bytes;
-    case DType::Q6_K:
-      return layout::kRows16Q6Bytes;
-    case DType::Q8_0:
-    case DType::Q5_0:  // widened to the Q8_0 form
-      return layout::kRows16Q8Bytes;
-    case DType::Q4_0:
-      return layout::kRows16Q4_0Bytes;
-    default:
-      return 0;
-  }
+  const Rows16Form* f = rows16_form(type);
+  return f != nullptr ? f->block_bytes : 0;
 }
 
-// Columns per packed block: the type's own block for the 32-value types.
 int64_t rows16_block_cols(DType type) {
-  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q5_0 ? 32 : 256;
+  const Rows16Form* f = rows16_form(type);
+  return f != nullptr ? f->block_cols : 256;
 }
 
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
 
-// The scalar reference for a packed matrix in `layout` (null for no form).
-detail::GemvRows16Fn reference_rows16_kernel(Rows16Layout layout) {
-  switch (layout) {
-    case Rows16Layout::Q4_K:
-      return detail::reference::gemv_q4_k_rows16;
-    case Rows16Layout::Q6_K_LowHigh:
-      return detail::reference::gemv_q6_k_rows16;
-    case Rows16Layout::Q6_K_SixBit:
-      return detail::reference::gemv_q6_k_rows16_six_bit;
-    case Rows16Layout::Q8_0:
-      return detail::reference::gemv_q8_0_rows16;
-    case Rows16Layout::Q4_0:
-      return detail::reference::gemv_q4_0_rows16;
-    case Rows16Layout::Q5_0_AsQ8_0:
-      return detail::reference::gemv_q8_0_rows16;
-  }
-  return nullptr;
-}
-
-// The kernel of `isa` for a packed matrix in `layout`: a Q6_K copy packed
-// for another instruction set (only when one is forced after packing, as
-// the tests do) runs the scalar reference of its form.
+// The kernel of `isa` for a packed matrix in `layout` (null for no form): a
+// copy packed for another instruction set (only when one is forced after
+// packing, as the tests do) runs the scalar reference of its form.
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
-  if (layout == Rows16Layout::Q4_K) return isa.gemv_q4_k_rows16;
-  if (layout == Rows16Layout::Q8_0 || layout == Rows16Layout::Q5_0_AsQ8_0) return isa.gemv_q8_0_rows16;
-  if (layout == Rows16Layout::Q4_0) return isa.gemv_q4_0_rows16;
-  return layout == isa.q6_k_rows16_layout ? isa.gemv_q6_k_rows16 : reference_rows16_kernel(layout);
+  const Rows16Form* f = rows16_form(layout);
+  if (f == nullptr) return nullptr;
+  return isa_rows16_layout(isa, f->type) == layout ? isa.*(f->kernel) : f->reference;
 }
 
 // Rows [r0, r1) (whole groups of 16) of a packed matrix times x.
@@ -963,116 +1044,16 @@ bool can_pack_rows16(const TensorView& W) {
   return W.type != DType::Q8_0 || !q8_0_has_minus_128(W);
 }
 
-Rows16Layout rows16_layout(DType type) {
-  switch (type) {
-    case DType::Q6_K:
-      return active().q6_k_rows16_layout;
-    case DType::Q8_0:
-      return Rows16Layout::Q8_0;
-    case DType::Q4_0:
-      return Rows16Layout::Q4_0;
-    case DType::Q5_0:
-      return Rows16Layout::Q5_0_AsQ8_0;
-    default:
-      return Rows16Layout::Q4_K;
-  }
-}
+Rows16Layout rows16_layout(DType type) { return isa_rows16_layout(active(), type); }
 
 bool have_fast_rows16(DType type) {
-  const IsaKernels& isa = active();
-  switch (type) {
-    case DType::Q4_K:
-    case DType::Q6_K:
-    case DType::Q8_0:
-    case DType::Q4_0:
-    case DType::Q5_0: {
-      const Rows16Layout layout = rows16_layout(type);
-      return rows16_kernel(isa, layout) != reference_rows16_kernel(layout);
-    }
-    default:
-      return false;
-  }
+  const Rows16Form* f = rows16_form(type);
+  if (f == nullptr) return false;
+  const Rows16Layout layout = rows16_layout(type);
+  return rows16_kernel(active(), layout) != rows16_form(layout)->reference;
 }
 
 int64_t rows16_bytes(const TensorView& W) { return W.rows() / kRows16 * rows16_group_bytes(W.type, W.cols()); }
-
-namespace {
-
-void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
-  for (int r = 0; r < kRows16; ++r) {
-    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ4_KBytes;
-    std::memcpy(o + 2 * r, block, 2);
-    std::memcpy(o + kRows16Dmin + 2 * r, block + kQ4_KDmin, 2);
-    uint8_t scales[8], mins[8];
-    layout::q4_k_scales_mins(block + kQ4_KScales, scales, mins);
-    for (int j = 0; j < 8; ++j) {
-      o[kRows16Scales + 16 * j + r] = scales[j];
-      o[kRows16Mins + 16 * j + r] = mins[j];
-    }
-    for (int group = 0; group < 4; ++group)
-      for (int k = 0; k < 8; ++k)
-        std::memcpy(o + kRows16Qs + (group * 8 + k) * 64 + 4 * r, block + kQ4_KQs + 32 * group + 4 * k, 4);
-  }
-}
-
-void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout layout, uint8_t* o) {
-  for (int r = 0; r < kRows16; ++r) {
-    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ6_KBytes;
-    std::memcpy(o + 2 * r, block + kQ6_KD, 2);
-    for (int s = 0; s < 16; ++s) o[layout::kRows16Q6Scales + 16 * s + r] = block[kQ6_KScales + s];
-    int q[256];
-    for (int i = 0; i < 256; ++i) q[i] = layout::q6_k_value(block, i);
-    for (int s = 0; s < 16; ++s) {
-      uint8_t* v = o + layout::kRows16Q6Qs + 192 * s + 4 * r;
-      const int* e = q + 16 * s;
-      for (int k = 0; k < 4; ++k) {
-        if (layout == Rows16Layout::Q6_K_SixBit) {
-          for (int m = 0; m < 3; ++m)
-            v[64 * m + k] = static_cast<uint8_t>(e[4 * m + k] | ((e[12 + k] >> (2 * m)) & 3) << 6);
-        } else {
-          v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
-          v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
-          v[128 + k] =
-              static_cast<uint8_t>(e[k] >> 4 | (e[4 + k] >> 4) << 2 | (e[8 + k] >> 4) << 4 | (e[12 + k] >> 4) << 6);
-        }
-      }
-    }
-  }
-}
-
-void pack_q8_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
-  for (int r = 0; r < kRows16; ++r) {
-    const uint8_t* block = W.row(g * kRows16 + r) + b * kQ8_0Bytes;
-    std::memcpy(o + 2 * r, block, 2);
-    for (int k = 0; k < 8; ++k) std::memcpy(o + layout::kRows16Q8Qs + 64 * k + 4 * r, block + kQ8_0Qs + 4 * k, 4);
-  }
-}
-
-void pack_q4_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
-  for (int r = 0; r < kRows16; ++r) {
-    const uint8_t* block = W.row(g * kRows16 + r) + b * layout::kQ4_0Bytes;
-    std::memcpy(o + 2 * r, block, 2);
-    for (int k = 0; k < 4; ++k)
-      std::memcpy(o + layout::kRows16Q4_0Qs + 64 * k + 4 * r, block + layout::kQ4_0Qs + 4 * k, 4);
-  }
-}
-
-// Q5_0 block b of 16 rows widened into the Q8_0 form: value j is
-// (nibble j | bit j of qh << 4) - 16, nibbles as in Q4_0.
-void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
-  for (int r = 0; r < kRows16; ++r) {
-    const uint8_t* block = W.row(g * kRows16 + r) + b * layout::kQ5_0Bytes;
-    std::memcpy(o + 2 * r, block, 2);
-    const uint32_t qh = layout::load_u32(block + layout::kQ5_0Qh);
-    for (int j = 0; j < 32; ++j) {
-      const uint8_t byte = block[layout::kQ5_0Qs + j % 16];
-      const int q = (j < 16 ? byte & 0x0F : byte >> 4) | static_cast<int>((qh >> j) & 1) << 4;
-      o[layout::kRows16Q8Qs + 64 * (j / 4) + 4 * r + j % 4] = static_cast<uint8_t>(static_cast<int8_t>(q - 16));
-    }
-  }
-}
-
-}  // namespace
 
 void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   if (!can_pack_rows16(W))
@@ -1084,18 +1065,7 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
-      uint8_t* o = out + (g * n_blocks + b) * block_bytes;
-      if (W.type == DType::Q4_K) {
-        pack_q4_k_block(W, g, b, o);
-      } else if (W.type == DType::Q8_0) {
-        pack_q8_0_block(W, g, b, o);
-      } else if (W.type == DType::Q4_0) {
-        pack_q4_0_block(W, g, b, o);
-      } else if (W.type == DType::Q5_0) {
-        pack_q5_0_block(W, g, b, o);
-      } else {
-        pack_q6_k_block(W, g, b, layout, o);
-      }
+      rows16_form(layout)->pack_block(W, g, b, layout, out + (g * n_blocks + b) * block_bytes);
     }
   }
 }

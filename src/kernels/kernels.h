@@ -217,9 +217,9 @@ void prefetch_next_product(ThreadPool& pool, std::span<const TensorView* const> 
 // product (one token): rows in groups of 16, one 32-bit lane per row, scales
 // (and Q4_K's minimums) unpacked. The layouts are in block_layouts.h; Q4_K's
 // is 2.8% larger than its rows, Q5_0's (widened to Q8_0's form) 55%, the
-// others the same size. Needs a row count
-// that is a multiple of 16, and for Q8_0 no value -128 (ggml's quantizer
-// never writes one; this reads the whole matrix to check).
+// others the same size. Needs a row count that is a multiple of 16, and for
+// Q8_0 no value -128 (ggml's quantizer never writes one; this reads the
+// whole matrix to check).
 bool can_pack_rows16(const TensorView& W);
 // Whether the active instruction set has a SIMD kernel for the packed form
 // of `type` (elsewhere it runs a scalar reference: not worth packing for).
