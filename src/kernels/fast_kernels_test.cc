@@ -341,6 +341,67 @@ TEST(FastMatmul, MatchesReferenceForEveryTypeAndTokenCount) {
   }
 }
 
+// The F32 tile product over token panels: the tokens' values as
+// Activations lays them out, every ISA's kernel bit for bit equal to the
+// reference, and the reference equal to the definition (each row . token
+// summed in order of k by fused multiply-adds) on the original rows; for
+// any number of rows (the kernels take 6 at a time), and token ranges that
+// start and end anywhere in a panel or in either half of one.
+TEST(F32Panels, EveryIsaEqualsTheDefinitionBitForBit) {
+  IsaGuard guard;
+  std::mt19937 rng(32);
+  const int64_t n_tokens = 40;
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{203}, int64_t{1030}}) {
+    const int64_t max_rows = 13, ldw = n + 3;
+    const auto W = random_floats(max_rows * ldw, rng);
+    const auto X = random_floats(n_tokens * (n + 1), rng);
+    Activations acts;
+    acts.set(X.data(), n + 1, n_tokens, n);
+    acts.prepare_for(DType::F16, nullptr);
+    const float* panels = acts.f32_panels();
+    for (int64_t t = 0; t < n_tokens; ++t)
+      for (int64_t k = 0; k < n; ++k)
+        ASSERT_EQ(panels[t / 16 * 16 * n + 16 * k + t % 16], X[t * (n + 1) + k]) << "token " << t << " value " << k;
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t t = n_tokens; t < 48; ++t) ASSERT_EQ(panels[2 * 16 * n + 16 * k + t % 16], 0.0f) << "padding";
+    for (const std::string& isa : available_isas()) {
+      ASSERT_TRUE(force_isa(isa));
+      for (int64_t rows = 1; rows <= max_rows; ++rows) {
+        for (auto [t0, count] : {std::pair<int64_t, int64_t>{0, 40},
+                                 {3, 5},
+                                 {8, 8},
+                                 {9, 7},
+                                 {17, 20},
+                                 {39, 1},
+                                 {15, 2},
+                                 {0, 1},
+                                 {32, 8}}) {
+          SCOPED_TRACE(isa + " n=" + std::to_string(n) + " rows=" + std::to_string(rows) + " tokens " +
+                       std::to_string(t0) + "+" + std::to_string(count));
+          const int64_t ldy = rows + 2;
+          std::vector<float> got(static_cast<size_t>(count * ldy), NAN), want(got.size(), NAN);
+          gemm_f32_panels(W.data(), ldw, rows, panels, t0, count, n, got.data(), ldy);
+          scalar::gemm_f32_panels(W.data(), ldw, rows, panels, t0, count, n, want.data(), ldy);
+          for (int64_t t = 0; t < count; ++t) {
+            for (int64_t r = 0; r < ldy; ++r) {
+              const float g = got[t * ldy + r];
+              if (r >= rows) {
+                ASSERT_TRUE(std::isnan(g)) << "row " << r << " beyond the tile was written";
+                continue;
+              }
+              float definition = 0.0f;
+              for (int64_t k = 0; k < n; ++k)
+                definition = std::fma(W[r * ldw + k], X[(t0 + t) * (n + 1) + k], definition);
+              ASSERT_EQ(want[t * ldy + r], definition) << "reference, row " << r << " token " << t;
+              ASSERT_EQ(g, definition) << "row " << r << " token " << t;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(FastMatmul, SeveralTasksAndRowRanges) {
   ThreadPool pool(2);
   std::mt19937 rng(8);

@@ -110,6 +110,13 @@ int64_t tile_rows_for(int64_t n_cols) {
   const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
   return std::clamp<int64_t>(rows / 4 * 4, 4, 64);
 }
+// The same for the products with token panels, whose kernels take 6 rows
+// at a time: a multiple of 6 where 6 rows fit, else fewer (never more
+// than kF32TileFloats up to rows of that many values).
+int64_t panel_tile_rows(int64_t n_cols) {
+  const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
+  return rows >= 6 ? std::min<int64_t>(rows / 6 * 6, 60) : std::max<int64_t>(rows, 1);
+}
 
 }  // namespace
 
@@ -323,10 +330,51 @@ void QuantizedActs::quantize_columns(const float* x, int64_t c0, int64_t c1) {
   quantize_span(x, 0, c0, c1);
 }
 
-void Activations::reserve(int64_t max_rows, int64_t max_n) {
+namespace {
+
+// Rows x[t * ldx .. + n) for t < rows into panels of 16 tokens (value k of
+// token t at [(t / 16) * 16 * n + 16 * k + t % 16], the last panel padded
+// with zeros): GemmF32PanelsFn's layout.
+void make_f32_panels(const float* x, int64_t ldx, int64_t rows, int64_t n, std::vector<float>& panels,
+                     ThreadPool* pool) {
+  constexpr int64_t P = detail::kF32PanelTokens;
+  const int64_t n_panels = (rows + P - 1) / P;
+  panels.resize(static_cast<size_t>(n_panels * P * n));  // within reserve(): no allocation
+  auto pack = [&](int64_t begin, int64_t end, int) {
+    for (int64_t p = begin; p < end; ++p) {
+      float* out = panels.data() + p * P * n;
+      // 64 values at a time: their 4 KiB of the panel stay in L1 while the
+      // 16 tokens are written into them.
+      for (int64_t k0 = 0; k0 < n; k0 += 64) {
+        const int64_t k1 = std::min(n, k0 + 64);
+        for (int64_t j = 0; j < P; ++j) {
+          const int64_t t = p * P + j;
+          if (t < rows) {
+            for (int64_t k = k0; k < k1; ++k) out[P * k + j] = x[t * ldx + k];
+          } else {
+            for (int64_t k = k0; k < k1; ++k) out[P * k + j] = 0.0f;
+          }
+        }
+      }
+    }
+  };
+  if (pool != nullptr && n_panels > 1) {
+    pool->ParallelFor(n_panels, pack);
+  } else {
+    pack(0, n_panels, 0);
+  }
+}
+
+}  // namespace
+
+void Activations::reserve(int64_t max_rows, int64_t max_n, bool f32_panels) {
   // Only the formats whose blocks divide max_n can ever be made.
   if (max_n % 32 == 0) q8_32_.reserve(max_rows, max_n);
   if (max_n % 256 == 0) q8_256_.reserve(max_rows, max_n);
+  if (f32_panels && max_rows > 1) {
+    const int64_t panels = (max_rows + detail::kF32PanelTokens - 1) / detail::kF32PanelTokens;
+    panels_.reserve(static_cast<size_t>(panels * detail::kF32PanelTokens * max_n));
+  }
 }
 
 void Activations::set(const float* x, int64_t ldx, int64_t n_rows, int64_t n) {
@@ -334,10 +382,17 @@ void Activations::set(const float* x, int64_t ldx, int64_t n_rows, int64_t n) {
   ldx_ = ldx;
   rows_ = n_rows;
   n_ = n;
-  have_q8_32_ = have_q8_256_ = false;
+  have_q8_32_ = have_q8_256_ = have_panels_ = false;
 }
 
 void Activations::prepare_for(DType weight_type, ThreadPool* pool) {
+  if (act_format_for(weight_type) == ActFormat::F32) {
+    if (rows_ > 1 && !have_panels_) {
+      make_f32_panels(x_, ldx_, rows_, n_, panels_, pool);
+      have_panels_ = true;
+    }
+    return;
+  }
   bool* made = nullptr;
   QuantizedActs* q = form_for(weight_type, &made);
   if (q == nullptr || *made) return;
@@ -383,6 +438,11 @@ void Activations::prepare_columns(DType weight_type, int64_t c0, int64_t c1) {
 void Activations::finish_columns(DType weight_type) {
   bool* made = nullptr;
   if (form_for(weight_type, &made) != nullptr) *made = true;
+}
+
+const float* Activations::f32_panels() const {
+  if (!have_panels_) throw Error("activations: the F32 token panels were not made");
+  return panels_.data();
 }
 
 const QuantizedActs& Activations::quantized(ActFormat format) const {
@@ -680,12 +740,16 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
       return;
     }
     TileBuffers& buf = tile_buffers();
-    const int64_t tile_rows = tile_rows_for(n);
+    const int64_t tile_rows = isa.gemm_f32_panels != nullptr ? panel_tile_rows(n) : tile_rows_for(n);
     grow_scratch(buf.f32, tile_rows * n, kF32TileFloats);
     for (int64_t r = r0; r < r1; r += tile_rows) {
       const int64_t nr = std::min(tile_rows, r1 - r);
       for (int64_t i = 0; i < nr; ++i) isa.dequantize_row(W.type, W.row(r + i), buf.f32.data() + i * n, n);
-      isa.gemm_f32(buf.f32.data(), n, nr, X.f32() + t0 * X.ldx(), X.ldx(), t1 - t0, n, Y + t0 * ldy + r, ldy);
+      if (isa.gemm_f32_panels != nullptr) {
+        isa.gemm_f32_panels(buf.f32.data(), n, nr, X.f32_panels(), t0, t1 - t0, n, Y + t0 * ldy + r, ldy);
+      } else {
+        isa.gemm_f32(buf.f32.data(), n, nr, X.f32() + t0 * X.ldx(), X.ldx(), t1 - t0, n, Y + t0 * ldy + r, ldy);
+      }
     }
     return;
   }
@@ -979,9 +1043,15 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
     } else if (act_format_for(W.type) == ActFormat::F32) {
       // Dequantized F32 tiles; F32 tokens (4 bytes a value) in blocks that
       // stay in L2 with the tile.
-      chunk_rows = tile_rows_for(W.cols()) * 2;
-      token_block =
-          std::min<int64_t>(token_block, std::clamp<int64_t>((1024 * 1024) / (4 * W.cols()) / 12 * 12, 12, 252));
+      if (isa.gemm_f32_panels != nullptr) {
+        // The kernel keeps one panel of 16 tokens in L2 at a time: blocks
+        // as long as the matrix is, each tile dequantized once.
+        chunk_rows = panel_tile_rows(W.cols()) * 2;
+      } else {
+        chunk_rows = tile_rows_for(W.cols()) * 2;
+        token_block =
+            std::min<int64_t>(token_block, std::clamp<int64_t>((1024 * 1024) / (4 * W.cols()) / 12 * 12, 12, 252));
+      }
     } else if (isa.prepare_tile == nullptr) {
       chunk_rows = tile_rows_for(W.cols()) * 2;
     } else {
@@ -1175,6 +1245,17 @@ int64_t find_above(const float* x, int64_t from, int64_t n, float threshold) {
 
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n) { active().f32_to_f16(x, out, n); }
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n) { active().f16_to_f32(x, out, n); }
+
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy) {
+  const detail::GemmF32PanelsFn fn = active().gemm_f32_panels;
+  (fn != nullptr ? fn : detail::reference::gemm_f32_panels)(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
+}
+
+void scalar::gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
+                             int64_t n_tokens, int64_t n, float* Y, int64_t ldy) {
+  detail::reference::gemm_f32_panels(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
+}
 
 std::string_view active_isa() { return active().name; }
 

@@ -121,7 +121,10 @@ class QuantizedActs {
 // each made at most once per set().
 class Activations {
  public:
-  void reserve(int64_t max_rows, int64_t max_n);
+  // Sizes the forms for up to max_rows rows of max_n values, so that later
+  // calls do not allocate; f32_panels: also the token panels of F32, F16
+  // and BF16 weights.
+  void reserve(int64_t max_rows, int64_t max_n, bool f32_panels = false);
   // x stays owned by the caller and must outlive the products.
   void set(const float* x, int64_t ldx, int64_t n_rows, int64_t n);
   // Makes the form that `weight_type` needs (no-op when it exists).
@@ -137,6 +140,11 @@ class Activations {
   void prepare_columns(DType weight_type, int64_t c0, int64_t c1);
   void finish_columns(DType weight_type);
   const QuantizedActs& quantized(ActFormat format) const;
+  // The rows in panels of 16 tokens (value k of token t at
+  // [(t / 16) * 16 * n + 16 * k + t % 16], the last panel padded with
+  // zeros), made by prepare_for() for a weight type with F32 activations
+  // when there are several rows.
+  const float* f32_panels() const;
   const float* f32() const { return x_; }
   int64_t ldx() const { return ldx_; }
   int64_t rows() const { return rows_; }
@@ -149,7 +157,8 @@ class Activations {
   const float* x_ = nullptr;
   int64_t ldx_ = 0, rows_ = 0, n_ = 0;
   QuantizedActs q8_32_, q8_256_;
-  bool have_q8_32_ = false, have_q8_256_ = false;
+  std::vector<float> panels_;
+  bool have_q8_32_ = false, have_q8_256_ = false, have_panels_ = false;
 };
 
 namespace scalar {
@@ -328,6 +337,20 @@ int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
 // Converts n floats to fp16 (round to nearest even) and back.
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);
+
+// The F32 tile product of the fast path (F32, F16 and BF16 weights, several
+// tokens) with the tokens in panels of 16, Activations::f32_panels():
+// Y[t * ldy + r] = sum_k W[r * ldw + k] * (value k of token t0 + t) for
+// r < n_rows, t < n_tokens, each summed in order of k by fused multiply-adds
+// from zero (the same bits on every instruction set). The active instruction
+// set's kernel, or the reference where it has none (it then multiplies
+// tokens in rows, gemm_f32, in matmul_fast).
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy);
+namespace scalar {
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy);
+}  // namespace scalar
 
 // Name of the instruction set the dispatcher picked ("avx512vnni", "avx512",
 // "avx2", "scalar").

@@ -423,6 +423,81 @@ void gemm_f32_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* X, 
   }
 }
 
+// Loops over the registers of a tile kernel's R x T block are unrolled
+// before GCC decides what lives in memory: left to -O3, a block array that
+// loops index is kept on the stack and stored back every iteration.
+#define GLASSBOX_UNROLL _Pragma("GCC unroll 16")
+
+using detail::kF32PanelTokens;
+
+// F32 products with the tokens in panels (kernels_internal.h): R rows times
+// V vectors of 8 tokens. Per k: V loads of the panel, R broadcast weights,
+// R x V multiply-adds into as many accumulators (6 x 2: 12 accumulators,
+// the two values and one broadcast in the 16 registers). The two FMA pipes
+// stay busy without horizontal sums, and each (row, token) is one lane
+// summed in order of k, as the reference does.
+template <int R, int V>
+void panel_block(const float* W, int64_t ldw, const float* panel, int64_t n, float (&out)[6][kF32PanelTokens]) {
+  __m256 acc[R][V];
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+    GLASSBOX_UNROLL for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+  }
+  const float* w[R];
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) w[r] = W + r * ldw;
+  const float* x = panel;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < n; ++k, x += kF32PanelTokens) {
+    __m256 xv[V];
+    GLASSBOX_UNROLL for (int v = 0; v < V; ++v) xv[v] = _mm256_loadu_ps(x + 8 * v);
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(w[r] + k);
+      GLASSBOX_UNROLL for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(wv, xv[v], acc[r][v]);
+    }
+  }
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
+    GLASSBOX_UNROLL for (int v = 0; v < V; ++v) _mm256_storeu_ps(out[r] + 8 * v, acc[r][v]);
+  }
+}
+
+// Rows [0, R) of W against the tokens in lanes [first, last) of one panel:
+// the 16 lanes, or 8 of them where the tokens lie in one half.
+template <int R>
+void panel_rows(const float* W, int64_t ldw, const float* panel, int first, int last, int64_t n, float* Y,
+                int64_t ldy) {
+  float out[6][kF32PanelTokens];
+  int lane0 = 0;
+  if (last <= 8) {
+    panel_block<R, 1>(W, ldw, panel, n, out);
+  } else if (first >= 8) {
+    panel_block<R, 1>(W, ldw, panel + 8, n, out);
+    lane0 = 8;
+  } else {
+    panel_block<R, 2>(W, ldw, panel, n, out);
+  }
+  for (int t = first; t < last; ++t) {
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) Y[(t - first) * ldy + r] = out[r][t - lane0];
+  }
+}
+
+// Panel by panel, each against every group of 6 rows: a panel (64 bytes per
+// value of the row) stays in L2 while the tile's rows stream past it.
+void gemm_f32_panels_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
+                          int64_t n_tokens, int64_t n, float* Y, int64_t ldy) {
+  using RowsFn = void (*)(const float*, int64_t, const float*, int, int, int64_t, float*, int64_t);
+  constexpr RowsFn kRows[7] = {nullptr,       panel_rows<1>, panel_rows<2>, panel_rows<3>,
+                               panel_rows<4>, panel_rows<5>, panel_rows<6>};
+  for (int64_t u = t0; u < t0 + n_tokens;) {
+    const int64_t p = u / kF32PanelTokens;
+    const int first = static_cast<int>(u - p * kF32PanelTokens);
+    const int last = static_cast<int>(std::min<int64_t>(kF32PanelTokens, t0 + n_tokens - p * kF32PanelTokens));
+    const float* panel = panels + p * kF32PanelTokens * n;
+    for (int64_t r = 0; r < n_rows; r += 6) {
+      kRows[std::min<int64_t>(6, n_rows - r)](W + r * ldw, ldw, panel, first, last, n, Y + (u - t0) * ldy + r, ldy);
+    }
+    u = p * kF32PanelTokens + last;
+  }
+}
+
 // ================================================================ fast path
 
 using detail::PreparedTile;
@@ -618,11 +693,6 @@ void prepare_tile_fast(DType type, const uint8_t* w, int64_t row_stride, int n_r
     }
   }
 }
-
-// Loops over the registers of a tile kernel's R x T block are unrolled
-// before GCC decides what lives in memory: left to -O3, a block array that
-// loops index is kept on the stack and stored back every iteration.
-#define GLASSBOX_UNROLL _Pragma("GCC unroll 16")
 
 // The R x T accumulators of a tile kernel: all zero; their lane sums out
 // (row r0 + r, token t).
@@ -1834,6 +1904,7 @@ constexpr IsaKernels kAvx2Kernels = {"avx2",
                                      dequantize_row_avx2,
                                      dot_avx2,
                                      gemm_f32_avx2,
+                                     gemm_f32_panels_avx2,
                                      quantize_acts_fast,
                                      nullptr,
                                      prepare_tile_fast,

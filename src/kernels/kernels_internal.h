@@ -22,6 +22,20 @@ using DotFn = float (*)(DType type, const uint8_t* row, const float* x, int64_t 
 using GemmF32Fn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens,
                            int64_t n, float* Y, int64_t ldy);
 
+// Tokens per panel of the F32 token panels (Activations::f32_panels).
+inline constexpr int kF32PanelTokens = 16;
+// Dense F32 tile product with the tokens in panels: Y[t * ldy + r] =
+// sum_k W[r * ldw + k] * x_{t0 + t}[k] for r < n_rows, t < n_tokens, where
+// value k of token u is panels[(u / 16) * 16 * n + 16 * k + u % 16] (tokens
+// interleaved in groups of 16, so that one vector load holds 8 tokens' value
+// k and a broadcast weight feeds them all: no horizontal sums, and each
+// weight and activation loaded serves several multiply-adds). A last panel
+// is padded with zeros to 16 tokens. Each (r, t) is summed in order of k by
+// fused multiply-adds from zero, so every implementation gives the same
+// bits, whatever n_rows, t0 and n_tokens are.
+using GemmF32PanelsFn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
+                                 int64_t n_tokens, int64_t n, float* Y, int64_t ldy);
+
 // ---- fast path (quantized activations)
 
 // One row of quantized activations (see QuantizedActs).
@@ -116,6 +130,7 @@ struct IsaKernels {
   DequantizeFn dequantize_row;
   DotFn dot;
   GemmF32Fn gemm_f32;
+  GemmF32PanelsFn gemm_f32_panels;  // nullptr: the fast path uses gemm_f32
   QuantizeActsFn quantize_acts;
   LaneLayoutFn lane_layout;    // nullptr: this ISA's tiles do not use it
   PrepareTileFn prepare_tile;  // nullptr: no tiled path (scalar reference per pair)
@@ -166,6 +181,8 @@ int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
 }  // namespace avx2
 // Scalar fast-path pieces used by the scalar table and by tests.
 namespace reference {
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy);
 void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
                        float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y);

@@ -397,6 +397,19 @@ void f16_to_f32_scalar(const uint16_t* x, float* out, int64_t n) {
 
 namespace detail::reference {
 
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t u = t0 + t;
+    const float* x = panels + u / kF32PanelTokens * kF32PanelTokens * n + u % kF32PanelTokens;
+    for (int64_t r = 0; r < n_rows; ++r) {
+      float sum = 0.0f;
+      for (int64_t k = 0; k < n; ++k) sum = std::fma(W[r * ldw + k], x[kF32PanelTokens * k], sum);
+      Y[t * ldy + r] = sum;
+    }
+  }
+}
+
 void quantize_q8_32(const float* x, int64_t n, int8_t* qs, float* scales) { kernels::quantize_q8_32(x, n, qs, scales); }
 
 void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, float* scales, int32_t* sums,
@@ -605,6 +618,7 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        dequantize_unchecked,
                                        dot_unchecked,
                                        gemm_f32,
+                                       nullptr,
                                        reference::quantize_acts_row,
                                        nullptr,
                                        nullptr,

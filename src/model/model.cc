@@ -186,9 +186,19 @@ Context::Context(const Model& model, const ContextOptions& o)
   if (precision_ == Precision::Fast) {
     // Sized now so that evaluation does not allocate. The final norm's
     // output goes through act_xn too.
-    b.act_xn.reserve(n_batch_, c.n_embd);
-    b.act_attn.reserve(n_batch_, c.n_head * c.head_dim_v);
-    b.act_hidden.reserve(n_batch_, c.n_ff);
+    // Matrices with F32 activations (F32, F16, BF16) read the tokens in
+    // panels (kernels.h).
+    auto f32_acts = [](const TensorView& W) { return kernels::act_format_for(W.type) == kernels::ActFormat::F32; };
+    bool xn_panels = f32_acts(model.weights().output), attn_panels = false, hidden_panels = false;
+    for (const LayerWeights& l : model.weights().layers) {
+      xn_panels =
+          xn_panels || f32_acts(l.wq) || f32_acts(l.wk) || f32_acts(l.wv) || f32_acts(l.w_gate) || f32_acts(l.w_up);
+      attn_panels = attn_panels || f32_acts(l.wo);
+      hidden_panels = hidden_panels || f32_acts(l.w_down);
+    }
+    b.act_xn.reserve(n_batch_, c.n_embd, xn_panels);
+    b.act_attn.reserve(n_batch_, c.n_head * c.head_dim_v, attn_panels);
+    b.act_hidden.reserve(n_batch_, c.n_ff, hidden_panels);
   }
   // Attention scratch per thread: the running outputs of a block of up to
   // 16 tokens times the query heads of a KV head, and a block of 64 keys and
