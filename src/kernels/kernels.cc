@@ -103,20 +103,27 @@ bool is_computable(DType type) {
 // in L2 (well under 1 MiB) while the tokens stream past it. A multiple of 4
 // suits the 4-row register blocking of the SIMD tile kernels.
 constexpr int64_t kTileBytes = 192 * 1024;
-// A dequantized tile's floats: the same for every row length up to
-// kTileBytes / 16 (tile_rows_for's 4-row minimum beyond).
-constexpr int64_t kF32TileFloats = kTileBytes / static_cast<int64_t>(sizeof(float));
 int64_t tile_rows_for(int64_t n_cols) {
   const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
   return std::clamp<int64_t>(rows / 4 * 4, 4, 64);
 }
 // The same for the products with token panels, whose kernels take 6 rows
-// at a time: a multiple of 6 where 6 rows fit, else fewer (never more
-// than kF32TileFloats up to rows of that many values).
+// at a time: a multiple of 6, at least 6 (fewer rows at a time cost more
+// than a tile a little beyond kTileBytes: for a Qwen2 1.5B FFN's 8960
+// columns, 6 rows and a 16-token panel still fit a 1 MiB L2).
 int64_t panel_tile_rows(int64_t n_cols) {
   const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
-  return rows >= 6 ? std::min<int64_t>(rows / 6 * 6, 60) : std::max<int64_t>(rows, 1);
+  return std::clamp<int64_t>(rows / 6 * 6, 6, 60);
 }
+// Row lengths up to this have their tiles fit in a thread's buffers from
+// the first time they grow: which thread takes which rows of a product
+// varies from call to call (stealing), so a buffer sized by the first
+// product a thread happened to meet would grow again later, in the middle of
+// generation.
+constexpr int64_t kTileRowLengthBound = 32768;
+// A dequantized F32 tile's floats, enough for every row length up to
+// kTileRowLengthBound (768 KiB).
+constexpr int64_t kF32TileFloats = std::max(kTileBytes / 4, 6 * kTileRowLengthBound);
 
 }  // namespace
 
@@ -498,13 +505,6 @@ template <typename T>
 void grow_scratch(std::vector<T>& v, int64_t need, int64_t ordinary) {
   if (static_cast<int64_t>(v.size()) < need) ensure_size(v, std::max(need, ordinary));
 }
-
-// Row lengths up to this have their tiles fit in a thread's buffers from
-// the first time they grow: which thread takes which rows of a product
-// varies from call to call (stealing), so a buffer sized by the first
-// product a thread happened to meet would grow again later, in the middle of
-// generation.
-constexpr int64_t kTileRowLengthBound = 32768;
 
 TileSizes ordinary_tile_sizes() {
   TileSizes most{0, 0, 0};
@@ -1046,7 +1046,7 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
       if (isa.gemm_f32_panels != nullptr) {
         // The kernel keeps one panel of 16 tokens in L2 at a time: blocks
         // as long as the matrix is, each tile dequantized once.
-        chunk_rows = panel_tile_rows(W.cols()) * 2;
+        chunk_rows = panel_tile_rows(W.cols());
       } else {
         chunk_rows = tile_rows_for(W.cols()) * 2;
         token_block =
