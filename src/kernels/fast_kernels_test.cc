@@ -319,7 +319,7 @@ TEST(FastMatmul, MatchesReferenceForEveryTypeAndTokenCount) {
           for (int64_t r = 0; r < rows; ++r) {
             const float got = Y[t * rows + r];
             ASSERT_EQ(got, Y_serial[t * rows + r]) << "row " << r << " token " << t << ": threads change the result";
-            if (format == ActFormat::F32) {
+            if (format == ActFormat::F32 || (n_tokens > 1 && multi_token_f32(type))) {
               ASSERT_NEAR(got, scalar::dot(type, W.row(r), &X[t * cols], cols),
                           f32_tolerance(type, W.row(r), &X[t * cols], cols))
                   << "row " << r << " token " << t;
@@ -1167,6 +1167,16 @@ TEST(Q8_0, ExtremeValuesAreExact) {
     ASSERT_TRUE(force_isa(isa));
     std::vector<float> Y(static_cast<size_t>(n_tokens * rows));
     matmul_fast(W, acts, Y.data(), nullptr);
+    if (multi_token_f32(DType::Q8_0)) {
+      // Dequantized tiles times F32 tokens: exact products, float sums (a
+      // sign taken wrongly would be off by at least 2 x 127).
+      for (int64_t t = 0; t < n_tokens; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_NEAR(Y[t * rows + r], scalar::dot(DType::Q8_0, W.row(r), &x[t * cols], cols),
+                      f32_tolerance(DType::Q8_0, W.row(r), &x[t * cols], cols))
+              << isa << " row " << r << " token " << t;
+      continue;
+    }
     const QuantizedActs& q = acts.quantized(ActFormat::Q8_32);
     for (int64_t t = 0; t < n_tokens; ++t)
       for (int64_t r = 0; r < rows; ++r) {

@@ -230,6 +230,20 @@ ActFormat act_format_for(DType weight_type) {
   }
 }
 
+namespace {
+
+// Whether `isa` multiplies several tokens with `type` in F32 (kernels.h,
+// multi_token_f32).
+bool f32_tiles(const IsaKernels& isa, DType type) {
+  if (isa.gemm_f32_panels == nullptr) return false;
+  const ActFormat format = act_format_for(type);
+  return format == ActFormat::F32 || (format == ActFormat::Q8_32 && isa.f32_tiles_for_q8_32);
+}
+
+}  // namespace
+
+bool multi_token_f32(DType weight_type) { return f32_tiles(active(), weight_type); }
+
 int64_t act_block(ActFormat format) {
   switch (format) {
     case ActFormat::Q8_32:
@@ -393,7 +407,7 @@ void Activations::set(const float* x, int64_t ldx, int64_t n_rows, int64_t n) {
 }
 
 void Activations::prepare_for(DType weight_type, ThreadPool* pool) {
-  if (act_format_for(weight_type) == ActFormat::F32) {
+  if (act_format_for(weight_type) == ActFormat::F32 || (rows_ > 1 && f32_tiles(active(), weight_type))) {
     if (rows_ > 1 && !have_panels_) {
       make_f32_panels(x_, ldx_, rows_, n_, panels_, pool);
       have_panels_ = true;
@@ -734,7 +748,7 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
                 int64_t t1, float* Y, int64_t ldy) {
   const int64_t n = W.cols();
   const ActFormat format = act_format_for(W.type);
-  if (format == ActFormat::F32) {
+  if (format == ActFormat::F32 || (X.rows() > 1 && f32_tiles(isa, W.type))) {
     if (X.rows() == 1) {
       for (int64_t r = r0; r < r1; ++r) Y[r] = isa.dot(W.type, W.row(r), X.f32(), n);
       return;
@@ -1040,7 +1054,7 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
     int64_t chunk_rows;
     if (n_tokens == 1) {
       chunk_rows = std::max<int64_t>(16, total_rows / (threads * 16)) / 16 * 16;
-    } else if (act_format_for(W.type) == ActFormat::F32) {
+    } else if (act_format_for(W.type) == ActFormat::F32 || f32_tiles(isa, W.type)) {
       // Dequantized F32 tiles; F32 tokens (4 bytes a value) in blocks that
       // stay in L2 with the tile.
       if (isa.gemm_f32_panels != nullptr) {

@@ -338,6 +338,15 @@ int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
 void f32_to_f16_row(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);
 
+// Whether the fast path multiplies several tokens with `weight_type` in F32
+// on the active instruction set (dequantized tiles times
+// Activations::f32_panels()) instead of with 8-bit activations: F32, F16
+// and BF16 weights; and Q8_0, Q4_0 and Q5_0 on AVX2, which, without an
+// 8-bit dot-product instruction, does more float multiply-adds per cycle
+// than 8-bit ones with their signs and block scales (bench/README.md). One
+// token always takes the matrix-vector kernels.
+bool multi_token_f32(DType weight_type);
+
 // The F32 tile product of the fast path (F32, F16 and BF16 weights, several
 // tokens) with the tokens in panels of 16, Activations::f32_panels():
 // Y[t * ldy + r] = sum_k W[r * ldw + k] * (value k of token t0 + t) for

@@ -131,6 +131,11 @@ struct IsaKernels {
   DotFn dot;
   GemmF32Fn gemm_f32;
   GemmF32PanelsFn gemm_f32_panels;  // nullptr: the fast path uses gemm_f32
+  // Whether products of several tokens with Q8_0, Q4_0 and Q5_0 weights
+  // multiply in F32 (dequantized tiles times token panels) instead of
+  // 8-bit integers: where the ISA has no 8-bit dot-product instruction,
+  // the F32 kernel does more multiply-adds per cycle (bench/README.md).
+  bool f32_tiles_for_q8_32;
   QuantizeActsFn quantize_acts;
   LaneLayoutFn lane_layout;    // nullptr: this ISA's tiles do not use it
   PrepareTileFn prepare_tile;  // nullptr: no tiled path (scalar reference per pair)

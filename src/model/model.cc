@@ -186,9 +186,11 @@ Context::Context(const Model& model, const ContextOptions& o)
   if (precision_ == Precision::Fast) {
     // Sized now so that evaluation does not allocate. The final norm's
     // output goes through act_xn too.
-    // Matrices with F32 activations (F32, F16, BF16) read the tokens in
-    // panels (kernels.h).
-    auto f32_acts = [](const TensorView& W) { return kernels::act_format_for(W.type) == kernels::ActFormat::F32; };
+    // Matrices multiplied with F32 activations read the tokens in panels
+    // (kernels.h).
+    auto f32_acts = [](const TensorView& W) {
+      return kernels::act_format_for(W.type) == kernels::ActFormat::F32 || kernels::multi_token_f32(W.type);
+    };
     bool xn_panels = f32_acts(model.weights().output), attn_panels = false, hidden_panels = false;
     for (const LayerWeights& l : model.weights().layers) {
       xn_panels =
