@@ -236,8 +236,8 @@ namespace {
 // multi_token_f32).
 bool f32_tiles(const IsaKernels& isa, DType type) {
   if (isa.gemm_f32_panels == nullptr) return false;
-  const ActFormat format = act_format_for(type);
-  return format == ActFormat::F32 || (format == ActFormat::Q8_32 && isa.f32_tiles_for_q8_32);
+  const auto bit = static_cast<uint32_t>(type);
+  return act_format_for(type) == ActFormat::F32 || (bit < 32 && ((isa.f32_tile_types >> bit) & 1u) != 0);
 }
 
 }  // namespace

@@ -45,8 +45,11 @@ void matmul(const TensorView& W, const float* X, int64_t n_tokens, float* Y, Thr
 // (its vec_dot_type) and multiplies them with the stored integer weights in
 // integer arithmetic, scaling once per block. Logits move by about 0.1
 // compared with F32 activations (tests/data/reference/MODELS.md), the same
-// as llama.cpp's own CPU path. The functions above (F32 activations) are the
-// exact path.
+// as llama.cpp's own CPU path. Where floats are the faster way to multiply
+// several tokens (multi_token_f32: F32, F16 and BF16 weights; Q8_0, Q4_0,
+// Q5_0 and Q6_K on AVX2), prompts multiply dequantized weights with F32
+// activations instead, exactly. The functions above (F32 activations) are
+// the exact path.
 
 // How the fast path feeds activations to a weight type.
 enum class ActFormat : uint8_t {
@@ -341,10 +344,10 @@ void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);
 // Whether the fast path multiplies several tokens with `weight_type` in F32
 // on the active instruction set (dequantized tiles times
 // Activations::f32_panels()) instead of with 8-bit activations: F32, F16
-// and BF16 weights; and Q8_0, Q4_0 and Q5_0 on AVX2, which, without an
-// 8-bit dot-product instruction, does more float multiply-adds per cycle
-// than 8-bit ones with their signs and block scales (bench/README.md). One
-// token always takes the matrix-vector kernels.
+// and BF16 weights; and Q8_0, Q4_0, Q5_0 and Q6_K on AVX2, which, without
+// an 8-bit dot-product instruction, does more float multiply-adds per cycle
+// than its 8-bit tiles of those types (bench/README.md). One token always
+// takes the matrix-vector kernels.
 bool multi_token_f32(DType weight_type);
 
 // The F32 tile product of the fast path (F32, F16 and BF16 weights, several

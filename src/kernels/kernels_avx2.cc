@@ -498,6 +498,14 @@ void gemm_f32_panels_avx2(const float* W, int64_t ldw, int64_t n_rows, const flo
   }
 }
 
+// The types whose several-token products are faster in F32 on AVX2
+// (kernels_bench Fast/*/tokens:64, one thread, at Qwen3-0.6B's shapes: the
+// signed 8-bit tiles of Q8_0, Q4_0 and Q5_0 73-76 GFLOP/s, Q6_K's 65-72,
+// F32 tiles with token panels 77-81; Q4_K's integer tiles 103-110 stay).
+constexpr uint32_t kAvx2F32TileTypes =
+    (1u << static_cast<uint32_t>(DType::Q8_0)) | (1u << static_cast<uint32_t>(DType::Q4_0)) |
+    (1u << static_cast<uint32_t>(DType::Q5_0)) | (1u << static_cast<uint32_t>(DType::Q6_K));
+
 // ================================================================ fast path
 
 using detail::PreparedTile;
@@ -1905,7 +1913,7 @@ constexpr IsaKernels kAvx2Kernels = {"avx2",
                                      dot_avx2,
                                      gemm_f32_avx2,
                                      gemm_f32_panels_avx2,
-                                     true,
+                                     kAvx2F32TileTypes,
                                      quantize_acts_fast,
                                      nullptr,
                                      prepare_tile_fast,

@@ -131,11 +131,12 @@ struct IsaKernels {
   DotFn dot;
   GemmF32Fn gemm_f32;
   GemmF32PanelsFn gemm_f32_panels;  // nullptr: the fast path uses gemm_f32
-  // Whether products of several tokens with Q8_0, Q4_0 and Q5_0 weights
-  // multiply in F32 (dequantized tiles times token panels) instead of
-  // 8-bit integers: where the ISA has no 8-bit dot-product instruction,
-  // the F32 kernel does more multiply-adds per cycle (bench/README.md).
-  bool f32_tiles_for_q8_32;
+  // The quantized types whose products of several tokens multiply in F32
+  // (dequantized tiles times token panels) instead of 8-bit integers, as a
+  // set of bits 1 << type: where the ISA has no 8-bit dot-product
+  // instruction, the F32 kernel does more multiply-adds per cycle than
+  // those types' integer tiles (bench/README.md).
+  uint32_t f32_tile_types;
   QuantizeActsFn quantize_acts;
   LaneLayoutFn lane_layout;    // nullptr: this ISA's tiles do not use it
   PrepareTileFn prepare_tile;  // nullptr: no tiled path (scalar reference per pair)
