@@ -184,6 +184,35 @@ void bench_packed(benchmark::State& state, Case c) {
   set_counters(state, c, static_cast<int64_t>(packed.size()), 1);
 }
 
+// The F32 tile product over token panels alone (kernels::gemm_f32_panels):
+// a tile of F32 rows against 64 tokens, one thread, everything in cache: the
+// kernel's compute rate (against the core's FMA peak), without the
+// dequantizing and panel making that bench_fast includes.
+void bench_f32_panels(benchmark::State& state, Case c) {
+  if (!kernels::force_isa(c.isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  const int64_t rows = c.shape.rows, n = c.shape.cols, n_tokens = 64;
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  std::vector<float> W(static_cast<size_t>(rows * n)), X(static_cast<size_t>(n_tokens * n));
+  for (float& v : W) v = value(rng);
+  for (float& v : X) v = value(rng);
+  kernels::Activations acts;
+  acts.set(X.data(), n, n_tokens, n);
+  acts.prepare_for(DType::F32, nullptr);
+  std::vector<float> Y(static_cast<size_t>(n_tokens * rows));
+  for (auto _ : state) {
+    kernels::gemm_f32_panels(W.data(), n, rows, acts.f32_panels(), 0, n_tokens, n, Y.data(), rows);
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(2 * rows * n * n_tokens), benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1000);
+}
+
 // Matrix-vector products streaming from memory: 48 matrices of 3072 x 1024
 // (about 85 MB in Q4_K, more than caches hold), one after another as in a
 // forward pass, against a plain read of the same bytes (the bound).
@@ -331,6 +360,15 @@ int main(int argc, char** argv) {
             ->ArgNames({"tokens", "threads"})
             ->Unit(benchmark::kMicrosecond);
       }
+    }
+    // Tiles as the prompt products make them (rows x columns: the 0.6B
+    // model's 1024 columns, the 1.5B model's 1536 and its FFN's 8960), where
+    // this ISA has the kernel.
+    for (Shape shape : {Shape{48, 1024}, Shape{30, 1536}, Shape{6, 8960}}) {
+      if (!kernels::multi_token_f32(DType::F32)) break;
+      const std::string suffix = std::string(isa) + "/" + std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
+      benchmark::RegisterBenchmark(("F32Panels/" + suffix).c_str(), bench_f32_panels, Case{DType::F32, shape, isa})
+          ->Unit(benchmark::kMicrosecond);
     }
     {
       // 1024 x 1024 stays in a 1 MiB L2 (the compute rate); the others
