@@ -149,7 +149,15 @@ Value concat_strings(const Value& a, const Value& b) {
 }
 
 Value repeat(const Value& seq, int64_t times, size_t max_bytes) {
-  if (times <= 0) return seq.is_string() ? Value(std::string()) : Value::list({}, seq.seq_kind());
+  // An empty sequence stays empty however often it repeats (a loop of a
+  // billion empty appends would run for seconds).
+  const bool empty = seq.is_string() ? seq.as_string().empty() : seq.items().empty();
+  if (times <= 0 || empty) {
+    if (!seq.is_string()) return Value::list({}, seq.seq_kind());
+    Value v{std::string()};
+    v.set_safe(seq.is_safe());
+    return v;
+  }
   if (seq.is_string()) {
     const std::string& s = seq.as_string();
     if (!s.empty() && static_cast<uint64_t>(times) > max_bytes / s.size()) throw Failure("string repetition too large");

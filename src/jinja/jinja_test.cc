@@ -330,6 +330,10 @@ TEST(Jinja, OutputLimit) {
   EXPECT_THROW(render("{% for i in range(100) %}{{ 'xxxxxxxxxxxxxxxxxxxx' }}{% endfor %}", "{}", options),
                TemplateError);
   EXPECT_THROW(render("{{ 'x' * 100000 }}", "{}", options), TemplateError);
+  // Empty sequences repeat to empty sequences at once, however many times
+  // (found by the fuzzer: "" * 511111111 ran past its timeout; 10 ** 18
+  // empty appends would never end).
+  EXPECT_EQ(render("[{{ '' * 10 ** 18 }}] {{ [] * 10 ** 18 }} {{ () * 10 ** 18 }}", "{}", options), "[] [] ()");
 }
 
 TEST(Jinja, EvaluationBudgetStopsRunawayLoops) {
