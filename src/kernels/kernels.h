@@ -125,8 +125,8 @@ class QuantizedActs {
 class Activations {
  public:
   // Sizes the forms for up to max_rows rows of max_n values, so that later
-  // calls do not allocate; f32_panels: also the token panels of F32, F16
-  // and BF16 weights.
+  // calls do not allocate; f32_panels: also the token panels of the weight
+  // types multiplied in F32 (multi_token_f32).
   void reserve(int64_t max_rows, int64_t max_n, bool f32_panels = false);
   // x stays owned by the caller and must outlive the products.
   void set(const float* x, int64_t ldx, int64_t n_rows, int64_t n);
@@ -145,8 +145,8 @@ class Activations {
   const QuantizedActs& quantized(ActFormat format) const;
   // The rows in panels of 16 tokens (value k of token t at
   // [(t / 16) * 16 * n + 16 * k + t % 16], the last panel padded with
-  // zeros), made by prepare_for() for a weight type with F32 activations
-  // when there are several rows.
+  // zeros), made by prepare_for() when there are several rows, for a weight
+  // type with F32 activations or one multi_token_f32 names.
   const float* f32_panels() const;
   const float* f32() const { return x_; }
   int64_t ldx() const { return ldx_; }
@@ -350,8 +350,8 @@ void f16_to_f32_row(const uint16_t* x, float* out, int64_t n);
 // takes the matrix-vector kernels.
 bool multi_token_f32(DType weight_type);
 
-// The F32 tile product of the fast path (F32, F16 and BF16 weights, several
-// tokens) with the tokens in panels of 16, Activations::f32_panels():
+// The F32 tile product of the fast path (several tokens, the types of
+// multi_token_f32) with the tokens in panels of 16, Activations::f32_panels():
 // Y[t * ldy + r] = sum_k W[r * ldw + k] * (value k of token t0 + t) for
 // r < n_rows, t < n_tokens, each summed in order of k by fused multiply-adds
 // from zero (the same bits on every instruction set). The active instruction
