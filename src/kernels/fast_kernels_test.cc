@@ -402,6 +402,50 @@ TEST(F32Panels, EveryIsaEqualsTheDefinitionBitForBit) {
   }
 }
 
+// The one-token F16 and BF16 product of long rows (kernels_internal.h,
+// GemvLongRowsFn): every ISA against the reference dot product, each row
+// the same bits whichever rows it is computed with (eight at a time or
+// alone), and matmul_fast taking it for rows of 16 KiB of activations
+// (threads do not change the result).
+TEST(LongRows, EveryIsaMatchesTheReferenceWhateverTheGrouping) {
+  IsaGuard guard;
+  ThreadPool pool(2);
+  std::mt19937 rng(63);
+  for (DType type : {DType::F16, DType::BF16}) {
+    for (int64_t n : {int64_t{4096}, int64_t{4107}, int64_t{8960}}) {
+      const int64_t rows = 37, stride = 2 * n + 6;
+      const auto data = random_rows(type, n, rows, stride, rng);
+      const TensorView W = TensorView::matrix(type, data.data(), n, rows, stride);
+      const auto x = random_floats(n, rng);
+      for (const std::string& isa : available_isas()) {
+        ASSERT_TRUE(force_isa(isa));
+        SCOPED_TRACE(isa + " " + std::string(dtype_name(type)) + " n=" + std::to_string(n));
+        std::vector<float> all(rows + 1, NAN), from3(rows, NAN);
+        gemv_long_rows(type, W.row(0), stride, rows, n, x.data(), all.data());
+        ASSERT_TRUE(std::isnan(all[rows])) << "wrote beyond the rows";
+        gemv_long_rows(type, W.row(3), stride, rows - 3, n, x.data(), from3.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_NEAR(all[r], scalar::dot(type, W.row(r), x.data(), n), f32_tolerance(type, W.row(r), x.data(), n))
+              << "row " << r;
+          if (r >= 3) {
+            ASSERT_EQ(from3[r - 3], all[r]) << "row " << r << " depends on the rows beside it";
+          }
+        }
+        Activations acts;
+        acts.set(x.data(), n, 1, n);
+        std::vector<float> threaded(rows, NAN), serial(rows, NAN);
+        matmul_fast(W, acts, threaded.data(), &pool);
+        matmul_fast(W, acts, serial.data(), nullptr);
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(threaded[r], serial[r]) << "row " << r << ": threads change the result";
+          ASSERT_NEAR(threaded[r], scalar::dot(type, W.row(r), x.data(), n), f32_tolerance(type, W.row(r), x.data(), n))
+              << "matmul_fast, row " << r;
+        }
+      }
+    }
+  }
+}
+
 TEST(FastMatmul, SeveralTasksAndRowRanges) {
   ThreadPool pool(2);
   std::mt19937 rng(8);

@@ -750,6 +750,11 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   const ActFormat format = act_format_for(W.type);
   if (format == ActFormat::F32 || (X.rows() > 1 && f32_tiles(isa, W.type))) {
     if (X.rows() == 1) {
+      if (isa.gemv_long_rows != nullptr && (W.type == DType::F16 || W.type == DType::BF16) &&
+          4 * n >= detail::kLongRowActBytes) {
+        isa.gemv_long_rows(W.type, W.row(r0), W.row_stride, r1 - r0, n, X.f32(), Y + r0);
+        return;
+      }
       for (int64_t r = r0; r < r1; ++r) Y[r] = isa.dot(W.type, W.row(r), X.f32(), n);
       return;
     }
@@ -1269,6 +1274,17 @@ void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* p
 void scalar::gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
                              int64_t n_tokens, int64_t n, float* Y, int64_t ldy) {
   detail::reference::gemm_f32_panels(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
+}
+
+void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
+                    float* y) {
+  if (type != DType::F16 && type != DType::BF16) throw Error("gemv_long_rows: needs F16 or BF16 rows");
+  const IsaKernels& isa = active();
+  if (isa.gemv_long_rows != nullptr) {
+    isa.gemv_long_rows(type, w, row_stride, n_rows, n, x, y);
+    return;
+  }
+  for (int64_t r = 0; r < n_rows; ++r) y[r] = isa.dot(type, w + r * row_stride, x, n);
 }
 
 std::string_view active_isa() { return active().name; }

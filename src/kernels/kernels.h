@@ -364,6 +364,13 @@ void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* p
                      int64_t n, float* Y, int64_t ldy);
 }  // namespace scalar
 
+// The one-token product of F16 or BF16 rows that the fast path uses when
+// the activations are 16 KiB or more (kernels_internal.h, GemvLongRowsFn):
+// y[r] = row r (of n_rows, row_stride bytes apart) . x. The active
+// instruction set's kernel, or its dot per row where it has none.
+void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
+                    float* y);
+
 // Name of the instruction set the dispatcher picked ("avx512vnni", "avx512",
 // "avx2", "scalar").
 std::string_view active_isa();

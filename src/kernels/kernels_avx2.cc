@@ -266,6 +266,49 @@ float dot_16bit(const uint8_t* row, const float* x, int64_t n) {
   return hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + tail;
 }
 
+// GemvLongRowsFn: eight rows at a time, one accumulator each, every load of
+// 8 activations serving eight conversions and multiply-adds. With one row
+// at a time, a down projection's activations (35 KB at 8960 values) cannot
+// stay in a 32 KB L1 beside the weights streaming through it: each 16 bytes
+// of weights then also load 32 bytes of activations from L2, and a plain
+// scratch loop over an F16 matrix of 8960 columns (2 threads, 1 GiB,
+// AVX2 host) streamed 21-23 GB/s where a read streams 34-36 (slow memory
+// phase) or 60-69 (fast); eight rows: 32-35 and 38-44 (bench/README.md).
+// Rows of 3072 values or fewer go faster one at a time. The last rows of a
+// matrix (fewer than 8) take the same steps one row at a time: each row's
+// sum is the same whichever way.
+template <int R, __m256 (*Load8)(const uint8_t*), float (*Load1)(const uint8_t*)>
+void long_rows_block(const uint8_t* w, int64_t row_stride, int64_t n, const float* x, float* y) {
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    const __m256 xk = _mm256_loadu_ps(x + k);
+    for (int i = 0; i < R; ++i) acc[i] = _mm256_fmadd_ps(Load8(w + i * row_stride + 2 * k), xk, acc[i]);
+  }
+  for (int i = 0; i < R; ++i) {
+    float tail = 0.0f;
+    for (int64_t j = k; j < n; ++j) tail += Load1(w + i * row_stride + 2 * j) * x[j];
+    y[i] = hsum(acc[i]) + tail;
+  }
+}
+
+template <__m256 (*Load8)(const uint8_t*), float (*Load1)(const uint8_t*)>
+void long_rows(const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x, float* y) {
+  int64_t r = 0;
+  for (; r + 8 <= n_rows; r += 8) long_rows_block<8, Load8, Load1>(w + r * row_stride, row_stride, n, x, y + r);
+  for (; r < n_rows; ++r) long_rows_block<1, Load8, Load1>(w + r * row_stride, row_stride, n, x, y + r);
+}
+
+void gemv_long_rows_avx2(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
+                         float* y) {
+  if (type == DType::F16) {
+    long_rows<f16x8_at, half_at>(w, row_stride, n_rows, n, x, y);
+  } else {
+    long_rows<bf16x8_at, bf16_at>(w, row_stride, n_rows, n, x, y);
+  }
+}
+
 // Q4_0, Q5_0, Q8_0: one scale per 32 elements, so the block's integer values
 // are dotted with x first and scaled once.
 template <void (*Values)(const uint8_t*, __m256*), int64_t kBlockBytes>
@@ -1911,6 +1954,7 @@ namespace detail {
 constexpr IsaKernels kAvx2Kernels = {"avx2",
                                      dequantize_row_avx2,
                                      dot_avx2,
+                                     gemv_long_rows_avx2,
                                      gemm_f32_avx2,
                                      gemm_f32_panels_avx2,
                                      kAvx2F32TileTypes,

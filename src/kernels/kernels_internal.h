@@ -36,6 +36,16 @@ inline constexpr int kF32PanelTokens = 16;
 using GemmF32PanelsFn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
                                  int64_t n_tokens, int64_t n, float* Y, int64_t ldy);
 
+// One-token products of F16 and BF16 rows whose F32 activations do not stay
+// in L1 beside the weights streaming past (4n bytes >= kLongRowActBytes, an
+// FFN's down projection): y[r] = row r . x for r < n_rows, several rows at
+// a time sharing each load of x. Each row's sum is formed the same way
+// whatever rows it is computed with, so that the result of a row does not
+// depend on where a thread's range starts.
+inline constexpr int64_t kLongRowActBytes = 16 * 1024;
+using GemvLongRowsFn = void (*)(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n,
+                                const float* x, float* y);
+
 // ---- fast path (quantized activations)
 
 // One row of quantized activations (see QuantizedActs).
@@ -129,6 +139,7 @@ struct IsaKernels {
   std::string_view name;
   DequantizeFn dequantize_row;
   DotFn dot;
+  GemvLongRowsFn gemv_long_rows;  // nullptr: one-token F16 and BF16 products row by row with dot
   GemmF32Fn gemm_f32;
   GemmF32PanelsFn gemm_f32_panels;  // nullptr: the fast path uses gemm_f32
   // The quantized types whose products of several tokens multiply in F32

@@ -617,6 +617,7 @@ namespace detail {
 constexpr IsaKernels kScalarKernels = {"scalar",
                                        dequantize_unchecked,
                                        dot_unchecked,
+                                       nullptr,
                                        gemm_f32,
                                        nullptr,
                                        0,
