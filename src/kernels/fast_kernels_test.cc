@@ -351,7 +351,9 @@ TEST(F32Panels, EveryIsaEqualsTheDefinitionBitForBit) {
   IsaGuard guard;
   std::mt19937 rng(32);
   const int64_t n_tokens = 40;
-  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{203}, int64_t{1030}}) {
+  // 4500: two pieces of k in the AVX2 kernel (kF32PanelPieceCols), each
+  // lane's sum resumed from the output.
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{203}, int64_t{1030}, int64_t{4500}}) {
     const int64_t max_rows = 13, ldw = n + 3;
     const auto W = random_floats(max_rows * ldw, rng);
     const auto X = random_floats(n_tokens * (n + 1), rng);

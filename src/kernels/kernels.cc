@@ -107,14 +107,6 @@ int64_t tile_rows_for(int64_t n_cols) {
   const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
   return std::clamp<int64_t>(rows / 4 * 4, 4, 64);
 }
-// The same for the products with token panels, whose kernels take 6 rows
-// at a time: a multiple of 6, at least 6 (fewer rows at a time cost more
-// than a tile a little beyond kTileBytes: for a Qwen2 1.5B FFN's 8960
-// columns, 6 rows and a 16-token panel still fit a 1 MiB L2).
-int64_t panel_tile_rows(int64_t n_cols) {
-  const int64_t rows = kTileBytes / (std::max<int64_t>(n_cols, 1) * 4);
-  return std::clamp<int64_t>(rows / 6 * 6, 6, 60);
-}
 // Row lengths up to this have their tiles fit in a thread's buffers from
 // the first time they grow: which thread takes which rows of a product
 // varies from call to call (stealing), so a buffer sized by the first
@@ -124,6 +116,18 @@ constexpr int64_t kTileRowLengthBound = 32768;
 // A dequantized F32 tile's floats, enough for every row length up to
 // kTileRowLengthBound (768 KiB).
 constexpr int64_t kF32TileFloats = std::max(kTileBytes / 4, 6 * kTileRowLengthBound);
+// The same for the products with token panels, whose kernels take 6 rows
+// at a time: a multiple of 6, at least 6. Rows the kernel takes in pieces of
+// k (longer than kF32PanelPieceCols) need only a piece of the tile in L2:
+// as many rows as the tile buffer holds there, up to 24 (18 at 8960
+// columns), so that each piece of a panel read from L3 meets them all
+// instead of 6 rows, and a product still has tiles enough to share between
+// threads.
+int64_t panel_tile_rows(int64_t n_cols) {
+  const int64_t n = std::max<int64_t>(n_cols, 1);
+  if (n > detail::kF32PanelPieceCols) return std::clamp<int64_t>(kF32TileFloats / n / 6 * 6, 6, 24);
+  return std::clamp<int64_t>(kTileBytes / (n * 4) / 6 * 6, 6, 60);
+}
 
 }  // namespace
 

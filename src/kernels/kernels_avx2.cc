@@ -471,6 +471,7 @@ void gemm_f32_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* X, 
 // loops index is kept on the stack and stored back every iteration.
 #define GLASSBOX_UNROLL _Pragma("GCC unroll 16")
 
+using detail::kF32PanelPieceCols;
 using detail::kF32PanelTokens;
 
 // F32 products with the tokens in panels (kernels_internal.h): R rows times
@@ -479,11 +480,16 @@ using detail::kF32PanelTokens;
 // the two values and one broadcast in the 16 registers). The two FMA pipes
 // stay busy without horizontal sums, and each (row, token) is one lane
 // summed in order of k, as the reference does.
+// With `resume`, the sums start from `out` (the same lanes: a product taken
+// over the row in pieces of k continues each lane's chain of multiply-adds
+// where the last piece left it, so the bits are those of one pass).
 template <int R, int V>
-void panel_block(const float* W, int64_t ldw, const float* panel, int64_t n, float (&out)[6][kF32PanelTokens]) {
+void panel_block(const float* W, int64_t ldw, const float* panel, int64_t n, bool resume,
+                 float (&out)[6][kF32PanelTokens]) {
   __m256 acc[R][V];
   GLASSBOX_UNROLL for (int r = 0; r < R; ++r) {
-    GLASSBOX_UNROLL for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+    GLASSBOX_UNROLL for (int v = 0; v < V; ++v) acc[r][v] =
+        resume ? _mm256_loadu_ps(out[r] + 8 * v) : _mm256_setzero_ps();
   }
   const float* w[R];
   GLASSBOX_UNROLL for (int r = 0; r < R; ++r) w[r] = W + r * ldw;
@@ -503,19 +509,24 @@ void panel_block(const float* W, int64_t ldw, const float* panel, int64_t n, flo
 }
 
 // Rows [0, R) of W against the tokens in lanes [first, last) of one panel:
-// the 16 lanes, or 8 of them where the tokens lie in one half.
+// the 16 lanes, or 8 of them where the tokens lie in one half. With
+// `resume`, adds to the sums in Y (a later piece of k, see panel_block).
 template <int R>
-void panel_rows(const float* W, int64_t ldw, const float* panel, int first, int last, int64_t n, float* Y,
+void panel_rows(const float* W, int64_t ldw, const float* panel, int first, int last, int64_t n, bool resume, float* Y,
                 int64_t ldy) {
-  float out[6][kF32PanelTokens];
-  int lane0 = 0;
+  float out[6][kF32PanelTokens] = {};  // lanes outside [first, last) resume from zeros, unused
+  const int lane0 = last <= 8 ? 0 : first >= 8 ? 8 : 0;
+  if (resume) {
+    for (int t = first; t < last; ++t) {
+      GLASSBOX_UNROLL for (int r = 0; r < R; ++r) out[r][t - lane0] = Y[(t - first) * ldy + r];
+    }
+  }
   if (last <= 8) {
-    panel_block<R, 1>(W, ldw, panel, n, out);
+    panel_block<R, 1>(W, ldw, panel, n, resume, out);
   } else if (first >= 8) {
-    panel_block<R, 1>(W, ldw, panel + 8, n, out);
-    lane0 = 8;
+    panel_block<R, 1>(W, ldw, panel + 8, n, resume, out);
   } else {
-    panel_block<R, 2>(W, ldw, panel, n, out);
+    panel_block<R, 2>(W, ldw, panel, n, resume, out);
   }
   for (int t = first; t < last; ++t) {
     GLASSBOX_UNROLL for (int r = 0; r < R; ++r) Y[(t - first) * ldy + r] = out[r][t - lane0];
@@ -523,21 +534,35 @@ void panel_rows(const float* W, int64_t ldw, const float* panel, int first, int 
 }
 
 // Panel by panel, each against every group of 6 rows: a panel (64 bytes per
-// value of the row) stays in L2 while the tile's rows stream past it.
+// value of the row) stays in L2 while the tile's rows stream past it. Rows
+// longer than kF32PanelPieceCols go in pieces of k (all panels against
+// the tile's piece, then the next piece, each lane's sum resumed from Y):
+// whole, a panel of 8960 values is 560 KiB, and a tile small enough to share
+// L2 with it (6 rows) meets each panel once, read from L3 at 3 FLOP per
+// byte; 512 tokens against 6 x 8960 computed 58-78 GFLOP/s on one core of
+// the AVX2 host, 6 x 3072 or 30 x 1536 89-90. In pieces with 18 rows, whole
+// prompts of r1-distill-1.5b went 2-8% faster at F16 and Q8_0; rows of 3072
+// in pieces of 1536 with 24 rows gained nothing (bench/README.md).
 void gemm_f32_panels_avx2(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
                           int64_t n_tokens, int64_t n, float* Y, int64_t ldy) {
-  using RowsFn = void (*)(const float*, int64_t, const float*, int, int, int64_t, float*, int64_t);
+  using RowsFn = void (*)(const float*, int64_t, const float*, int, int, int64_t, bool, float*, int64_t);
   constexpr RowsFn kRows[7] = {nullptr,       panel_rows<1>, panel_rows<2>, panel_rows<3>,
                                panel_rows<4>, panel_rows<5>, panel_rows<6>};
-  for (int64_t u = t0; u < t0 + n_tokens;) {
-    const int64_t p = u / kF32PanelTokens;
-    const int first = static_cast<int>(u - p * kF32PanelTokens);
-    const int last = static_cast<int>(std::min<int64_t>(kF32PanelTokens, t0 + n_tokens - p * kF32PanelTokens));
-    const float* panel = panels + p * kF32PanelTokens * n;
-    for (int64_t r = 0; r < n_rows; r += 6) {
-      kRows[std::min<int64_t>(6, n_rows - r)](W + r * ldw, ldw, panel, first, last, n, Y + (u - t0) * ldy + r, ldy);
+  const int64_t n_pieces = (n + kF32PanelPieceCols - 1) / kF32PanelPieceCols;
+  const int64_t piece = (n + n_pieces - 1) / n_pieces;
+  for (int64_t k0 = 0; k0 < n; k0 += piece) {
+    const int64_t kn = std::min(piece, n - k0);
+    for (int64_t u = t0; u < t0 + n_tokens;) {
+      const int64_t p = u / kF32PanelTokens;
+      const int first = static_cast<int>(u - p * kF32PanelTokens);
+      const int last = static_cast<int>(std::min<int64_t>(kF32PanelTokens, t0 + n_tokens - p * kF32PanelTokens));
+      const float* panel = panels + p * kF32PanelTokens * n + kF32PanelTokens * k0;
+      for (int64_t r = 0; r < n_rows; r += 6) {
+        kRows[std::min<int64_t>(6, n_rows - r)](W + r * ldw + k0, ldw, panel, first, last, kn, k0 > 0,
+                                                Y + (u - t0) * ldy + r, ldy);
+      }
+      u = p * kF32PanelTokens + last;
     }
-    u = p * kF32PanelTokens + last;
   }
 }
 

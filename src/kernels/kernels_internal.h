@@ -24,6 +24,9 @@ using GemmF32Fn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const fl
 
 // Tokens per panel of the F32 token panels (Activations::f32_panels).
 inline constexpr int kF32PanelTokens = 16;
+// Rows longer than this are multiplied with the panels in pieces of k
+// (kernels_avx2.cc), so that a piece of a panel and of the tile share L2.
+inline constexpr int64_t kF32PanelPieceCols = 4096;
 // Dense F32 tile product with the tokens in panels: Y[t * ldy + r] =
 // sum_k W[r * ldw + k] * x_{t0 + t}[k] for r < n_rows, t < n_tokens, where
 // value k of token u is panels[(u / 16) * 16 * n + 16 * k + u % 16] (tokens
