@@ -3,7 +3,7 @@
 // computable type and every ISA this CPU runs, on random weights shaped
 // 1024x1024 and 1024x3072 (rows x cols); the fast path (Fast/), its
 // one-token products on the packed copies (Packed/),
-// attention, and products streaming from memory (Stream/).
+// attention, and products streaming from memory (Stream/, LongRows/).
 //
 //   kernels_bench --benchmark_filter='Dot/Q4_K'   (one family)
 //   kernels_bench --benchmark_min_time=0.05       (a quick pass)
@@ -274,6 +274,56 @@ void bench_stream(benchmark::State& state, DType type) {
   state.SetBytesProcessed(bytes);
 }
 
+// One-token F16 products of long rows streaming from memory: 12 matrices of
+// 1536 x 8960 (an FFN's down projection in DeepSeek-R1-Distill-Qwen-1.5B's
+// shape, 330 MB), 2 threads, each taking 16 rows at a time: one row at a
+// time with kernels::dot (mode 0), the long-row kernel that the fast path
+// uses for them (mode 1), or a plain read of the same bytes (mode 2).
+void bench_long_rows(benchmark::State& state) {
+  const int mode = static_cast<int>(state.range(0));
+  static std::vector<std::vector<uint8_t>> weights;
+  const Shape shape{1536, 8960};
+  const int64_t stride = glassbox::row_bytes(DType::F16, shape.cols);
+  if (weights.empty()) {
+    std::mt19937 rng(11);
+    for (int i = 0; i < 12; ++i) weights.push_back(random_weights(DType::F16, shape, rng));
+  }
+  std::vector<float> X(static_cast<size_t>(shape.cols)), Y(static_cast<size_t>(shape.rows));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (float& v : X) v = value(rng);
+  glassbox::ThreadPool pool(2);
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    for (const auto& w : weights) {
+      std::atomic<uint64_t> total{0};
+      pool.ParallelFor(shape.rows / 16, [&](int64_t b, int64_t e, int) {
+        uint64_t sum = 0;
+        for (int64_t g = b; g < e; ++g) {
+          const uint8_t* rows = w.data() + 16 * g * stride;
+          if (mode == 0) {
+            for (int64_t r = 0; r < 16; ++r)
+              Y[16 * g + r] = kernels::dot(DType::F16, rows + r * stride, X.data(), shape.cols);
+          } else if (mode == 1) {
+            kernels::gemv_long_rows(DType::F16, rows, stride, 16, shape.cols, X.data(), Y.data() + 16 * g);
+          } else {
+            for (int64_t i = 0; i < 16 * stride; i += 64) {
+              uint64_t v;
+              std::memcpy(&v, rows + i, 8);
+              sum += v;
+            }
+          }
+        }
+        total += sum;
+      });
+      benchmark::DoNotOptimize(total.load());
+      benchmark::DoNotOptimize(Y.data());
+      bytes += stride * shape.rows;
+    }
+  }
+  state.SetBytesProcessed(bytes);
+}
+
 // Causal attention of one KV head over a context of `past` positions, its
 // cache in F16 or Q8_0.
 struct AttentionCase {
@@ -401,6 +451,13 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  benchmark::RegisterBenchmark("LongRows/F16/1536x8960", bench_long_rows)
+      ->Arg(0)
+      ->Arg(1)
+      ->Arg(2)
+      ->ArgName("mode")
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
