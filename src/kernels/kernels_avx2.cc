@@ -272,9 +272,10 @@ float dot_16bit(const uint8_t* row, const float* x, int64_t n) {
 // stay in a 32 KB L1 beside the weights streaming through it: each 16 bytes
 // of weights then also load 32 bytes of activations from L2, and a plain
 // scratch loop over an F16 matrix of 8960 columns (2 threads, 1 GiB,
-// AVX2 host) streamed 21-23 GB/s where a read streams 34-36 (slow memory
-// phase) or 60-69 (fast); eight rows: 32-35 and 38-44 (bench/README.md).
-// Rows of 3072 values or fewer go faster one at a time. The last rows of a
+// AVX2 host) streamed 18-23 GB/s where a read streams 34-36 (slow memory
+// phase) or 57-70 (fast); four rows 30-34 and 38-41, eight rows 28-35 in
+// the slow phase (at 4096 columns eight rows 28-32 and 39-44;
+// bench/README.md). Rows of 3072 values or fewer go faster one at a time. The last rows of a
 // matrix (fewer than 8) take the same steps one row at a time: each row's
 // sum is the same whichever way.
 template <int R, __m256 (*Load8)(const uint8_t*), float (*Load1)(const uint8_t*)>
