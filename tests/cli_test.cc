@@ -305,6 +305,20 @@ TEST(Cli, BenchRunsEachTestAtEachDepth) {
   EXPECT_NE(bad.err.find("-d must be >= 0"), std::string::npos) << bad.err;
 }
 
+// `glassbox bench --isa`: the kernels of the named instruction set run (and
+// the report names them); one this CPU cannot run is refused by name.
+TEST(Cli, BenchRunsTheNamedInstructionSet) {
+  const RunResult j = run(bench_command("-p 4 -n 3 -r 1 --bandwidth-runs 1 --isa scalar --json"));
+  ASSERT_EQ(j.status, 0) << j.err;
+  EXPECT_EQ(nlohmann::json::parse(j.out).at("isa"), "scalar");
+  const RunResult text = run(bench_command("-p 0 -n 3 -r 1 --bandwidth-runs 1 --isa scalar"));
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find(" CPU scalar "), std::string::npos) << text.out;
+  const RunResult bad = run(bench_command("-p 0 -n 3 --isa neon"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("--isa neon"), std::string::npos) << bad.err;
+}
+
 // `glassbox bench --trace-top-k K`: each tg test also runs with the
 // per-token trace, and the cost figures follow from the two results.
 TEST(Cli, BenchTimesTheTraceAgainstPlainGeneration) {

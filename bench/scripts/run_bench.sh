@@ -8,7 +8,8 @@
 # Environment: GLASSBOX (default build/glassbox), LLAMA_BENCH (optional),
 #              THREADS (default 2), P (default 512), N (default 128),
 #              REPS (default 3), ROUNDS (default 1: passes over all models),
-#              SETTLE (default 4: seconds of rest before each run).
+#              SETTLE (default 4: seconds of rest before each run),
+#              GLASSBOX_ARGS (more options for glassbox bench, e.g. "--isa avx2").
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,7 +36,8 @@ for round in $(seq 1 "$rounds"); do
     name=$(basename "$model" .gguf)
     echo "== round $round: $name" >&2
     rest
-    "$glassbox" bench -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" --json \
+    # shellcheck disable=SC2086 # GLASSBOX_ARGS is a list of words
+    "$glassbox" bench -m "$model" -p "$p" -n "$n" -t "$threads" -r "$reps" --json ${GLASSBOX_ARGS:-} \
       > "$out_dir/$name.glassbox.$round.json"
     if [ -n "${LLAMA_BENCH:-}" ]; then
       # llama-bench's defaults otherwise (F16 KV cache, weight repacking on).

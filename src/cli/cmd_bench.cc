@@ -105,6 +105,7 @@ struct BenchArgs {
   uint64_t seed = 42;
   int trace_top_k = -1;  // >= 0: tg also with the per-token trace
   KvCacheType kv_cache = KvCacheType::Auto;
+  std::string isa = "auto";  // the kernels' instruction set (kernels::force_isa)
 };
 
 struct ThreadResults {
@@ -310,6 +311,11 @@ void run_bench(const BenchArgs& a) {
     throw Error("bench: --trace-top-k needs tg tests of 2 tokens or more (the trace runs after every other token)");
   if (a.n_prompt.empty() || a.n_gen.empty() || a.n_depth.empty() || a.threads.empty())
     throw Error("bench: -p, -n, -d and -t each need at least one value");
+  // Before the model loads: the loader packs the matrices in the form the
+  // chosen instruction set's kernels read.
+  if (!kernels::force_isa(a.isa))
+    throw Error("bench: --isa " + a.isa +
+                ": not an instruction set this CPU runs (auto, avx512vnni, avx512, avx2, scalar)");
   const int max_prompt = *std::max_element(a.n_prompt.begin(), a.n_prompt.end());
   const int max_gen = *std::max_element(a.n_gen.begin(), a.n_gen.end());
   const int64_t context_needed =
@@ -455,6 +461,10 @@ void register_bench_commands(CLI::App& app) {
     cmd->add_option("--bandwidth-runs", a->bandwidth_runs, "reads of the probe buffer (the best counts)")
         ->capture_default_str();
     cmd->add_option("--seed", a->seed, "seed of the random token ids")->capture_default_str();
+    cmd->add_option("--isa", a->isa,
+                    "the kernels' instruction set: auto (the best this CPU runs), avx512vnni, avx512, avx2 or scalar, "
+                    "to compare them on one machine")
+        ->capture_default_str();
     cmd->add_option("--trace-top-k", a->trace_top_k,
                     "run the per-token trace (log-probability, entropy and the top K alternatives, as a chat "
                     "session records it) after every other token of each tg test, and report the traced and the "

@@ -65,6 +65,15 @@ bool cpu_has_avx512vnni() {
   return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
 }
 
+bool cpu_is_amd_family_19h() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  const bool amd = ebx == 0x68747541 && edx == 0x69746e65 && ecx == 0x444d4163;  // "AuthenticAMD"
+  if (!amd || __get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  const unsigned family = ((eax >> 8) & 0xF) + ((eax >> 20) & 0xFF);
+  return family == 0x19;
+}
+
 const IsaKernels* best_available() {
   if (cpu_has_avx512vnni()) return &detail::kAvx512VnniKernels;
   if (cpu_has_avx512()) return &detail::kAvx512Kernels;
@@ -78,6 +87,7 @@ const IsaKernels& active() {
   const IsaKernels* k = g_active.load(std::memory_order_acquire);
   if (k == nullptr) {
     k = best_available();
+    detail::g_prefetch_packed.store(detail::prefetch_packed_pays(), std::memory_order_relaxed);
     g_active.store(k, std::memory_order_release);
   }
   return *k;
@@ -132,6 +142,8 @@ int64_t panel_tile_rows(int64_t n_cols) {
 }  // namespace
 
 namespace detail {
+
+bool prefetch_packed_pays() { return !cpu_is_amd_family_19h(); }
 
 void check_row_args(DType type, int64_t n) {
   const auto tr = dtype_traits(static_cast<uint32_t>(type));
@@ -1307,6 +1319,7 @@ bool force_isa(std::string_view name) {
     k = best_available();
   }
   if (k == nullptr) return false;
+  detail::g_prefetch_packed.store(detail::prefetch_packed_pays(), std::memory_order_relaxed);
   g_active.store(k, std::memory_order_release);
   return true;
 }

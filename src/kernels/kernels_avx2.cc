@@ -1898,6 +1898,15 @@ double sum_as_double(__m256 v) {
 // of 1024 entries, the blocks added in double; e^(x - m) by the attention's
 // exp_ps, zeroed below -87 (where exp_ps stops).
 void attention(const AttentionArgs& args, AttentionScratch& scratch) { attention_avx2(args, scratch); }
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy) {
+  gemm_f32_panels_avx2(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
+}
+float dot(DType type, const uint8_t* row, const float* x, int64_t n) { return dot_avx2(type, row, x, n); }
+void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
+                    float* y) {
+  gemv_long_rows_avx2(type, w, row_stride, n_rows, n, x, y);
+}
 
 SoftmaxSums softmax_sums(const float* x, int64_t n) {
   SoftmaxSums r;

@@ -230,29 +230,6 @@ float dot_f32(const uint8_t* row, const float* x, int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 
-template <__m512 (*Convert)(__m256i)>
-float dot_16bit(const uint8_t* row, const float* x, int64_t n) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    // Rows are read once as a stream (a matrix-vector product): fetch ahead
-    // so that memory and arithmetic overlap. Past the row it is the next
-    // row's data; past the matrix the prefetch is harmless.
-    _mm_prefetch(reinterpret_cast<const char*>(row + 2 * i + 4096), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(row + 2 * i + 4096 + 64), _MM_HINT_T0);
-    for (int u = 0; u < 4; ++u) {
-      const __m512 w = Convert(load_32_bytes(row + 2 * (i + 16 * u)));
-      acc[u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + i + 16 * u), acc[u]);
-    }
-  }
-  for (; i < n; i += 16) {
-    const __mmask16 mask = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : first_lanes(n - i);
-    const __m512 w = Convert(_mm256_maskz_loadu_epi16(mask, row + 2 * i));
-    acc[0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x + i), acc[0]);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-}
-
 // Q4_0, Q5_0, Q8_0: one scale per 32 elements, applied once per block.
 template <void (*Values)(const uint8_t*, __m512*), int64_t kBlockBytes>
 float dot_32_block(const uint8_t* row, const float* x, int64_t n) {
@@ -321,9 +298,11 @@ float dot_avx512(DType type, const uint8_t* row, const float* x, int64_t n) {
     case DType::F32:
       return dot_f32(row, x, n);
     case DType::F16:
-      return dot_16bit<f16x16>(row, x, n);
     case DType::BF16:
-      return dot_16bit<bf16x16>(row, x, n);
+      // 256-bit conversions: on an AMD Zen 4 core, 512-bit vcvtph2ps from
+      // memory streamed F16 rows far slower (qwen3-0.6b F16 tg64 29 t/s
+      // against 38; bench/README.md).
+      return detail::avx2::dot(type, row, x, n);
     case DType::Q4_0:
       return dot_32_block<q4_0_values, kQ4_0Bytes>(row, x, n);
     case DType::Q5_0:
@@ -443,6 +422,80 @@ void gemm_f32_avx512(const float* W, int64_t ldw, int64_t n_rows, const float* X
     for (int64_t t = 0; t < n_tokens; t += kKTokens) {
       const int nt = static_cast<int>(std::min<int64_t>(kKTokens, n_tokens - t));
       kmajor_tokens<kKTokens>(nt, transposed.data(), n, X + t * ldx, ldx, Y + t * ldy + r, ldy, nr);
+    }
+  }
+}
+
+// F32 products with the tokens in panels (kernels_internal.h): R rows times
+// one vector holding the panel's 16 tokens. Per k: one load of the panel, R
+// broadcast weights and R multiply-adds into R accumulators, no horizontal
+// sums. Each (row, token) is one lane summed in order of k, as the reference
+// does; with `resume`, each lane continues from `out` (a later piece of k:
+// the bits are those of one pass). At most 6 rows: a tile's rows lie 4n
+// bytes apart, for n a multiple of 1024 in the same sets of a 32 KiB 8-way
+// L1, and 12 rows at a time evicted each other (qwen3-0.6b F16 pp512 on an
+// AMD Zen 4 VM: 12 rows 146-153 t/s, 6 rows 197-207, the transposing
+// gemm_f32 122, llama.cpp 168; bench/README.md).
+#define GLASSBOX_UNROLL _Pragma("GCC unroll 16")
+constexpr int kPanelRows = 6;
+
+template <int R>
+void panel_block(const float* W, int64_t ldw, const float* panel, int64_t n, bool resume,
+                 float (&out)[kPanelRows][detail::kF32PanelTokens]) {
+  static_assert(detail::kF32PanelTokens == 16, "one vector per panel");
+  __m512 acc[R];
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) acc[r] = resume ? _mm512_loadu_ps(out[r]) : _mm512_setzero_ps();
+  const float* w[R];
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) w[r] = W + r * ldw;
+  const float* x = panel;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < n; ++k, x += detail::kF32PanelTokens) {
+    const __m512 xv = _mm512_loadu_ps(x);
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w[r][k]), xv, acc[r]);
+  }
+  GLASSBOX_UNROLL for (int r = 0; r < R; ++r) _mm512_storeu_ps(out[r], acc[r]);
+}
+
+// Rows [0, R) of W against the tokens in lanes [first, last) of one panel;
+// with `resume`, adds to the sums in Y.
+template <int R>
+void panel_rows(const float* W, int64_t ldw, const float* panel, int first, int last, int64_t n, bool resume, float* Y,
+                int64_t ldy) {
+  float out[kPanelRows][detail::kF32PanelTokens] = {};  // lanes outside [first, last): unused
+  if (resume) {
+    for (int t = first; t < last; ++t) {
+      GLASSBOX_UNROLL for (int r = 0; r < R; ++r) out[r][t] = Y[(t - first) * ldy + r];
+    }
+  }
+  panel_block<R>(W, ldw, panel, n, resume, out);
+  for (int t = first; t < last; ++t) {
+    GLASSBOX_UNROLL for (int r = 0; r < R; ++r) Y[(t - first) * ldy + r] = out[r][t];
+  }
+}
+
+// Panel by panel, each against every group of 12 rows, rows longer than
+// kF32PanelPieceCols in pieces of k: the AVX2 kernel's order
+// (kernels_avx2.cc says why).
+void gemm_f32_panels_avx512(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
+                            int64_t n_tokens, int64_t n, float* Y, int64_t ldy) {
+  using RowsFn = void (*)(const float*, int64_t, const float*, int, int, int64_t, bool, float*, int64_t);
+  constexpr RowsFn kRows[kPanelRows + 1] = {nullptr,       panel_rows<1>, panel_rows<2>, panel_rows<3>,
+                                            panel_rows<4>, panel_rows<5>, panel_rows<6>};
+  constexpr int64_t kTokens = detail::kF32PanelTokens;
+  const int64_t n_pieces = (n + detail::kF32PanelPieceCols - 1) / detail::kF32PanelPieceCols;
+  const int64_t piece = (n + n_pieces - 1) / n_pieces;
+  for (int64_t k0 = 0; k0 < n; k0 += piece) {
+    const int64_t kn = std::min(piece, n - k0);
+    for (int64_t u = t0; u < t0 + n_tokens;) {
+      const int64_t p = u / kTokens;
+      const int first = static_cast<int>(u - p * kTokens);
+      const int last = static_cast<int>(std::min<int64_t>(kTokens, t0 + n_tokens - p * kTokens));
+      const float* panel = panels + p * kTokens * n + kTokens * k0;
+      for (int64_t r = 0; r < n_rows; r += kPanelRows) {
+        kRows[std::min<int64_t>(kPanelRows, n_rows - r)](W + r * ldw + k0, ldw, panel, first, last, kn, k0 > 0,
+                                                         Y + (u - t0) * ldy + r, ldy);
+      }
+      u = p * kTokens + last;
     }
   }
 }
@@ -770,6 +823,10 @@ float dot(DType type, const uint8_t* row, const float* x, int64_t n) { return do
 void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens, int64_t n,
               float* Y, int64_t ldy) {
   gemm_f32_avx512(W, ldw, n_rows, X, ldx, n_tokens, n, Y, ldy);
+}
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy) {
+  gemm_f32_panels_avx512(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
 }
 
 void attention(const AttentionArgs& args, AttentionScratch& scratch) {

@@ -5,6 +5,7 @@
 // data, not code).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
@@ -172,6 +173,16 @@ struct IsaKernels {
   FindAboveFn find_above;
 };
 
+// Whether the AVX-512 kernels of packed matrices (Q4_K, Q6_K; their copies
+// lie in huge pages) prefetch their weights in software. On the Intel host
+// they were tuned on this streamed them 3.5-4.5% faster from DRAM; on an
+// AMD Zen 4 core the hardware prefetchers do better alone, as they do for
+// the AVX2 kernels there (qwen3-0.6b Q4_K_M tg128 87-88 t/s with, 97-102
+// without; bench/README.md). Set from the CPU with the instruction set
+// (kernels.cc); the kernels read it once per call.
+inline std::atomic<bool> g_prefetch_packed{true};
+bool prefetch_packed_pays();  // false on AMD family 19h (Zen 4)
+
 extern const IsaKernels kScalarKernels;
 extern const IsaKernels kAvx2Kernels;        // needs AVX2, FMA, F16C
 extern const IsaKernels kAvx512Kernels;      // needs AVX-512 F, BW, VL, DQ
@@ -183,6 +194,8 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n);
 float dot(DType type, const uint8_t* row, const float* x, int64_t n);
 void gemm_f32(const float* W, int64_t ldw, int64_t n_rows, const float* X, int64_t ldx, int64_t n_tokens, int64_t n,
               float* Y, int64_t ldy);
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 void silu_mul(float* g, const float* u, int64_t n);
 void rms_norm(const float* x, const float* w, float* out, int64_t n, float eps);
@@ -198,6 +211,13 @@ SoftmaxSums softmax_sums(const float* x, int64_t n);
 // Attention over a Q8_0 cache (the AVX-512 tables have no kernel of their own).
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
+void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
+                     int64_t n, float* Y, int64_t ldy);
+// The AVX2 dot product (every type) and the F16/BF16 long-row kernel, which
+// the AVX-512 tables take for F16 and BF16 rows.
+float dot(DType type, const uint8_t* row, const float* x, int64_t n);
+void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
+                    float* y);
 }  // namespace avx2
 // Scalar fast-path pieces used by the scalar table and by tests.
 namespace reference {
