@@ -37,6 +37,15 @@ std::vector<std::string> available_isas() {
   return out;
 }
 
+// The CPU tunings to run an ISA's kernels with (kernels::CpuTuning): both
+// ways on AVX-512, whichever this CPU would choose, so that every kernel
+// variant runs here; the one there is elsewhere.
+std::vector<CpuTuning> tunings_for(const std::string& isa) {
+  if (isa.rfind("avx512", 0) != 0) return {cpu_tuning()};
+  return {CpuTuning{.prefetch_packed = true, .avx512_attention = true},
+          CpuTuning{.prefetch_packed = false, .avx512_attention = false}};
+}
+
 void put_u16(std::vector<uint8_t>& bytes, size_t at, uint16_t v) { std::memcpy(&bytes[at], &v, 2); }
 
 // Random stored rows: random bytes with finite scales of moderate size.
@@ -671,14 +680,17 @@ TEST(Attention, SimdMatchesReferenceWithF32AndF16Cache) {
     const auto v = random_floats(positions * (c.head_dim + 5), rng);
     for (DType kv : {DType::F32, DType::F16}) {
       const auto want = run_attention(c, kv, q, k, v, true);
-      for (const std::string& isa : available_isas()) {
-        ASSERT_TRUE(force_isa(isa));
-        SCOPED_TRACE(isa + " tokens=" + std::to_string(c.n_tokens) + " heads=" + std::to_string(c.n_heads) +
-                     " dim=" + std::to_string(c.head_dim) + " past=" + std::to_string(c.n_past) +
-                     (kv == DType::F16 ? " F16" : " F32"));
-        const auto got = run_attention(c, kv, q, k, v, false);
-        for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << i;
-      }
+      for (const std::string& isa : available_isas())
+        for (const CpuTuning tuning : tunings_for(isa)) {
+          ASSERT_TRUE(force_isa(isa));
+          force_cpu_tuning(tuning);
+          SCOPED_TRACE(isa + (tuning.avx512_attention ? "" : " (AVX2 attention)") +
+                       " tokens=" + std::to_string(c.n_tokens) + " heads=" + std::to_string(c.n_heads) +
+                       " dim=" + std::to_string(c.head_dim) + " past=" + std::to_string(c.n_past) +
+                       (kv == DType::F16 ? " F16" : " F32"));
+          const auto got = run_attention(c, kv, q, k, v, false);
+          for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << i;
+        }
     }
     // An F16 cache changes the result only by the rounding of keys and
     // values to fp16 (relative 2^-11 each).
@@ -820,11 +832,13 @@ TEST(Attention, LongContext) {
   const auto k = random_floats(positions * (c.head_dim + 5), rng, 2.0f);
   const auto v = random_floats(positions * (c.head_dim + 5), rng);
   const auto want = run_attention(c, DType::F16, q, k, v, true);
-  for (const std::string& isa : available_isas()) {
-    ASSERT_TRUE(force_isa(isa));
-    const auto got = run_attention(c, DType::F16, q, k, v, false);
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << isa;
-  }
+  for (const std::string& isa : available_isas())
+    for (const CpuTuning tuning : tunings_for(isa)) {
+      ASSERT_TRUE(force_isa(isa));
+      force_cpu_tuning(tuning);
+      const auto got = run_attention(c, DType::F16, q, k, v, false);
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-6 + 2e-5 * std::fabs(want[i])) << isa;
+    }
 }
 
 // ------------------------------------------------------------------- SiLU
@@ -1006,23 +1020,26 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
                                                         : 18 * 16 * 8;
       ASSERT_EQ(packed.size(), static_cast<size_t>(rows / 16 * (cols / 256) * block_bytes));
       pack_rows16(W, packed.data(), layout);
-      for (const std::string& isa : available_isas()) {
-        ASSERT_TRUE(force_isa(isa));
-        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
-          SCOPED_TRACE(isa + " form " + std::to_string(static_cast<int>(layout)) + " cols=" + std::to_string(cols) +
-                       " rows " + std::to_string(r0) + ".." + std::to_string(r1));
-          std::vector<float> y(static_cast<size_t>(rows), NAN);
-          gemv_rows16(layout, packed.data(), cols, r0, r1, acts, y.data());
-          for (int64_t r = 0; r < rows; ++r) {
-            if (r < r0 || r >= r1) {
-              ASSERT_TRUE(std::isnan(y[r])) << "row " << r << " outside the range was written";
-              continue;
+      for (const std::string& isa : available_isas())
+        for (const CpuTuning tuning : tunings_for(isa)) {
+          ASSERT_TRUE(force_isa(isa));
+          force_cpu_tuning(tuning);
+          for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
+            SCOPED_TRACE(isa + (tuning.prefetch_packed ? " prefetching" : "") + " form " +
+                         std::to_string(static_cast<int>(layout)) + " cols=" + std::to_string(cols) + " rows " +
+                         std::to_string(r0) + ".." + std::to_string(r1));
+            std::vector<float> y(static_cast<size_t>(rows), NAN);
+            gemv_rows16(layout, packed.data(), cols, r0, r1, acts, y.data());
+            for (int64_t r = 0; r < rows; ++r) {
+              if (r < r0 || r >= r1) {
+                ASSERT_TRUE(std::isnan(y[r])) << "row " << r << " outside the range was written";
+                continue;
+              }
+              ASSERT_NEAR(y[r], scalar::dot_q8(type, W.row(r), q, 0), fast_tolerance(type, W.row(r), q, 0))
+                  << "row " << r;
             }
-            ASSERT_NEAR(y[r], scalar::dot_q8(type, W.row(r), q, 0), fast_tolerance(type, W.row(r), q, 0))
-                << "row " << r;
           }
         }
-      }
     }
   }
 }

@@ -74,6 +74,11 @@ bool cpu_is_amd_family_19h() {
   return family == 0x19;
 }
 
+CpuTuning tuning_for_this_cpu() {
+  const bool zen4 = cpu_is_amd_family_19h();
+  return {.prefetch_packed = !zen4, .avx512_attention = !zen4};
+}
+
 const IsaKernels* best_available() {
   if (cpu_has_avx512vnni()) return &detail::kAvx512VnniKernels;
   if (cpu_has_avx512()) return &detail::kAvx512Kernels;
@@ -87,7 +92,7 @@ const IsaKernels& active() {
   const IsaKernels* k = g_active.load(std::memory_order_acquire);
   if (k == nullptr) {
     k = best_available();
-    detail::g_prefetch_packed.store(detail::prefetch_packed_pays(), std::memory_order_relaxed);
+    force_cpu_tuning(tuning_for_this_cpu());
     g_active.store(k, std::memory_order_release);
   }
   return *k;
@@ -142,8 +147,6 @@ int64_t panel_tile_rows(int64_t n_cols) {
 }  // namespace
 
 namespace detail {
-
-bool prefetch_packed_pays() { return !cpu_is_amd_family_19h(); }
 
 void check_row_args(DType type, int64_t n) {
   const auto tr = dtype_traits(static_cast<uint32_t>(type));
@@ -1305,6 +1308,16 @@ void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_
 
 std::string_view active_isa() { return active().name; }
 
+CpuTuning cpu_tuning() {
+  return {.prefetch_packed = detail::g_prefetch_packed.load(std::memory_order_relaxed),
+          .avx512_attention = detail::g_avx512_attention.load(std::memory_order_relaxed)};
+}
+
+void force_cpu_tuning(CpuTuning tuning) {
+  detail::g_prefetch_packed.store(tuning.prefetch_packed, std::memory_order_relaxed);
+  detail::g_avx512_attention.store(tuning.avx512_attention, std::memory_order_relaxed);
+}
+
 bool force_isa(std::string_view name) {
   const IsaKernels* k = nullptr;
   if (name == "scalar") {
@@ -1319,7 +1332,7 @@ bool force_isa(std::string_view name) {
     k = best_available();
   }
   if (k == nullptr) return false;
-  detail::g_prefetch_packed.store(detail::prefetch_packed_pays(), std::memory_order_relaxed);
+  force_cpu_tuning(tuning_for_this_cpu());
   g_active.store(k, std::memory_order_release);
   return true;
 }

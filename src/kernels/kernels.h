@@ -379,4 +379,17 @@ std::string_view active_isa();
 // threads run kernels.
 bool force_isa(std::string_view name);
 
+// Choices made for the CPU along with the instruction set, which change
+// speed, not results: whether the AVX-512 kernels of packed Q4_K and Q6_K
+// copies prefetch their weights in software, and whether attention takes
+// the AVX-512 kernel (else AVX2's). Both off on AMD family 19h (Zen 4),
+// where they measured slower (bench/README.md). force_isa sets them from the
+// CPU again; tests force each way to run every kernel.
+struct CpuTuning {
+  bool prefetch_packed = true;
+  bool avx512_attention = true;
+};
+CpuTuning cpu_tuning();
+void force_cpu_tuning(CpuTuning tuning);
+
 }  // namespace glassbox::kernels

@@ -549,22 +549,11 @@ void gemm_f32_panels_avx2(const float* W, int64_t ldw, int64_t n_rows, const flo
   using RowsFn = void (*)(const float*, int64_t, const float*, int, int, int64_t, bool, float*, int64_t);
   constexpr RowsFn kRows[7] = {nullptr,       panel_rows<1>, panel_rows<2>, panel_rows<3>,
                                panel_rows<4>, panel_rows<5>, panel_rows<6>};
-  const int64_t n_pieces = (n + kF32PanelPieceCols - 1) / kF32PanelPieceCols;
-  const int64_t piece = (n + n_pieces - 1) / n_pieces;
-  for (int64_t k0 = 0; k0 < n; k0 += piece) {
-    const int64_t kn = std::min(piece, n - k0);
-    for (int64_t u = t0; u < t0 + n_tokens;) {
-      const int64_t p = u / kF32PanelTokens;
-      const int first = static_cast<int>(u - p * kF32PanelTokens);
-      const int last = static_cast<int>(std::min<int64_t>(kF32PanelTokens, t0 + n_tokens - p * kF32PanelTokens));
-      const float* panel = panels + p * kF32PanelTokens * n + kF32PanelTokens * k0;
-      for (int64_t r = 0; r < n_rows; r += 6) {
-        kRows[std::min<int64_t>(6, n_rows - r)](W + r * ldw + k0, ldw, panel, first, last, kn, k0 > 0,
-                                                Y + (u - t0) * ldy + r, ldy);
-      }
-      u = p * kF32PanelTokens + last;
-    }
-  }
+  detail::for_each_panel_block(
+      W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy, 6,
+      [&](const float* w, int rows, const float* panel, int64_t kn, int first, int last, bool resume, float* y) {
+        kRows[rows](w, ldw, panel, first, last, kn, resume, y, ldy);
+      });
 }
 
 // The types whose several-token products are faster in F32 on AVX2
@@ -1903,6 +1892,9 @@ void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* p
   gemm_f32_panels_avx2(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
 }
 float dot(DType type, const uint8_t* row, const float* x, int64_t n) { return dot_avx2(type, row, x, n); }
+void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  glassbox::kernels::gemv_q8_0_rows16(packed, n_groups, n, x, y);
+}
 void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
                     float* y) {
   gemv_long_rows_avx2(type, w, row_stride, n_rows, n, x, y);

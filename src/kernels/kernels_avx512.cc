@@ -473,7 +473,7 @@ void panel_rows(const float* W, int64_t ldw, const float* panel, int first, int 
   }
 }
 
-// Panel by panel, each against every group of 12 rows, rows longer than
+// Panel by panel, each against every group of 6 rows, rows longer than
 // kF32PanelPieceCols in pieces of k: the AVX2 kernel's order
 // (kernels_avx2.cc says why).
 void gemm_f32_panels_avx512(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
@@ -481,23 +481,11 @@ void gemm_f32_panels_avx512(const float* W, int64_t ldw, int64_t n_rows, const f
   using RowsFn = void (*)(const float*, int64_t, const float*, int, int, int64_t, bool, float*, int64_t);
   constexpr RowsFn kRows[kPanelRows + 1] = {nullptr,       panel_rows<1>, panel_rows<2>, panel_rows<3>,
                                             panel_rows<4>, panel_rows<5>, panel_rows<6>};
-  constexpr int64_t kTokens = detail::kF32PanelTokens;
-  const int64_t n_pieces = (n + detail::kF32PanelPieceCols - 1) / detail::kF32PanelPieceCols;
-  const int64_t piece = (n + n_pieces - 1) / n_pieces;
-  for (int64_t k0 = 0; k0 < n; k0 += piece) {
-    const int64_t kn = std::min(piece, n - k0);
-    for (int64_t u = t0; u < t0 + n_tokens;) {
-      const int64_t p = u / kTokens;
-      const int first = static_cast<int>(u - p * kTokens);
-      const int last = static_cast<int>(std::min<int64_t>(kTokens, t0 + n_tokens - p * kTokens));
-      const float* panel = panels + p * kTokens * n + kTokens * k0;
-      for (int64_t r = 0; r < n_rows; r += kPanelRows) {
-        kRows[std::min<int64_t>(kPanelRows, n_rows - r)](W + r * ldw + k0, ldw, panel, first, last, kn, k0 > 0,
-                                                         Y + (u - t0) * ldy + r, ldy);
-      }
-      u = p * kTokens + last;
-    }
-  }
+  detail::for_each_panel_block(
+      W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy, kPanelRows,
+      [&](const float* w, int rows, const float* panel, int64_t kn, int first, int last, bool resume, float* y) {
+        kRows[rows](w, ldw, panel, first, last, kn, resume, y, ldy);
+      });
 }
 
 // ----------------------------------------------------------------- attention
@@ -830,8 +818,10 @@ void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* p
 }
 
 void attention(const AttentionArgs& args, AttentionScratch& scratch) {
-  // A Q8_0 cache: the AVX2 kernel (its integer dot products in 256 bits).
-  if (args.kv_type == DType::Q8_0) return detail::avx2::attention(args, scratch);
+  // A Q8_0 cache: the AVX2 kernel (its integer dot products in 256 bits);
+  // also where that one is the faster (g_avx512_attention).
+  if (args.kv_type == DType::Q8_0 || !g_avx512_attention.load(std::memory_order_relaxed))
+    return detail::avx2::attention(args, scratch);
   if (args.head_dim > 16 * 64) throw Error("attention: head size " + std::to_string(args.head_dim) + " is too large");
   attention_impl(args, scratch);
 }

@@ -40,6 +40,36 @@ inline constexpr int64_t kF32PanelPieceCols = 4096;
 using GemmF32PanelsFn = void (*)(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
                                  int64_t n_tokens, int64_t n, float* Y, int64_t ldy);
 
+// The loops of a GemmF32PanelsFn, shared by the SIMD kernels: rows longer
+// than kF32PanelPieceCols in pieces of k (all panels against a piece of the
+// tile's rows, then the next piece), and for each piece and panel, every
+// group of `block_rows` rows. Calls
+//   block(W + r * ldw + k0, rows, panel + 16 * k0, kn, first, last, resume, Y + t * ldy + r)
+// for rows [r, r + rows) and the panel's tokens in lanes [first, last)
+// (Y's token t = t0 + t), k in [k0, k0 + kn); `resume` (k0 > 0): add to
+// the sums in Y, continuing each lane's chain where the last piece left it.
+template <typename Block>
+void for_each_panel_block(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0,
+                          int64_t n_tokens, int64_t n, float* Y, int64_t ldy, int64_t block_rows, Block block) {
+  const int64_t n_pieces = (n + kF32PanelPieceCols - 1) / kF32PanelPieceCols;
+  const int64_t piece = (n + n_pieces - 1) / n_pieces;
+  for (int64_t k0 = 0; k0 < n; k0 += piece) {
+    const int64_t kn = piece < n - k0 ? piece : n - k0;
+    for (int64_t u = t0; u < t0 + n_tokens;) {
+      const int64_t p = u / kF32PanelTokens;
+      const int first = static_cast<int>(u - p * kF32PanelTokens);
+      const int64_t end = t0 + n_tokens - p * kF32PanelTokens;
+      const int last = static_cast<int>(end < kF32PanelTokens ? end : kF32PanelTokens);
+      const float* panel = panels + p * kF32PanelTokens * n + kF32PanelTokens * k0;
+      for (int64_t r = 0; r < n_rows; r += block_rows) {
+        const int rows = static_cast<int>(block_rows < n_rows - r ? block_rows : n_rows - r);
+        block(W + r * ldw + k0, rows, panel, kn, first, last, k0 > 0, Y + (u - t0) * ldy + r);
+      }
+      u = p * kF32PanelTokens + last;
+    }
+  }
+}
+
 // One-token products of F16 and BF16 rows whose F32 activations do not stay
 // in L1 beside the weights streaming past (4n bytes >= kLongRowActBytes, an
 // FFN's down projection): y[r] = row r . x for r < n_rows, several rows at
@@ -179,9 +209,14 @@ struct IsaKernels {
 // AMD Zen 4 core the hardware prefetchers do better alone, as they do for
 // the AVX2 kernels there (qwen3-0.6b Q4_K_M tg128 87-88 t/s with, 97-102
 // without; bench/README.md). Set from the CPU with the instruction set
-// (kernels.cc); the kernels read it once per call.
+// (kernels.cc, kernels::CpuTuning); the kernels read it once per call.
 inline std::atomic<bool> g_prefetch_packed{true};
-bool prefetch_packed_pays();  // false on AMD family 19h (Zen 4)
+// Whether the AVX-512 attention (512-bit conversions of an F16 cache's
+// keys and values) is the faster: on an AMD Zen 4 core the AVX2 kernel is
+// (qwen3-0.6b Q4_K_M tg32 at depth 4096: 26.8 t/s against 39.1;
+// bench/README.md), as 512-bit vcvtph2ps streams slower there. Set with
+// g_prefetch_packed, from the same CPU check.
+inline std::atomic<bool> g_avx512_attention{true};
 
 extern const IsaKernels kScalarKernels;
 extern const IsaKernels kAvx2Kernels;        // needs AVX2, FMA, F16C
@@ -218,6 +253,8 @@ void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* p
 float dot(DType type, const uint8_t* row, const float* x, int64_t n);
 void gemv_long_rows(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const float* x,
                     float* y);
+// The packed Q8_0 one-token kernel, which AVX-512 without VNNI takes too.
+void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 }  // namespace avx2
 // Scalar fast-path pieces used by the scalar table and by tests.
 namespace reference {
