@@ -37,9 +37,9 @@ std::vector<std::string> available_isas() {
   return out;
 }
 
-// The CPU tunings to run an ISA's kernels with (kernels::CpuTuning): both
-// ways on AVX-512, whichever this CPU would choose, so that every kernel
-// variant runs here; the one there is elsewhere.
+// The CPU tunings to run an ISA's kernels with (kernels::CpuTuning): on
+// AVX-512 both ways, whatever this CPU would choose, so that every variant
+// of its kernels runs; other ISAs read no tuning.
 std::vector<CpuTuning> tunings_for(const std::string& isa) {
   if (isa.rfind("avx512", 0) != 0) return {cpu_tuning()};
   return {CpuTuning{.prefetch_packed = true, .avx512_attention = true},

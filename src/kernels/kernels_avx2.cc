@@ -1887,10 +1887,6 @@ double sum_as_double(__m256 v) {
 // of 1024 entries, the blocks added in double; e^(x - m) by the attention's
 // exp_ps, zeroed below -87 (where exp_ps stops).
 void attention(const AttentionArgs& args, AttentionScratch& scratch) { attention_avx2(args, scratch); }
-void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
-                     int64_t n, float* Y, int64_t ldy) {
-  gemm_f32_panels_avx2(W, ldw, n_rows, panels, t0, n_tokens, n, Y, ldy);
-}
 float dot(DType type, const uint8_t* row, const float* x, int64_t n) { return dot_avx2(type, row, x, n); }
 void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
   glassbox::kernels::gemv_q8_0_rows16(packed, n_groups, n, x, y);

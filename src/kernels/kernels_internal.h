@@ -246,8 +246,6 @@ SoftmaxSums softmax_sums(const float* x, int64_t n);
 // Attention over a Q8_0 cache (the AVX-512 tables have no kernel of their own).
 void attention(const AttentionArgs& args, AttentionScratch& scratch);
 int64_t find_above(const float* x, int64_t from, int64_t n, float threshold);
-void gemm_f32_panels(const float* W, int64_t ldw, int64_t n_rows, const float* panels, int64_t t0, int64_t n_tokens,
-                     int64_t n, float* Y, int64_t ldy);
 // The AVX2 dot product (every type) and the F16/BF16 long-row kernel, which
 // the AVX-512 tables take for F16 and BF16 rows.
 float dot(DType type, const uint8_t* row, const float* x, int64_t n);
