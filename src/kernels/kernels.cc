@@ -292,6 +292,7 @@ void QuantizedActs::reserve(int64_t max_rows, int64_t max_n) {
   ensure_size(sums_, max_rows * (max_n / 32));
   ensure_size(scaled_sums_, max_rows * (max_n / 16));
   ensure_size(lane_bias_, max_rows * (max_n / 4));
+  ensure_size(sub_bias_, max_rows * (max_n / 16));
   ensure_size(lane_scales_, max_rows * (max_n / 4));
   const int64_t padded = (max_n + 511) / 512 * 512;
   ensure_size(qs_lanes_, max_rows * padded);
@@ -332,6 +333,12 @@ void QuantizedActs::quantize_span(const float* x_row, int64_t t, int64_t c0, int
   isa.quantize_acts(format_, x_row + c0, len, qs_.data() + t * n + c0, scales_.data() + t * (n / 32) + c0 / 32,
                     sums_.data() + t * (n / 32) + c0 / 32, scaled_sums_.data() + t * (n / 16) + c0 / 16,
                     lane_bias_.data() + t * (n / 4) + c0 / 4, lane_scales_.data() + t * (n / 4) + c0 / 4);
+  // Each lane bias is -128 times a sum of four values, so a quarter of four
+  // of them is exact.
+  const int32_t* lane_bias = lane_bias_.data() + t * (n / 4);
+  int32_t* sub_bias = sub_bias_.data() + t * (n / 16);
+  for (int64_t i = c0 / 16; i < c1 / 16; ++i)
+    sub_bias[i] = (lane_bias[4 * i] + lane_bias[4 * i + 1] + lane_bias[4 * i + 2] + lane_bias[4 * i + 3]) / 4;
   if (format_ == ActFormat::Q8_256) {
     // Q4_K keeps sub-blocks 2k and 2k+1 in the low and high nibbles of the
     // same 32 bytes: order the runs so that 64 bytes of nibbles meet 64
@@ -577,15 +584,9 @@ void prepare_thread_scratch() {
 namespace {
 
 detail::QRow qrow(const QuantizedActs& x, int64_t t) {
-  return {x.qs(t),
-          x.scales(t),
-          x.sums(t),
-          x.scaled_sums(t),
-          x.lane_bias(t),
-          x.lane_scales(t),
-          x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr,
-          x.qs_lanes(t),
-          x.group_scales(t)};
+  return {x.qs(t),        x.scales(t),      x.sums(t),        x.scaled_sums(t),
+          x.lane_bias(t), x.sub_bias(t),    x.lane_scales(t), x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr,
+          x.qs_lanes(t),  x.group_scales(t)};
 }
 
 void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
@@ -854,16 +855,19 @@ namespace {
 // prefetches are ahead: 5-10% of a decode step on the development VM.
 //
 // Runs are counted in units of 16 rows (the packed layouts' groups). Each
-// claim takes a quarter of what is left of the run, at most a piece of 1/32
+// claim takes a quarter of what is left of the run, at most a piece of 1/8
 // of the thread's share: so that a run ends in single units and the thread
 // done first waits less for the other. Equal pieces to the end left the
 // caller waiting 290 us per 0.6B token at the sections' ends, these 190
-// (bench/README.md, "Serial steps and section ends").
+// (bench/README.md, "Serial steps and section ends"). Pieces of at most 1/8
+// rather than 1/32 (fewer kernel calls, each a restart of the stream) made
+// tokens 2.3% faster in the AMD host's fast memory phase, the same in its
+// slow one, paired per token (bench/README.md, session 18).
 struct alignas(64) UnitRange {
   std::atomic<uint64_t> bounds;  // front (high 32 bits), back (low 32 bits)
 };
 constexpr int kMaxStreamThreads = 256;
-constexpr int64_t kPiecesPerThread = 32;
+constexpr int64_t kPiecesPerThread = 8;
 
 inline uint64_t pack_bounds(uint32_t front, uint32_t back) { return uint64_t{front} << 32 | back; }
 
@@ -953,11 +957,11 @@ void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, Th
 // to come is decremented with acquire-release, so the thread that takes it
 // to zero sees every other thread's values of the group.
 constexpr int64_t kMaxSwigluGroups = 1024;
-// Claims of at most 1/8 of a thread's share (not 1/32 as for other
-// products): each claim switches the thread between the gate and the up
-// matrix, two streams. Paired per token on an AVX2 host, fused against the
-// three steps apart: 1/32 -0.1 to -0.9%, 1/8 +0.2 to +0.7% (bench/README.md).
-constexpr int64_t kSwigluPiecesPerThread = 8;
+// Claims as matvec_streams' (kPiecesPerThread): each claim switches the
+// thread between the gate and the up matrix, two streams. Paired per token
+// on an AVX2 host, fused against the three steps apart, pieces of 1/32 were
+// -0.1 to -0.9%, of 1/8 +0.2 to +0.7% (bench/README.md); 1/2 measured the
+// same as 1/8 on the AMD host.
 
 void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const TensorView& W_up, const Activations& X,
                     float* gate, float* up, Activations& hidden, DType down_type, ThreadPool& pool) {
@@ -985,7 +989,7 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
   };
   const Job job{&isa,   &W_gate,   &W_up,   &X,
                 gate,   up,        &hidden, down_type,
-                group,  rows_left, ranges,  std::max<int64_t>(1, n_units / (threads * kSwigluPiecesPerThread)),
+                group,  rows_left, ranges,  std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
                 threads};
   auto run_units = [](const Job& j, int64_t u, int64_t end) {
     const int64_t rows = j.W_gate->rows();

@@ -69,6 +69,10 @@ int64_t act_block(ActFormat format);
 // and derived data the SIMD kernels use:
 //   scaled_sums[n/16] scale * (sum of the 16 qs) of each run of 16, as float
 //   lane_bias[n/4]    -128 * (sum of each 4 consecutive qs)
+//   sub_bias[n/16]    -32 * (sum of each 16 consecutive qs): the -32 of a
+//                     Q6_K sub-block's q - 32, made once per row here rather
+//                     than once per call of the one-token kernels, which
+//                     take a few rows at a time
 //   lane_scales[n/4]  the scale of each 4 consecutive values (one entry per
 //                     32-bit lane of a dot-product instruction)
 //   qs_q4k[n]         (Q8_256 only) qs with the runs of 32 of each block of
@@ -100,6 +104,7 @@ class QuantizedActs {
   const int32_t* sums(int64_t row) const { return sums_.data() + row * (n_ / 32); }
   const float* scaled_sums(int64_t row) const { return scaled_sums_.data() + row * (n_ / 16); }
   const int32_t* lane_bias(int64_t row) const { return lane_bias_.data() + row * (n_ / 4); }
+  const int32_t* sub_bias(int64_t row) const { return sub_bias_.data() + row * (n_ / 16); }
   const float* lane_scales(int64_t row) const { return lane_scales_.data() + row * (n_ / 4); }
   const int8_t* qs_q4k(int64_t row) const { return qs_q4k_.data() + row * n_; }
   // Values per lane-major group (256 for Q8_256, 512 for Q8_32) and the
@@ -117,7 +122,7 @@ class QuantizedActs {
   int64_t rows_ = 0, n_ = 0;
   std::vector<int8_t> qs_, qs_q4k_, qs_lanes_;
   std::vector<float> scales_, scaled_sums_, lane_scales_, group_scales_;
-  std::vector<int32_t> sums_, lane_bias_;
+  std::vector<int32_t> sums_, lane_bias_, sub_bias_;
 };
 
 // The input of fast matrix products: float rows, plus their quantized forms,

@@ -89,6 +89,7 @@ struct QRow {
   const int32_t* sums;
   const float* scaled_sums;
   const int32_t* lane_bias;
+  const int32_t* sub_bias;
   const float* lane_scales;
   const int8_t* qs_q4k;    // Q8_256 only
   const int8_t* qs_lanes;  // lane-major copy (ISAs with lane_layout)
