@@ -584,9 +584,18 @@ void prepare_thread_scratch() {
 namespace {
 
 detail::QRow qrow(const QuantizedActs& x, int64_t t) {
-  return {x.qs(t),        x.scales(t),      x.sums(t),        x.scaled_sums(t),
-          x.lane_bias(t), x.sub_bias(t),    x.lane_scales(t), x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr,
-          x.qs_lanes(t),  x.group_scales(t)};
+  detail::QRow row;
+  row.qs = x.qs(t);
+  row.scales = x.scales(t);
+  row.sums = x.sums(t);
+  row.scaled_sums = x.scaled_sums(t);
+  row.lane_bias = x.lane_bias(t);
+  row.sub_bias = x.sub_bias(t);
+  row.lane_scales = x.lane_scales(t);
+  row.qs_q4k = x.format() == ActFormat::Q8_256 ? x.qs_q4k(t) : nullptr;
+  row.qs_lanes = x.qs_lanes(t);
+  row.group_scales = x.group_scales(t);
+  return row;
 }
 
 void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
