@@ -1058,14 +1058,6 @@ inline void q4_k_rows16_step(const uint8_t* w, const uint8_t* x_low, const uint8
         [mask] "x"(nibble_mask));
 }
 
-// Q4_K rows packed in groups of 16 (kRows16Bytes per block, block_layouts.h),
-// as eight rows per 256-bit vector (half h: rows 8h..8h+7, bytes 32h..32h+31
-// of each 64-byte chunk). Without VNNI, vpmaddubsw multiplies a row's four
-// nibbles with four activations broadcast to every lane and adds pairs into
-// 16 bits: at most 2 * 15 * 128 per step, so the eight steps of a sub-block
-// sum in 16 bits without saturating, and one vpmaddwd with the rows' scales
-// (duplicated into both halves of each lane) gives the scaled 32-bit sum.
-// The integer sums equal the AVX-512 kernel's; the float steps are the same.
 // The next block's 256 activations (four lines) into L1, once per block of
 // the packed one-token kernels: a group of 16 rows streams n / 256 blocks of
 // weights through L1 before it reads the same activations again, which for
@@ -1076,6 +1068,14 @@ inline void prefetch_next_activations(const uint8_t* next_block_qs) {
   for (int i = 0; i < 4; ++i) _mm_prefetch(reinterpret_cast<const char*>(next_block_qs + 64 * i), _MM_HINT_T0);
 }
 
+// Q4_K rows packed in groups of 16 (kRows16Bytes per block, block_layouts.h),
+// as eight rows per 256-bit vector (half h: rows 8h..8h+7, bytes 32h..32h+31
+// of each 64-byte chunk). Without VNNI, vpmaddubsw multiplies a row's four
+// nibbles with four activations broadcast to every lane and adds pairs into
+// 16 bits: at most 2 * 15 * 128 per step, so the eight steps of a sub-block
+// sum in 16 bits without saturating, and one vpmaddwd with the rows' scales
+// (duplicated into both halves of each lane) gives the scaled 32-bit sum.
+// The integer sums equal the AVX-512 kernel's; the float steps are the same.
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
   const __m256i low = _mm256_set1_epi8(0x0F);
   const int64_t n_blocks = n / kQ4_KElems;
