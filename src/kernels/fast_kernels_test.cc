@@ -184,7 +184,14 @@ TEST(FastQuantize, ColumnPiecesEqualTheWholeRow) {
           ASSERT_EQ(whole.scales(0)[b], pieces.scales(0)[b]) << b;
           ASSERT_EQ(whole.sums(0)[b], pieces.sums(0)[b]) << b;
         }
-        for (int64_t i = 0; i < n / 16; ++i) ASSERT_EQ(whole.scaled_sums(0)[i], pieces.scaled_sums(0)[i]) << i;
+        for (int64_t i = 0; i < n / 16; ++i) {
+          ASSERT_EQ(whole.scaled_sums(0)[i], pieces.scaled_sums(0)[i]) << i;
+          ASSERT_EQ(whole.sub_bias(0)[i], pieces.sub_bias(0)[i]) << i;
+          // Its definition: -32 times the sum of the run's 16 values.
+          int32_t sum = 0;
+          for (int64_t j = 16 * i; j < 16 * i + 16; ++j) sum += whole.qs(0)[j];
+          ASSERT_EQ(whole.sub_bias(0)[i], -32 * sum) << i;
+        }
         for (int64_t l = 0; l < n / 4; ++l) {
           ASSERT_EQ(whole.lane_bias(0)[l], pieces.lane_bias(0)[l]) << l;
           ASSERT_EQ(whole.lane_scales(0)[l], pieces.lane_scales(0)[l]) << l;

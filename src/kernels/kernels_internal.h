@@ -239,9 +239,10 @@ void f32_to_f16(const float* x, uint16_t* out, int64_t n);
 void f16_to_f32(const uint16_t* x, float* out, int64_t n);
 }  // namespace avx512
 
-// The AVX2 logit-row scans, which the AVX-512 tables use as well: a row of
-// logits (0.6 MB for a 152K vocabulary) is read once or twice per generated
-// token, and these run at a small fraction of the token's time already.
+// AVX2 functions the AVX-512 tables take as well. The logit-row scans: a row
+// of logits (0.6 MB for a 152K vocabulary) is read once or twice per
+// generated token, and these run at a small fraction of the token's time
+// already.
 namespace avx2 {
 SoftmaxSums softmax_sums(const float* x, int64_t n);
 // Attention over a Q8_0 cache (the AVX-512 tables have no kernel of their own).
