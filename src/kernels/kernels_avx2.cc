@@ -1196,9 +1196,13 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
           const __m256i scales[2] = {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc)),
                                      _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(sc, sc))};
           for (int h = 0; h < 2; ++h) {
-            const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h));
-            const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 + 32 * h));
-            const __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * h));
+            __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 32 * h));
+            __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 64 + 32 * h));
+            __m256i v2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 128 + 32 * h));
+            // Each read once (GCC folded each load into both of its ANDs;
+            // no change in rate measured on the Zen 4 host, where the
+            // vpmaddubsw steps bound this kernel).
+            detail::keep_in_register(v0, v1, v2);
             const __m256i q0 = _mm256_and_si256(v0, six), q1 = _mm256_and_si256(v1, six),
                           q2 = _mm256_and_si256(v2, six);
             // The fourth run: bits 4-5 from v2's top pair, 2-3 from v1's,
@@ -1294,8 +1298,10 @@ void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
       __m256i sum0 = _mm256_setzero_si256(), sum1 = sum0;
       for (int k = 0; k < 4; ++k) {
         const __m256i xl = broadcast_u32(xs + 4 * k), xh = broadcast_u32(xs + 16 + 4 * k);
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kRows16Q4_0Qs + 64 * k));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kRows16Q4_0Qs + 64 * k + 32));
+        __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kRows16Q4_0Qs + 64 * k));
+        __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + kRows16Q4_0Qs + 64 * k + 32));
+        // Each read once, not once per AND (4% faster from L2 on the Zen 4 host).
+        detail::keep_in_register(w0, w1);
         sum0 = _mm256_add_epi16(
             sum0, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(w0, nibble), xl),
                                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w0, 4), nibble), xh)));

@@ -275,6 +275,26 @@ void attention(const AttentionArgs& args, AttentionScratch& scratch);
 void quantize_q8_32(const float* x, int64_t n, int8_t* qs, float* scales);
 }  // namespace reference
 
+// Makes the compiler treat each vector as computed here, so that a value
+// loaded once stays in a register. GCC 12 otherwise folds the load into
+// every instruction that uses it (vpand mem, ...), and a weight vector used
+// by two instructions is read from L1 twice: the packed one-token kernels
+// were bound by those loads (the AVX-512 Q4_K kernel 20% faster from L2
+// with each vector loaded once; bench/README.md, session 19). An empty asm
+// statement: no instruction. In an anonymous namespace so that every ISA
+// file has its own copy (no inline function compiled for AVX-512 may be
+// linked into another file).
+namespace {
+template <typename Vector>
+inline void keep_one_in_register(Vector& v) {
+  asm("" : "+v"(v));
+}
+template <typename... Vectors>
+inline void keep_in_register(Vectors&... v) {
+  (keep_one_in_register(v), ...);
+}
+}  // namespace
+
 // Throws glassbox::Error unless `type` is computable and `n` is a
 // non-negative multiple of its block size.
 void check_row_args(DType type, int64_t n);
