@@ -86,20 +86,15 @@ static inline int q6_k_value(const uint8_t* block, int i) {
 // above (no larger than the rows): per block of 256 columns, 16 d (fp16),
 // scales[16][16] (sub-block s, row r: byte 16 s + r), then per sub-block s
 // 192 bytes of three 64-byte vectors, 4 bytes per row (row r: bytes
-// 4r..4r+3 of each), element e = 16 s + k for k in 0..15, in one of two
-// forms (Rows16Layout, tensor/tensor_view.h):
-// Q6_K_LowHigh (the AVX-512 kernels):
-//   low0 byte k (0..3): low nibble of element k, high nibble: element 4 + k
-//   low1 byte k:        low nibble of element 8 + k, high nibble: 12 + k
-//   high byte k:        bits 2m..2m+1 = the high pair of element 4 m + k
-// so each of the four runs of four elements is one AND/shift and one
-// ternary-logic step from its bytes, in the row's 32-bit lane.
-// Q6_K_SixBit (the AVX2 kernel, which has no ternary logic):
+// 4r..4r+3 of each), element e = 16 s + k for k in 0..15
+// (Rows16Layout::Q6_K_SixBit):
 //   vector m (0..2) byte k: bits 0-5 element 4 m + k, bits 6-7: bits
 //                           2m..2m+1 of element 12 + k
 // so three runs are one AND each and the fourth gathers its three bit
-// pairs with three ANDs, three shifts and two ORs: 11 steps for the four
-// runs instead of 17.
+// pairs: with AVX2 three ANDs, three shifts and two ORs (11 steps for the
+// four runs), with AVX-512 three shifts, an AND and two ternary-logic
+// selects (9). A form with the low nibbles and high bit pairs apart, as
+// Q6_K stores them, took 17 and 13.
 inline constexpr int kRows16Q6Scales = 32;
 inline constexpr int kRows16Q6Qs = 32 + 256;
 inline constexpr int kRows16Q6Bytes = kRows16Q6Qs + 16 * 192;  // 16 * kQ6_KBytes

@@ -976,7 +976,7 @@ std::vector<Rows16Layout> rows16_layouts(DType type) {
   if (type == DType::Q8_0) return {Rows16Layout::Q8_0};
   if (type == DType::Q4_0) return {Rows16Layout::Q4_0};
   if (type == DType::Q5_0) return {Rows16Layout::Q5_0_AsQ8_0};
-  return {Rows16Layout::Q6_K_LowHigh, Rows16Layout::Q6_K_SixBit};
+  return {Rows16Layout::Q6_K_SixBit};
 }
 
 // Q8_0 rows as ggml's quantizer writes them: no value -128 (the packed
@@ -1082,7 +1082,7 @@ TEST(Rows16Types, EachIsaPacksTheFormItReads) {
     ASSERT_TRUE(force_isa(isa));
     SCOPED_TRACE(isa);
     EXPECT_EQ(rows16_layout(DType::Q4_K), Rows16Layout::Q4_K);
-    EXPECT_EQ(rows16_layout(DType::Q6_K), isa == "avx2" ? Rows16Layout::Q6_K_SixBit : Rows16Layout::Q6_K_LowHigh);
+    EXPECT_EQ(rows16_layout(DType::Q6_K), Rows16Layout::Q6_K_SixBit);
     EXPECT_EQ(have_fast_rows16(DType::Q6_K), isa != "scalar");
     // Q8_0 (and Q5_0, widened into its form) wherever there is a SIMD
     // kernel; Q4_0 only on AVX2 (AVX-512 multiplies its stored rows).
@@ -1177,8 +1177,7 @@ TEST(Q6K, NegativeScalesAreExact) {
       for (int s = 0; s < 16; ++s)
         data[static_cast<size_t>(r * stride + b * 210 + 192 + s)] = static_cast<uint8_t>(-1 - s % 3);
   const TensorView W = TensorView::matrix(DType::Q6_K, data.data(), cols, rows, stride);
-  std::vector<uint8_t> low_high(static_cast<size_t>(rows16_bytes(W))), six_bit(low_high.size());
-  pack_rows16(W, low_high.data(), Rows16Layout::Q6_K_LowHigh);
+  std::vector<uint8_t> six_bit(static_cast<size_t>(rows16_bytes(W)));
   pack_rows16(W, six_bit.data(), Rows16Layout::Q6_K_SixBit);
   std::vector<float> x(static_cast<size_t>(cols));
   for (auto& v : x) v = std::uniform_real_distribution<float>(0.2f, 1.0f)(rng);
@@ -1188,17 +1187,14 @@ TEST(Q6K, NegativeScalesAreExact) {
   const QuantizedActs& q = acts.quantized(ActFormat::Q8_256);
   for (const std::string& isa : available_isas()) {
     ASSERT_TRUE(force_isa(isa));
-    std::vector<float> direct(static_cast<size_t>(rows)), from_low_high(static_cast<size_t>(rows)),
-        from_six_bit(static_cast<size_t>(rows));
+    std::vector<float> direct(static_cast<size_t>(rows)), from_six_bit(static_cast<size_t>(rows));
     matmul_fast_rows(W, acts, 0, rows, direct.data(), rows);
-    gemv_rows16(Rows16Layout::Q6_K_LowHigh, low_high.data(), cols, 0, rows, acts, from_low_high.data());
     gemv_rows16(Rows16Layout::Q6_K_SixBit, six_bit.data(), cols, 0, rows, acts, from_six_bit.data());
     for (int64_t r = 0; r < rows; ++r) {
       const double want = scalar::dot_q8(DType::Q6_K, W.row(r), q, 0);
       // Exact integer sums: only the float scaling of each block rounds.
       const double tolerance = 1e-6 * std::abs(want) + 1e-6;
       ASSERT_NEAR(direct[r], want, tolerance) << isa << " row " << r;
-      ASSERT_NEAR(from_low_high[r], want, tolerance) << isa << " packed (low/high) row " << r;
       ASSERT_NEAR(from_six_bit[r], want, tolerance) << isa << " packed (six-bit) row " << r;
     }
   }

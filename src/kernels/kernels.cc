@@ -598,7 +598,7 @@ detail::QRow qrow(const QuantizedActs& x, int64_t t) {
   return row;
 }
 
-void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
+void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
   for (int r = 0; r < kRows16; ++r) {
     const uint8_t* block = W.row(g * kRows16 + r) + b * kQ4_KBytes;
     std::memcpy(o + 2 * r, block, 2);
@@ -615,7 +615,7 @@ void pack_q4_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, ui
   }
 }
 
-void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout layout, uint8_t* o) {
+void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
   for (int r = 0; r < kRows16; ++r) {
     const uint8_t* block = W.row(g * kRows16 + r) + b * kQ6_KBytes;
     std::memcpy(o + 2 * r, block + kQ6_KD, 2);
@@ -626,15 +626,8 @@ void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout lay
       uint8_t* v = o + layout::kRows16Q6Qs + 192 * s + 4 * r;
       const int* e = q + 16 * s;
       for (int k = 0; k < 4; ++k) {
-        if (layout == Rows16Layout::Q6_K_SixBit) {
-          for (int m = 0; m < 3; ++m)
-            v[64 * m + k] = static_cast<uint8_t>(e[4 * m + k] | ((e[12 + k] >> (2 * m)) & 3) << 6);
-        } else {
-          v[k] = static_cast<uint8_t>((e[k] & 0x0F) | (e[4 + k] & 0x0F) << 4);
-          v[64 + k] = static_cast<uint8_t>((e[8 + k] & 0x0F) | (e[12 + k] & 0x0F) << 4);
-          v[128 + k] =
-              static_cast<uint8_t>(e[k] >> 4 | (e[4 + k] >> 4) << 2 | (e[8 + k] >> 4) << 4 | (e[12 + k] >> 4) << 6);
-        }
+        for (int m = 0; m < 3; ++m)
+          v[64 * m + k] = static_cast<uint8_t>(e[4 * m + k] | ((e[12 + k] >> (2 * m)) & 3) << 6);
       }
     }
   }
@@ -643,7 +636,7 @@ void pack_q6_k_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout lay
 // Q8_0 and Q4_0: each row's scale, then its `steps` runs of four bytes as
 // they are stored (block_layouts.h).
 template <int kBlockBytes, int kQs, int kSteps>
-void pack_block32(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
+void pack_block32(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
   for (int r = 0; r < kRows16; ++r) {
     const uint8_t* block = W.row(g * kRows16 + r) + b * kBlockBytes;
     std::memcpy(o + 2 * r, block, 2);
@@ -653,7 +646,7 @@ void pack_block32(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8
 
 // Q5_0 block b of 16 rows widened into the Q8_0 form: value j is
 // (nibble j | bit j of qh << 4) - 16, nibbles as in Q4_0.
-void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, uint8_t* o) {
+void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
   for (int r = 0; r < kRows16; ++r) {
     const uint8_t* block = W.row(g * kRows16 + r) + b * layout::kQ5_0Bytes;
     std::memcpy(o + 2 * r, block, 2);
@@ -669,7 +662,7 @@ void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, Rows16Layout, ui
 // Every packed form (block_layouts.h): the stored type it holds, its block
 // geometry, how a block of 16 rows is written, its scalar reference and the
 // IsaKernels entry of its SIMD kernel.
-using PackBlockFn = void (*)(const TensorView& W, int64_t g, int64_t b, Rows16Layout layout, uint8_t* out);
+using PackBlockFn = void (*)(const TensorView& W, int64_t g, int64_t b, uint8_t* out);
 struct Rows16Form {
   Rows16Layout layout;
   DType type;
@@ -683,10 +676,8 @@ struct Rows16Form {
 constexpr Rows16Form kRows16Forms[] = {
     {Rows16Layout::Q4_K, DType::Q4_K, 256, kRows16Bytes, pack_q4_k_block, detail::reference::gemv_q4_k_rows16,
      &IsaKernels::gemv_q4_k_rows16},
-    {Rows16Layout::Q6_K_LowHigh, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
-     detail::reference::gemv_q6_k_rows16, &IsaKernels::gemv_q6_k_rows16},
     {Rows16Layout::Q6_K_SixBit, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
-     detail::reference::gemv_q6_k_rows16_six_bit, &IsaKernels::gemv_q6_k_rows16},
+     detail::reference::gemv_q6_k_rows16, &IsaKernels::gemv_q6_k_rows16},
     {Rows16Layout::Q8_0, DType::Q8_0, 32, layout::kRows16Q8Bytes, pack_block32<kQ8_0Bytes, kQ8_0Qs, 8>,
      detail::reference::gemv_q8_0_rows16, &IsaKernels::gemv_q8_0_rows16},
     {Rows16Layout::Q4_0, DType::Q4_0, 32, layout::kRows16Q4_0Bytes,
@@ -705,8 +696,7 @@ const Rows16Form* rows16_form(Rows16Layout layout) {
   return nullptr;
 }
 
-// The forms of a type share their geometry: the first one's (null: the
-// type has no packed form).
+// The form of a type (null: the type has no packed form).
 const Rows16Form* rows16_form(DType type) {
   for (const Rows16Form& f : kRows16Forms)
     if (f.type == type) return &f;
@@ -719,10 +709,9 @@ DType rows16_layout_type(Rows16Layout layout) {
   return f != nullptr ? f->type : DType::F32;
 }
 
-// The form `isa`'s kernel for `type` reads: Q6_K has two, one per kind of
-// instruction set; the other types one each.
-Rows16Layout isa_rows16_layout(const IsaKernels& isa, DType type) {
-  if (type == DType::Q6_K) return isa.q6_k_rows16_layout;
+// The form a matrix of `type` is packed in (every instruction set's kernel
+// reads the same one).
+Rows16Layout type_rows16_layout(DType type) {
   const Rows16Form* f = rows16_form(type);
   return f != nullptr ? f->layout : Rows16Layout::Q4_K;
 }
@@ -756,13 +745,10 @@ int64_t rows16_block_cols(DType type) {
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
 
-// The kernel of `isa` for a packed matrix in `layout` (null for no form): a
-// copy packed for another instruction set (only when one is forced after
-// packing, as the tests do) runs the scalar reference of its form.
+// The kernel of `isa` for a packed matrix in `layout` (null for no form).
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
   const Rows16Form* f = rows16_form(layout);
-  if (f == nullptr) return nullptr;
-  return isa_rows16_layout(isa, f->type) == layout ? isa.*(f->kernel) : f->reference;
+  return f != nullptr ? isa.*(f->kernel) : nullptr;
 }
 
 // Rows [r0, r1) (whole groups of 16) of a packed matrix times x.
@@ -1165,7 +1151,7 @@ bool can_pack_rows16(const TensorView& W) {
   return W.type != DType::Q8_0 || !q8_0_has_minus_128(W);
 }
 
-Rows16Layout rows16_layout(DType type) { return isa_rows16_layout(active(), type); }
+Rows16Layout rows16_layout(DType type) { return type_rows16_layout(type); }
 
 bool have_fast_rows16(DType type) {
   const Rows16Form* f = rows16_form(type);
@@ -1186,7 +1172,7 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
-      rows16_form(layout)->pack_block(W, g, b, layout, out + (g * n_blocks + b) * block_bytes);
+      rows16_form(layout)->pack_block(W, g, b, out + (g * n_blocks + b) * block_bytes);
     }
   }
 }

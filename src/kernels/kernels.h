@@ -241,9 +241,7 @@ bool can_pack_rows16(const TensorView& W);
 // Whether the active instruction set has a SIMD kernel for the packed form
 // of `type` (elsewhere it runs a scalar reference: not worth packing for).
 bool have_fast_rows16(DType type);
-// The packed form of `type` that the active instruction set reads fastest.
-// A copy in another form still gives the right products, slowly: pack for
-// the instruction set that will run.
+// The packed form of `type` (every instruction set's kernel reads it).
 Rows16Layout rows16_layout(DType type);
 int64_t rows16_bytes(const TensorView& W);
 // Writes rows16_bytes(W) bytes to out in `layout`; throws glassbox::Error

@@ -194,7 +194,6 @@ struct IsaKernels {
   F16ToF32Fn f16_to_f32;
   GemvRows16Fn gemv_q4_k_rows16;
   GemvRows16Fn gemv_q6_k_rows16;
-  Rows16Layout q6_k_rows16_layout;  // the packed Q6_K form gemv_q6_k_rows16 reads
   // Packed Q8_0 (Rows16Layout::Q8_0); the scalar reference where the stored
   // rows' kernel is as fast (then the loader does not pack Q8_0).
   GemvRows16Fn gemv_q8_0_rows16;
@@ -264,9 +263,7 @@ void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, 
                        float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y);
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
-// Q6_K in its two packed forms (Rows16Layout::Q6_K_LowHigh, Q6_K_SixBit).
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
-void gemv_q6_k_rows16_six_bit(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);

@@ -544,16 +544,6 @@ void gemv_q6_k_rows16_with(const uint8_t* packed, int64_t n_groups, int64_t n, c
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
   gemv_q6_k_rows16_with(packed, n_groups, n, x, y, [](const uint8_t* v, int e) {
     const int run = e / 4, k = e % 4;
-    const uint8_t low_byte = v[64 * (run / 2) + k];
-    const int low = run % 2 == 0 ? low_byte & 0x0F : low_byte >> 4;
-    const int high = (v[128 + k] >> (2 * run)) & 3;
-    return low | high << 4;
-  });
-}
-
-void gemv_q6_k_rows16_six_bit(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q6_k_rows16_with(packed, n_groups, n, x, y, [](const uint8_t* v, int e) {
-    const int run = e / 4, k = e % 4;
     if (run < 3) return v[64 * run + k] & 0x3F;
     return (v[k] >> 6) | (v[64 + k] >> 6) << 2 | (v[128 + k] >> 6) << 4;
   });
@@ -632,7 +622,6 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        f16_to_f32_scalar,
                                        reference::gemv_q4_k_rows16,
                                        reference::gemv_q6_k_rows16,
-                                       Rows16Layout::Q6_K_LowHigh,
                                        reference::gemv_q8_0_rows16,
                                        reference::gemv_q4_0_rows16,
                                        rms_norm_scalar,

@@ -10,15 +10,13 @@
 namespace glassbox {
 
 // The packed forms of a matrix for one-token products (kernels::pack_rows16,
-// kernels/block_layouts.h). Q6_K has two: each instruction set reads the one
-// its kernel decodes in fewest steps.
+// kernels/block_layouts.h).
 enum class Rows16Layout : uint8_t {
   Q4_K,
-  Q6_K_LowHigh,  // low nibbles and high bit pairs apart, as Q6_K stores them
-  Q6_K_SixBit,   // three of every four values whole in bytes
-  Q8_0,          // 16 rows' scales together, four values per row per 32-bit lane
-  Q4_0,          // the same for Q4_0: four bytes (eight values) per row per lane
-  Q5_0_AsQ8_0,   // Q5_0's values widened to bytes, in the Q8_0 form (1.55x the rows)
+  Q6_K_SixBit,  // three of every four values whole in bytes
+  Q8_0,         // 16 rows' scales together, four values per row per 32-bit lane
+  Q4_0,         // the same for Q4_0: four bytes (eight values) per row per lane
+  Q5_0_AsQ8_0,  // Q5_0's values widened to bytes, in the Q8_0 form (1.55x the rows)
 };
 
 struct TensorView {
