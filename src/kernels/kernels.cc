@@ -945,30 +945,39 @@ void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, Th
 }
 
 // swiglu_fast's parallel section: the runs and claims of matvec_streams over
-// units of 16 rows of the gate matrix, each unit computed for gate and up
-// both (two streams, advancing together) and then finished on the spot:
-// SwiGLU on its rows, and the column groups of `hidden` whose last rows it
-// were quantized by the thread that did them. A group's count of rows still
-// to come is decremented with acquire-release, so the thread that takes it
-// to zero sees every other thread's values of the group.
+// the units of 16 rows of the gate matrix followed by those of the up matrix
+// (with two threads, one streams the gate matrix and the other the up
+// matrix), and each group of rows finished on the spot by the thread that
+// completes it, gate and up both: SwiGLU on its rows, and the group's
+// columns of `hidden` quantized. A group's count of rows still to come (its
+// gate rows and its up rows) is decremented with acquire-release, so the
+// thread that takes it to zero sees the other threads' values of the group.
+// Paired per token on the AMD host, these runs against runs over the gate
+// matrix's units with each unit's gate and up rows computed together (two
+// streams per thread, in claims of 1/8 or of all of a thread's share alike):
+// tokens 1.5% faster in the fast memory phase, 1% in the slow
+// (bench/README.md, session 19).
 constexpr int64_t kMaxSwigluGroups = 1024;
-// Claims as matvec_streams' (kPiecesPerThread): each claim switches the
-// thread between the gate and the up matrix, two streams. Paired per token
-// on an AVX2 host, fused against the three steps apart, pieces of 1/32 were
-// -0.1 to -0.9%, of 1/8 +0.2 to +0.7% (bench/README.md); 1/2 measured the
-// same as 1/8 on the AMD host.
+// Rows per finished group when the down product takes F32 activations (no
+// column groups to quantize): SwiGLU in pieces of this many rows.
+constexpr int64_t kSwigluRowsPerGroup = 256;
+
+int64_t swiglu_group_rows(DType down_type) {
+  const int64_t group = Activations::column_group(down_type);
+  return group > 0 ? group : kSwigluRowsPerGroup;
+}
 
 void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const TensorView& W_up, const Activations& X,
                     float* gate, float* up, Activations& hidden, DType down_type, ThreadPool& pool) {
   const int threads = pool.size();
-  const int64_t rows = W_gate.rows(), n_units = units_of(W_gate);
+  const int64_t rows = W_gate.rows(), gate_units = units_of(W_gate), n_units = 2 * gate_units;
   UnitRange ranges[kMaxStreamThreads];
   start_runs(ranges, n_units, threads);
-  const int64_t group = Activations::column_group(down_type);
-  const int64_t n_groups = group > 0 ? (rows + group - 1) / group : 0;
+  const int64_t group = swiglu_group_rows(down_type);
+  const int64_t n_groups = (rows + group - 1) / group;
   std::atomic<int64_t> rows_left[kMaxSwigluGroups];
   for (int64_t g = 0; g < n_groups; ++g)
-    rows_left[g].store(std::min(rows, (g + 1) * group) - g * group, std::memory_order_relaxed);
+    rows_left[g].store(2 * (std::min(rows, (g + 1) * group) - g * group), std::memory_order_relaxed);
   struct Job {
     const IsaKernels* isa;
     const TensorView *W_gate, *W_up;
@@ -976,28 +985,50 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
     float *gate, *up;
     Activations* hidden;
     DType down_type;
-    int64_t group;
+    int64_t group, gate_units;
     std::atomic<int64_t>* rows_left;
     UnitRange* ranges;
     int64_t most;
     int threads;
   };
-  const Job job{&isa,   &W_gate,   &W_up,   &X,
-                gate,   up,        &hidden, down_type,
-                group,  rows_left, ranges,  std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
-                threads};
-  auto run_units = [](const Job& j, int64_t u, int64_t end) {
+  const Job job{.isa = &isa,
+                .W_gate = &W_gate,
+                .W_up = &W_up,
+                .X = &X,
+                .gate = gate,
+                .up = up,
+                .hidden = &hidden,
+                .down_type = down_type,
+                .group = group,
+                .gate_units = gate_units,
+                .rows_left = rows_left,
+                .ranges = ranges,
+                .most = std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
+                .threads = threads};
+  // Rows [r0, r1) of one matrix done: finish the groups this completes.
+  auto finish = [](const Job& j, int64_t r0, int64_t r1) {
     const int64_t rows = j.W_gate->rows();
-    const int64_t r0 = u * kRows16, r1 = std::min(rows, end * kRows16);
-    fast_block(*j.isa, *j.W_gate, *j.X, r0, r1, 0, 1, j.gate, rows);
-    fast_block(*j.isa, *j.W_up, *j.X, r0, r1, 0, 1, j.up, rows);
-    j.isa->silu_mul(j.gate + r0, j.up + r0, r1 - r0);
-    if (j.group == 0) return;
     for (int64_t g = r0 / j.group; g * j.group < r1; ++g) {
       const int64_t c0 = g * j.group, c1 = std::min(rows, c0 + j.group);
       const int64_t mine = std::min(r1, c1) - std::max(r0, c0);
-      if (j.rows_left[g].fetch_sub(mine, std::memory_order_acq_rel) == mine)
-        j.hidden->prepare_columns(j.down_type, c0, c1);
+      if (j.rows_left[g].fetch_sub(mine, std::memory_order_acq_rel) != mine) continue;
+      j.isa->silu_mul(j.gate + c0, j.up + c0, c1 - c0);
+      j.hidden->prepare_columns(j.down_type, c0, c1);  // nothing to do for F32 activations
+    }
+  };
+  // Units [u, end) of the list: gate units, then up units.
+  auto run_units = [finish](const Job& j, int64_t u, int64_t end) {
+    const int64_t rows = j.W_gate->rows();
+    if (u < j.gate_units) {
+      const int64_t r0 = u * kRows16, r1 = std::min(rows, std::min(end, j.gate_units) * kRows16);
+      fast_block(*j.isa, *j.W_gate, *j.X, r0, r1, 0, 1, j.gate, rows);
+      finish(j, r0, r1);
+    }
+    if (end > j.gate_units) {
+      const int64_t r0 = (std::max(u, j.gate_units) - j.gate_units) * kRows16,
+                    r1 = std::min(rows, (end - j.gate_units) * kRows16);
+      fast_block(*j.isa, *j.W_up, *j.X, r0, r1, 0, 1, j.up, rows);
+      finish(j, r0, r1);
     }
   };
   auto work = [j = &job, run_units](int64_t, int64_t, int thread) {
@@ -1210,10 +1241,10 @@ void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& 
   if (X.rows() != 1) throw Error("swiglu: fused for one token only");
   if (hidden.f32() != gate || hidden.rows() != 1 || hidden.n() != rows)
     throw Error("swiglu: the hidden activations must be set to the gate row");
-  const int64_t group = Activations::column_group(down_type);
+  const int64_t group = swiglu_group_rows(down_type);
   const IsaKernels& isa = active();
   const int threads = pool != nullptr ? pool->size() : 1;
-  if (threads < 2 || threads > kMaxStreamThreads || (group > 0 && (rows + group - 1) / group > kMaxSwigluGroups)) {
+  if (threads < 2 || threads > kMaxStreamThreads || (rows + group - 1) / group > kMaxSwigluGroups) {
     const MatmulTask tasks[] = {{&W_gate, &X, gate, rows}, {&W_up, &X, up, rows}};
     matmul_fast(tasks, pool);
     isa.silu_mul(gate, up, rows);

@@ -699,7 +699,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     }
     prefetch_next({&l.wo});
     attention_layer(il, n, prepare_in_attention, quantize_in_attention ? &l.wo : nullptr);
-    prefetch_next({&l.w_gate});  // swiglu_fast's runs are over the gate matrix's units
+    prefetch_next({&l.w_gate, &l.w_up});  // swiglu_fast's runs: the gate matrix's units, then the up matrix's
     if (quantize_in_attention) {
       b.act_attn.finish_columns(l.wo.type);
       kernels::matmul_fast(l.wo, b.act_attn, b.proj.data(), pool);
