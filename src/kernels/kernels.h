@@ -247,8 +247,8 @@ int64_t rows16_bytes(const TensorView& W);
 // Writes rows16_bytes(W) bytes to out in `layout`; throws glassbox::Error
 // when can_pack_rows16(W) is false or the layout is for another type.
 void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout);
-// Packs W into out (rows16_bytes(W) bytes) in the active instruction set's
-// form and makes that W's packed copy (rows16, rows16_layout).
+// Packs W into out (rows16_bytes(W) bytes) in its type's form and makes that
+// W's packed copy (rows16, rows16_layout).
 void attach_rows16(TensorView& W, uint8_t* out);
 // y[r] for r in [r0, r1) (multiples of 16) of the packed matrix in `layout`
 // (n columns) times row 0 of x, prepared for that type. Single-threaded,

@@ -276,7 +276,7 @@ void quantize_q8_32(const float* x, int64_t n, int8_t* qs, float* scales);
 // loaded once stays in a register. GCC 12 otherwise folds the load into
 // every instruction that uses it (vpand mem, ...), and a weight vector used
 // by two instructions is read from L1 twice: the packed one-token kernels
-// were bound by those loads (the AVX-512 Q4_K kernel 20% faster from L2
+// were bound by those loads (the AVX-512 Q4_K kernel 19% faster from L2
 // with each vector loaded once; bench/README.md, session 19). An empty asm
 // statement: no instruction. In an anonymous namespace so that every ISA
 // file has its own copy (no inline function compiled for AVX-512 may be

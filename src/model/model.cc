@@ -712,7 +712,7 @@ void Context::forward_chunk(const TokenId* tokens, int n, bool want_logits, int 
     norm_rows(l.ffn_norm);
     if (fast && n == 1) {
       // One token: SwiGLU and the down product's quantizing happen in the
-      // gate/up section, on the rows each thread has just computed.
+      // gate/up section, each group of rows by the thread that completes it.
       b.act_xn.set(b.xn.data(), D, 1, D);
       b.act_hidden.set(b.gate.data(), c.n_ff, 1, c.n_ff);
       prefetch_next({&l.w_down});
