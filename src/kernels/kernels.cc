@@ -709,13 +709,6 @@ DType rows16_layout_type(Rows16Layout layout) {
   return f != nullptr ? f->type : DType::F32;
 }
 
-// The form a matrix of `type` is packed in (every instruction set's kernel
-// reads the same one).
-Rows16Layout type_rows16_layout(DType type) {
-  const Rows16Form* f = rows16_form(type);
-  return f != nullptr ? f->layout : Rows16Layout::Q4_K;
-}
-
 void check_fast_args(const TensorView& W, const Activations& X) {
   if (!W) throw Error("matmul: weight tensor has no data");
   if (W.rows16 != nullptr && rows16_layout_type(W.rows16_layout) != W.type)
@@ -1182,7 +1175,10 @@ bool can_pack_rows16(const TensorView& W) {
   return W.type != DType::Q8_0 || !q8_0_has_minus_128(W);
 }
 
-Rows16Layout rows16_layout(DType type) { return type_rows16_layout(type); }
+Rows16Layout rows16_layout(DType type) {
+  const Rows16Form* f = rows16_form(type);
+  return f != nullptr ? f->layout : Rows16Layout::Q4_K;
+}
 
 bool have_fast_rows16(DType type) {
   const Rows16Form* f = rows16_form(type);

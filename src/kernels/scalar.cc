@@ -513,12 +513,19 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
   }
 }
 
-// Decodes each element from the packed bytes as the layout describes
-// (independently of the SIMD kernels' shifts), exact integer sums per
-// sub-block, scaled in double. `value(v, e)`: element e (0..15) of the
-// sub-block whose row bytes start at v.
-template <typename Value>
-void gemv_q6_k_rows16_with(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y, Value value) {
+// Element e (0..15) of a six-bit packed Q6_K sub-block whose row bytes start
+// at v, decoded as block_layouts.h describes the form (independently of the
+// SIMD kernels' shifts).
+namespace {
+int q6_k_six_bit_value(const uint8_t* v, int e) {
+  const int run = e / 4, k = e % 4;
+  if (run < 3) return v[64 * run + k] & 0x3F;
+  return (v[k] >> 6) | (v[64 + k] >> 6) << 2 | (v[128 + k] >> 6) << 4;
+}
+}  // namespace
+
+// Exact integer sums per sub-block, scaled in double.
+void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
   const int64_t n_blocks = n / kQ6_KElems;
   for (int64_t g = 0; g < n_groups; ++g) {
     for (int r = 0; r < kRows16; ++r) {
@@ -530,7 +537,7 @@ void gemv_q6_k_rows16_with(const uint8_t* packed, int64_t n_groups, int64_t n, c
         for (int s = 0; s < 16; ++s) {
           const uint8_t* v = block + kRows16Q6Qs + 192 * s + 4 * r;
           int64_t sum = 0;
-          for (int e = 0; e < 16; ++e) sum += (value(v, e) - 32) * xq[16 * s + e];
+          for (int e = 0; e < 16; ++e) sum += (q6_k_six_bit_value(v, e) - 32) * xq[16 * s + e];
           scaled += sum * static_cast<int8_t>(block[kRows16Q6Scales + 16 * s + r]);
         }
         total += static_cast<double>(x.scales[8 * b]) * static_cast<double>(fp16_to_f32(load_u16(block + 2 * r))) *
@@ -539,14 +546,6 @@ void gemv_q6_k_rows16_with(const uint8_t* packed, int64_t n_groups, int64_t n, c
       y[g * kRows16 + r] = static_cast<float>(total);
     }
   }
-}
-
-void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q6_k_rows16_with(packed, n_groups, n, x, y, [](const uint8_t* v, int e) {
-    const int run = e / 4, k = e % 4;
-    if (run < 3) return v[64 * run + k] & 0x3F;
-    return (v[k] >> 6) | (v[64 + k] >> 6) << 2 | (v[128 + k] >> 6) << 4;
-  });
 }
 
 // The 32-value packed forms (Q8_0, Q4_0): exact integer sums per block of
