@@ -344,8 +344,9 @@ TEST(FastPathOptions, KvCacheTypeNames) {
 }
 
 // Generation on several threads (row pieces of each product stolen between
-// threads, attention heads going to whichever thread is free) gives the
-// bits of a single thread's logits, for any thread count.
+// threads; attention heads split evenly for one token, and going to
+// whichever thread is free for the prompt) gives the bits of a single
+// thread's logits, for any thread count.
 TEST(FastPathOptions, ThreadCountsGiveIdenticalLogits) {
   LoadOptions lo;
   lo.load_tokenizer = false;
