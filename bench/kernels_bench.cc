@@ -184,6 +184,35 @@ void bench_packed(benchmark::State& state, Case c) {
   set_counters(state, c, static_cast<int64_t>(packed.size()), 1);
 }
 
+// One Q4_K matrix in a given packed form (PackedForm/): the Q4_K form and
+// the quads form side by side on the long rows the quads are for.
+void bench_packed_form(benchmark::State& state, Case c, glassbox::Rows16Layout layout) {
+  if (!kernels::force_isa(c.isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  std::mt19937 rng(42);
+  const auto weights = random_weights(c.type, c.shape, rng);
+  glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
+                                                        glassbox::row_bytes(c.type, c.shape.cols));
+  std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(W)));
+  kernels::pack_rows16(W, packed.data(), layout);
+  W.rows16 = packed.data();
+  W.rows16_layout = layout;
+  std::vector<float> X(static_cast<size_t>(c.shape.cols));
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (float& v : X) v = value(rng);
+  std::vector<float> Y(static_cast<size_t>(c.shape.rows));
+  kernels::Activations acts;
+  for (auto _ : state) {
+    acts.set(X.data(), c.shape.cols, 1, c.shape.cols);
+    kernels::matmul_fast(W, acts, Y.data(), nullptr);
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, c, static_cast<int64_t>(packed.size()), 1);
+}
+
 // The F32 tile product over token panels alone (kernels::gemm_f32_panels):
 // a tile of F32 rows against 64 tokens, one thread, everything in cache: the
 // kernel's compute rate (against the core's FMA peak), without the
@@ -431,6 +460,23 @@ int main(int argc, char** argv) {
           benchmark::RegisterBenchmark(("Packed/" + suffix).c_str(), bench_packed, Case{type, shape, isa})
               ->Unit(benchmark::kMicrosecond);
         }
+      }
+    }
+    // The Q4_K form against the quads form on the down projections' rows
+    // (qwen3-0.6b: 1024 x 3072; r1-distill-1.5b: 1536 x 8960), where this
+    // ISA packs the quads.
+    for (Shape shape : {Shape{1024, 3072}, Shape{1536, 8960}}) {
+      const std::vector<uint8_t> probe(static_cast<size_t>(glassbox::row_bytes(DType::Q4_K, shape.cols)));
+      if (kernels::rows16_layout(glassbox::TensorView::matrix(DType::Q4_K, probe.data(), shape.cols, 64,
+                                                              glassbox::row_bytes(DType::Q4_K, shape.cols))) !=
+          glassbox::Rows16Layout::Q4_K_Quads)
+        break;
+      for (auto [name, layout] : {std::pair{"Q4_K", glassbox::Rows16Layout::Q4_K},
+                                  std::pair{"Q4_K_Quads", glassbox::Rows16Layout::Q4_K_Quads}}) {
+        const std::string label = std::string("PackedForm/") + name + "/" + isa + "/" + std::to_string(shape.rows) +
+                                  "x" + std::to_string(shape.cols);
+        benchmark::RegisterBenchmark(label.c_str(), bench_packed_form, Case{DType::Q4_K, shape, isa}, layout)
+            ->Unit(benchmark::kMicrosecond);
       }
     }
     for (DType kv_type : {DType::F16, DType::Q8_0}) {

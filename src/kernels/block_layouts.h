@@ -61,6 +61,16 @@ inline constexpr int kRows16Mins = 192;
 inline constexpr int kRows16Qs = 320;
 inline constexpr int kRows16Bytes = kRows16Qs + 2048;  // per block of 256 columns
 
+// Q4_K quads (Rows16Layout::Q4_K_Quads): the same blocks, with runs of four
+// groups of 16 rows interleaved block by block: in the run of groups
+// 4 q .. 4 q + 3, block b of group 4 q + i lies at (4 b + i) * kRows16Bytes
+// from the run's start (each run 4 * n / 256 blocks long). A kernel reads
+// one stream and uses each block's activations for four groups in a row,
+// while they are still in L1: along a row of 3072 columns one group
+// streams 27 KB (along 8960, 80 KB) through L1 between two uses of the
+// same activations, which evicts them. Matrices of a multiple of 64 rows.
+inline constexpr int kQuadGroups = 4;
+
 // Q6_K: 256 elements in 16 sub-blocks of 16. 128 bytes ql (low 4 bits),
 // 64 bytes qh (high 2 bits), 16 int8 scales, fp16 d;
 // value = d * scale * (q - 32).

@@ -530,6 +530,74 @@ TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
   }
 }
 
+// Q4_K quads (long rows in runs of 64; block_layouts.h) give the bits of
+// the Q4_K form, through the one-token streams (units of a run: 5 runs
+// here, so the threads' runs and stolen units do not line up with
+// theirs) for any thread count, beside a task in another form, and through
+// the fused SwiGLU section (a down product in Q8_0: column groups of 512
+// rows, here one partial group over all five runs), on
+// each instruction set that packs the form.
+TEST(FastMatmul, Q4KQuadsEqualTheQ4KFormForAnyThreadCount) {
+  IsaGuard guard;
+  std::mt19937 rng(21);
+  const int64_t cols = 2048, rows = 320;
+  const auto a_rows = random_rows(DType::Q4_K, cols, rows, row_bytes(DType::Q4_K, cols), rng);
+  const auto u_rows = random_rows(DType::Q4_K, cols, rows, row_bytes(DType::Q4_K, cols), rng);
+  const auto b_rows = random_rows(DType::Q6_K, cols, 48, row_bytes(DType::Q6_K, cols), rng);
+  const auto X = random_floats(cols, rng);
+  int tested = 0;
+  for (const std::string& isa : available_isas()) {
+    ASSERT_TRUE(force_isa(isa));
+    SCOPED_TRACE(isa);
+    TensorView A{DType::Q4_K, a_rows.data(), {cols, rows, 1, 1}, row_bytes(DType::Q4_K, cols)};
+    TensorView U{DType::Q4_K, u_rows.data(), {cols, rows, 1, 1}, row_bytes(DType::Q4_K, cols)};
+    TensorView B{DType::Q6_K, b_rows.data(), {cols, 48, 1, 1}, row_bytes(DType::Q6_K, cols)};
+    if (rows16_layout(A) != Rows16Layout::Q4_K_Quads || !have_fast_rows16(DType::Q6_K)) continue;
+    ++tested;
+    std::vector<uint8_t> a_quads(static_cast<size_t>(rows16_bytes(A))), u_quads(a_quads.size()),
+        a_plain(a_quads.size()), u_plain(a_quads.size()), b_packed(static_cast<size_t>(rows16_bytes(B)));
+    attach_rows16(B, b_packed.data());
+    // The Q4_K form's products, on one thread: what the quads must give.
+    pack_rows16(A, a_plain.data(), Rows16Layout::Q4_K);
+    pack_rows16(U, u_plain.data(), Rows16Layout::Q4_K);
+    A.rows16 = a_plain.data();
+    A.rows16_layout = Rows16Layout::Q4_K;
+    U.rows16 = u_plain.data();
+    U.rows16_layout = Rows16Layout::Q4_K;
+    Activations acts;
+    acts.set(X.data(), cols, 1, cols);
+    std::vector<float> want_a(rows), want_b(48), want_gate(rows), want_up(rows);
+    const MatmulTask serial[] = {{&A, &acts, want_a.data(), rows}, {&B, &acts, want_b.data(), 48}};
+    matmul_fast(serial, nullptr);
+    const MatmulTask steps[] = {{&A, &acts, want_gate.data(), rows}, {&U, &acts, want_up.data(), rows}};
+    matmul_fast(steps, nullptr);
+    silu_mul(want_gate.data(), want_up.data(), rows);
+
+    attach_rows16(A, a_quads.data());
+    attach_rows16(U, u_quads.data());
+    ASSERT_EQ(A.rows16_layout, Rows16Layout::Q4_K_Quads);
+    ASSERT_NE(a_quads, a_plain);  // the blocks are where the form puts them
+    std::vector<float> single(rows, NAN);
+    matmul_fast(A, acts, single.data(), nullptr);
+    ASSERT_EQ(single, want_a) << "one thread";
+    for (int threads : {2, 3, 5, 8}) {
+      ThreadPool pool(threads);
+      for (int rep = 0; rep < 10; ++rep) {
+        std::vector<float> ya(rows, NAN), yb(48, NAN), gate(rows, NAN), up(rows, NAN);
+        const MatmulTask tasks[] = {{&A, &acts, ya.data(), rows}, {&B, &acts, yb.data(), 48}};
+        matmul_fast(tasks, &pool);
+        ASSERT_EQ(ya, want_a) << threads << " threads";
+        ASSERT_EQ(yb, want_b) << threads << " threads";
+        Activations hidden;
+        hidden.set(gate.data(), rows, 1, rows);
+        swiglu_fast(A, U, acts, gate.data(), up.data(), hidden, DType::Q8_0, &pool);
+        ASSERT_EQ(gate, want_gate) << threads << " threads, SwiGLU";
+      }
+    }
+  }
+  if (tested == 0) GTEST_SKIP() << "no instruction set here packs the Q4_K quads form";
+}
+
 // The fused SwiGLU section gives the bits of the three steps one after
 // another (both products, SiLU times up, the down product's quantizing) for
 // any thread count, with runs and column groups that do not line up: 80
@@ -972,7 +1040,7 @@ TEST(LogitRows, FindAboveMatchesReference) {
 
 // Each packed form of a type, for `type`.
 std::vector<Rows16Layout> rows16_layouts(DType type) {
-  if (type == DType::Q4_K) return {Rows16Layout::Q4_K};
+  if (type == DType::Q4_K) return {Rows16Layout::Q4_K, Rows16Layout::Q4_K_Quads};
   if (type == DType::Q8_0) return {Rows16Layout::Q8_0};
   if (type == DType::Q4_0) return {Rows16Layout::Q4_0};
   if (type == DType::Q5_0) return {Rows16Layout::Q5_0_AsQ8_0};
@@ -993,8 +1061,9 @@ void clear_minus_128(DType type, std::vector<uint8_t>& rows, int64_t n, int64_t 
 
 // The packed matrix-vector products equal the scalar fast-path reference on
 // the original rows, on every ISA (the scalar table runs the packed
-// references), for every row range of whole groups, in each packed form of
-// the type (an ISA given the form of another runs that form's reference).
+// references), for every row range of whole groups (of whole runs of four
+// in the Q4_K quads form), in each packed form of the type (an ISA given
+// the form of another runs that form's reference).
 class Rows16 : public ::testing::TestWithParam<DType> {};
 
 TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
@@ -1004,7 +1073,7 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
   // 257 blocks: the AVX2 Q4_K and Q6_K kernels work in slices of 256
   // blocks, the Q8_0 one in slices of 16384 columns.
   for (int64_t cols : {int64_t{256}, int64_t{1024}, int64_t{3072}, int64_t{257 * 256}}) {
-    const int64_t rows = 48;
+    const int64_t rows = 128;
     const int64_t stride = row_bytes(type, cols) + 3;  // unaligned rows
     auto data = random_rows(type, cols, rows, stride, rng);
     clear_minus_128(type, data, cols, rows, stride);
@@ -1031,7 +1100,9 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
         for (const CpuTuning tuning : tunings_for(isa)) {
           ASSERT_TRUE(force_isa(isa));
           force_cpu_tuning(tuning);
-          for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {16, 32}, {32, 48}, {16, 16}}) {
+          const int64_t run = layout == Rows16Layout::Q4_K_Quads ? 64 : 16;
+          for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {run, 2 * run}, {2 * run, 3 * run}, {run, run}}) {
+            if (r1 > rows) continue;
             SCOPED_TRACE(isa + (tuning.prefetch_packed ? " prefetching" : "") + " form " +
                          std::to_string(static_cast<int>(layout)) + " cols=" + std::to_string(cols) + " rows " +
                          std::to_string(r0) + ".." + std::to_string(r1));
@@ -1100,6 +1171,22 @@ TEST(Rows16Types, EachIsaPacksTheFormItReads) {
     EXPECT_EQ(W.rows16, attached.data());
     EXPECT_EQ(W.rows16_layout, rows16_layout(DType::Q6_K));
     EXPECT_EQ(attached, packed);
+    // Q4_K rows of 2048 columns or more, in runs of 64 rows, in the quads
+    // form where the ISA has its kernel (the AVX-512 ones); shorter rows or
+    // other row counts in the Q4_K form.
+    const bool quads = isa == "avx512" || isa == "avx512vnni";
+    const auto q4k = random_rows(DType::Q4_K, 2048, 64, row_bytes(DType::Q4_K, 2048), rng);
+    TensorView L = TensorView::matrix(DType::Q4_K, q4k.data(), 2048, 64, row_bytes(DType::Q4_K, 2048));
+    EXPECT_EQ(rows16_layout(L), quads ? Rows16Layout::Q4_K_Quads : Rows16Layout::Q4_K);
+    std::vector<uint8_t> l_attached(static_cast<size_t>(rows16_bytes(L))), l_packed(l_attached.size());
+    attach_rows16(L, l_attached.data());
+    pack_rows16(L, l_packed.data(), rows16_layout(L));
+    EXPECT_EQ(L.rows16_layout, rows16_layout(L));
+    EXPECT_EQ(l_attached, l_packed);
+    EXPECT_EQ(rows16_layout(TensorView::matrix(DType::Q4_K, q4k.data(), 1792, 64, row_bytes(DType::Q4_K, 1792))),
+              Rows16Layout::Q4_K);
+    EXPECT_EQ(rows16_layout(TensorView::matrix(DType::Q4_K, q4k.data(), 2048, 48, row_bytes(DType::Q4_K, 2048))),
+              Rows16Layout::Q4_K);
   }
 }
 
@@ -1123,6 +1210,11 @@ TEST_P(Rows16, RejectsShapesItCannotPack) {
   EXPECT_THROW(gemv_rows16(layout, out.data(), 256, 0, 8, acts, y), Error);                         // not a whole group
   EXPECT_THROW(gemv_rows16(layout, out.data(), 512, 0, 16, acts, y), Error);                        // n differs from x
   EXPECT_THROW(gemv_rows16(static_cast<Rows16Layout>(7), out.data(), 256, 0, 16, acts, y), Error);  // no such form
+  if (type == DType::Q4_K) {
+    // The quads form takes runs of 64 rows only.
+    EXPECT_THROW(pack_rows16(W, out.data(), Rows16Layout::Q4_K_Quads), Error);  // 16 rows
+    EXPECT_THROW(gemv_rows16(Rows16Layout::Q4_K_Quads, out.data(), 256, 0, 16, acts, y), Error);
+  }
 }
 
 // A Q8_0 matrix holding -128 is not packed (its sign cannot flip in a

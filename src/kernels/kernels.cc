@@ -29,6 +29,7 @@ using layout::kQ6_KScales;
 using layout::kQ8_0Bytes;
 using layout::kQ8_0Elems;
 using layout::kQ8_0Qs;
+using layout::kQuadGroups;
 using layout::kRows16;
 using layout::kRows16Bytes;
 using layout::kRows16Dmin;
@@ -676,6 +677,10 @@ struct Rows16Form {
 constexpr Rows16Form kRows16Forms[] = {
     {Rows16Layout::Q4_K, DType::Q4_K, 256, kRows16Bytes, pack_q4_k_block, detail::reference::gemv_q4_k_rows16,
      &IsaKernels::gemv_q4_k_rows16},
+    // After the Q4_K form: the form of a type (rows16_form(DType)) is its
+    // first; attach_rows16 chooses this one for long rows.
+    {Rows16Layout::Q4_K_Quads, DType::Q4_K, 256, kRows16Bytes, pack_q4_k_block, detail::reference::gemv_q4_k_quads,
+     &IsaKernels::gemv_q4_k_quads},
     {Rows16Layout::Q6_K_SixBit, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
      detail::reference::gemv_q6_k_rows16, &IsaKernels::gemv_q6_k_rows16},
     {Rows16Layout::Q8_0, DType::Q8_0, 32, layout::kRows16Q8Bytes, pack_block32<kQ8_0Bytes, kQ8_0Qs, 8>,
@@ -738,6 +743,17 @@ int64_t rows16_block_cols(DType type) {
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
 
+// Groups of 16 rows a packed form interleaves (block_layouts.h): a product
+// over it starts and ends at a run of this many.
+int64_t rows16_run_groups(Rows16Layout layout) { return layout == Rows16Layout::Q4_K_Quads ? kQuadGroups : 1; }
+
+// Where block b of group g lies in a packed matrix, in blocks from its start.
+int64_t rows16_block_index(Rows16Layout layout, int64_t g, int64_t b, int64_t n_blocks) {
+  if (layout == Rows16Layout::Q4_K_Quads)
+    return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
+  return g * n_blocks + b;
+}
+
 // The kernel of `isa` for a packed matrix in `layout` (null for no form).
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
   const Rows16Form* f = rows16_form(layout);
@@ -783,7 +799,8 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   const QuantizedActs& q = X.quantized(format);
   if (q.rows() == 1) {
     const detail::QRow x = qrow(q, 0);
-    if (W.rows16 != nullptr && r0 % kRows16 == 0 && r1 % kRows16 == 0) {
+    const int64_t run_rows = kRows16 * rows16_run_groups(W.rows16_layout);
+    if (W.rows16 != nullptr && r0 % run_rows == 0 && r1 % run_rows == 0) {
       packed_rows16(isa, W.rows16_layout, W.rows16, n, r0, r1, x, Y);
       return;
     }
@@ -859,7 +876,13 @@ constexpr int64_t kPiecesPerThread = 8;
 
 inline uint64_t pack_bounds(uint32_t front, uint32_t back) { return uint64_t{front} << 32 | back; }
 
-int64_t units_of(const TensorView& W) { return (W.rows() + kRows16 - 1) / kRows16; }
+// Rows per unit: a group of 16, or a run of the packed form's groups (the
+// Q4_K quads' kernel reads whole runs).
+int64_t unit_rows(const TensorView& W) {
+  return W.rows16 != nullptr ? kRows16 * rows16_run_groups(W.rows16_layout) : kRows16;
+}
+
+int64_t units_of(const TensorView& W) { return (W.rows() + unit_rows(W) - 1) / unit_rows(W); }
 
 // Thread t's run of n_units: [run_start(t), run_start(t + 1)).
 int64_t run_start(int64_t n_units, int t, int threads) { return n_units * t / threads; }
@@ -921,8 +944,8 @@ void matvec_streams(const IsaKernels& isa, std::span<const MatmulTask> tasks, Th
       const int64_t in_task = units_of(*task.W);
       if (u < in_task) {
         const int64_t stop = std::min(end, in_task);
-        fast_block(*j.isa, *task.W, *task.X, u * kRows16, std::min(task.W->rows(), stop * kRows16), 0, 1, task.Y,
-                   task.ldy);
+        const int64_t unit = unit_rows(*task.W);
+        fast_block(*j.isa, *task.W, *task.X, u * unit, std::min(task.W->rows(), stop * unit), 0, 1, task.Y, task.ldy);
         u = stop;
       }
       if (u >= end) return;
@@ -1011,15 +1034,15 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
   };
   // Units [u, end) of the list: gate units, then up units.
   auto run_units = [finish](const Job& j, int64_t u, int64_t end) {
-    const int64_t rows = j.W_gate->rows();
+    const int64_t rows = j.W_gate->rows(), unit = unit_rows(*j.W_gate);
     if (u < j.gate_units) {
-      const int64_t r0 = u * kRows16, r1 = std::min(rows, std::min(end, j.gate_units) * kRows16);
+      const int64_t r0 = u * unit, r1 = std::min(rows, std::min(end, j.gate_units) * unit);
       fast_block(*j.isa, *j.W_gate, *j.X, r0, r1, 0, 1, j.gate, rows);
       finish(j, r0, r1);
     }
     if (end > j.gate_units) {
-      const int64_t r0 = (std::max(u, j.gate_units) - j.gate_units) * kRows16,
-                    r1 = std::min(rows, (end - j.gate_units) * kRows16);
+      const int64_t r0 = (std::max(u, j.gate_units) - j.gate_units) * unit,
+                    r1 = std::min(rows, (end - j.gate_units) * unit);
       fast_block(*j.isa, *j.W_up, *j.X, r0, r1, 0, 1, j.up, rows);
       finish(j, r0, r1);
     }
@@ -1035,7 +1058,7 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
 // when there is one (whole groups of 16 rows), else the stored rows.
 const uint8_t* unit_address(const TensorView& W, int64_t u, int64_t& unit_bytes) {
   if (W.rows16 != nullptr) {
-    unit_bytes = rows16_group_bytes(W.type, W.cols());
+    unit_bytes = rows16_group_bytes(W.type, W.cols()) * rows16_run_groups(W.rows16_layout);
     return W.rows16 + u * unit_bytes;
   }
   unit_bytes = kRows16 * W.row_stride;
@@ -1100,7 +1123,9 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
     const TensorView& W = *tasks[i].W;
     int64_t chunk_rows;
     if (n_tokens == 1) {
-      chunk_rows = std::max<int64_t>(16, total_rows / (threads * 16)) / 16 * 16;
+      // Whole runs of the packed form (16 rows, or 64 in Q4_K quads).
+      const int64_t unit = W.rows16 != nullptr ? kRows16 * rows16_run_groups(W.rows16_layout) : kRows16;
+      chunk_rows = std::max<int64_t>(unit, total_rows / (threads * 16)) / unit * unit;
     } else if (act_format_for(W.type) == ActFormat::F32 || f32_tiles(isa, W.type)) {
       // Dequantized F32 tiles; F32 tokens (4 bytes a value) in blocks that
       // stay in L2 with the tile.
@@ -1196,16 +1221,26 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
         "with a multiple of 16 rows, or a Q8_0 one with a multiple of 16 rows and no value -128");
   if (rows16_layout_type(layout) != W.type)
     throw Error("pack_rows16: that packed form is another type's than " + std::string(dtype_name(W.type)));
+  if (W.rows() % (kRows16 * rows16_run_groups(layout)) != 0)
+    throw Error("pack_rows16: the Q4_K quads form needs a multiple of 64 rows; this matrix has " +
+                std::to_string(W.rows()));
   const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
-      rows16_form(layout)->pack_block(W, g, b, out + (g * n_blocks + b) * block_bytes);
+      rows16_form(layout)->pack_block(W, g, b, out + rows16_block_index(layout, g, b, n_blocks) * block_bytes);
     }
   }
 }
 
+Rows16Layout rows16_layout(const TensorView& W) {
+  if (W.type == DType::Q4_K && W.cols() >= kQuadsMinCols && W.rows() % (kRows16 * kQuadGroups) == 0 &&
+      active().gemv_q4_k_quads != detail::reference::gemv_q4_k_quads)
+    return Rows16Layout::Q4_K_Quads;
+  return rows16_layout(W.type);
+}
+
 void attach_rows16(TensorView& W, uint8_t* out) {
-  const Rows16Layout layout = rows16_layout(W.type);
+  const Rows16Layout layout = rows16_layout(W);
   pack_rows16(W, out, layout);
   W.rows16 = out;
   W.rows16_layout = layout;
@@ -1215,9 +1250,10 @@ void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t 
                  float* y) {
   if (rows16_kernel(active(), layout) == nullptr) throw Error("gemv_rows16: not a packed form");
   const DType type = rows16_layout_type(layout);
-  if (n <= 0 || n % rows16_block_cols(type) != 0 || r0 % kRows16 != 0 || r1 % kRows16 != 0 || r0 > r1)
-    throw Error("gemv_rows16: rows must be whole groups of 16 and n a multiple of " +
-                std::to_string(rows16_block_cols(type)));
+  const int64_t run_rows = kRows16 * rows16_run_groups(layout);
+  if (n <= 0 || n % rows16_block_cols(type) != 0 || r0 % run_rows != 0 || r1 % run_rows != 0 || r0 > r1)
+    throw Error("gemv_rows16: rows must be whole runs of " + std::to_string(run_rows) +
+                " (the form's groups of 16) and n a multiple of " + std::to_string(rows16_block_cols(type)));
   const QuantizedActs& q = x.quantized(act_format_for(type));
   if (q.n() != n || q.rows() < 1) throw Error("gemv_rows16: activations do not match the matrix");
   packed_rows16(active(), layout, packed, n, r0, r1, qrow(q, 0), y);
@@ -1240,7 +1276,8 @@ void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& 
   const int64_t group = swiglu_group_rows(down_type);
   const IsaKernels& isa = active();
   const int threads = pool != nullptr ? pool->size() : 1;
-  if (threads < 2 || threads > kMaxStreamThreads || (rows + group - 1) / group > kMaxSwigluGroups) {
+  if (threads < 2 || threads > kMaxStreamThreads || (rows + group - 1) / group > kMaxSwigluGroups ||
+      unit_rows(W_gate) != unit_rows(W_up)) {
     const MatmulTask tasks[] = {{&W_gate, &X, gate, rows}, {&W_up, &X, up, rows}};
     matmul_fast(tasks, pool);
     isa.silu_mul(gate, up, rows);

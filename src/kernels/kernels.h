@@ -243,12 +243,18 @@ bool can_pack_rows16(const TensorView& W);
 bool have_fast_rows16(DType type);
 // The packed form of `type` (every instruction set's kernel reads it).
 Rows16Layout rows16_layout(DType type);
+// The packed form for W: its type's, except Q4_K rows of kQuadsMinCols
+// columns or more (and a multiple of 64 rows) in the Q4_K quads form where
+// the active instruction set has a kernel for it (block_layouts.h).
+constexpr int64_t kQuadsMinCols = 2048;
+Rows16Layout rows16_layout(const TensorView& W);
 int64_t rows16_bytes(const TensorView& W);
 // Writes rows16_bytes(W) bytes to out in `layout`; throws glassbox::Error
-// when can_pack_rows16(W) is false or the layout is for another type.
+// when can_pack_rows16(W) is false, the layout is for another type, or
+// (Q4_K quads) the rows are not a multiple of 64.
 void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout);
-// Packs W into out (rows16_bytes(W) bytes) in its type's form and makes that
-// W's packed copy (rows16, rows16_layout).
+// Packs W into out (rows16_bytes(W) bytes) in rows16_layout(W) and makes
+// that W's packed copy (rows16, rows16_layout).
 void attach_rows16(TensorView& W, uint8_t* out);
 // y[r] for r in [r0, r1) (multiples of 16) of the packed matrix in `layout`
 // (n columns) times row 0 of x, prepared for that type. Single-threaded,

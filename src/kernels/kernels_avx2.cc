@@ -1992,29 +1992,31 @@ int64_t find_above(const float* x, int64_t from, int64_t n, float threshold) {
 }  // namespace detail::avx2
 
 namespace detail {
-constexpr IsaKernels kAvx2Kernels = {"avx2",
-                                     dequantize_row_avx2,
-                                     dot_avx2,
-                                     gemv_long_rows_avx2,
-                                     gemm_f32_avx2,
-                                     gemm_f32_panels_avx2,
-                                     kAvx2F32TileTypes,
-                                     quantize_acts_fast,
-                                     nullptr,  // lane_layout: the AVX2 tiles read no lane-major copy
-                                     prepare_tile_fast,
-                                     gemm_tile_fast,
-                                     gemv_fast,
-                                     attention_avx2,
-                                     silu_mul_avx2,
-                                     f32_to_f16_avx2,
-                                     f16_to_f32_avx2,
-                                     gemv_q4_k_rows16,
-                                     gemv_q6_k_rows16,
-                                     gemv_q8_0_rows16,
-                                     gemv_q4_0_rows16,
-                                     rms_norm_avx2,
-                                     avx2::softmax_sums,
-                                     avx2::find_above};
+constexpr IsaKernels kAvx2Kernels = {
+    "avx2",
+    dequantize_row_avx2,
+    dot_avx2,
+    gemv_long_rows_avx2,
+    gemm_f32_avx2,
+    gemm_f32_panels_avx2,
+    kAvx2F32TileTypes,
+    quantize_acts_fast,
+    nullptr,  // lane_layout: the AVX2 tiles read no lane-major copy
+    prepare_tile_fast,
+    gemm_tile_fast,
+    gemv_fast,
+    attention_avx2,
+    silu_mul_avx2,
+    f32_to_f16_avx2,
+    f16_to_f32_avx2,
+    gemv_q4_k_rows16,
+    reference::gemv_q4_k_quads,  // not measured on AVX2: long rows stay in the Q4_K form
+    gemv_q6_k_rows16,
+    gemv_q8_0_rows16,
+    gemv_q4_0_rows16,
+    rms_norm_avx2,
+    avx2::softmax_sums,
+    avx2::find_above};
 }  // namespace detail
 
 }  // namespace glassbox::kernels

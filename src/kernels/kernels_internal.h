@@ -193,6 +193,10 @@ struct IsaKernels {
   F32ToF16Fn f32_to_f16;
   F16ToF32Fn f16_to_f32;
   GemvRows16Fn gemv_q4_k_rows16;
+  // Rows16Layout::Q4_K_Quads: n_groups a multiple of 4, packed at the start
+  // of a run of four; the scalar reference where the ISA has no kernel
+  // (then the loader packs long Q4_K rows in the Q4_K form).
+  GemvRows16Fn gemv_q4_k_quads;
   GemvRows16Fn gemv_q6_k_rows16;
   // Packed Q8_0 (Rows16Layout::Q8_0); the scalar reference where the stored
   // rows' kernel is as fast (then the loader does not pack Q8_0).
@@ -263,6 +267,7 @@ void quantize_acts_row(ActFormat format, const float* x, int64_t n, int8_t* qs, 
                        float* scaled_sums, int32_t* lane_bias, float* lane_scales);
 bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int64_t n, const QRow& x, float* y);
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+void gemv_q4_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);

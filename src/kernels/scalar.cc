@@ -481,14 +481,18 @@ bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int6
 }
 
 // Exact integer sums per sub-block, scaled in double (as dot_q8_unchecked
-// does for the original blocks).
-void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+// does for the original blocks), of packed Q4_K blocks wherever
+// block_index(g, b) puts them (in kRows16Bytes).
+namespace {
+template <typename BlockIndex>
+void gemv_q4_k_packed(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y,
+                      BlockIndex block_index) {
   const int64_t n_blocks = n / kQ4_KElems;
   for (int64_t g = 0; g < n_groups; ++g) {
     for (int r = 0; r < kRows16; ++r) {
       double total = 0;
       for (int64_t b = 0; b < n_blocks; ++b) {
-        const uint8_t* block = packed + (g * n_blocks + b) * kRows16Bytes;
+        const uint8_t* block = packed + block_index(g, b, n_blocks) * kRows16Bytes;
         const int8_t* xq = x.qs + kQ4_KElems * b;
         int64_t scaled = 0, mins = 0;
         for (int j = 0; j < 8; ++j) {
@@ -511,6 +515,18 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
       y[g * kRows16 + r] = static_cast<float>(total);
     }
   }
+}
+}  // namespace
+
+void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  gemv_q4_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) { return g * n_blocks + b; });
+}
+
+// Block b of group g at 4 b + g % 4 blocks into its run of four
+// (block_layouts.h, "Q4_K quads").
+void gemv_q4_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  gemv_q4_k_packed(packed, n_groups, n, x, y,
+                   [](int64_t g, int64_t b, int64_t n_blocks) { return g / 4 * 4 * n_blocks + 4 * b + g % 4; });
 }
 
 // Element e (0..15) of a six-bit packed Q6_K sub-block whose row bytes start
@@ -620,6 +636,7 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        f32_to_f16_scalar,
                                        f16_to_f32_scalar,
                                        reference::gemv_q4_k_rows16,
+                                       reference::gemv_q4_k_quads,
                                        reference::gemv_q6_k_rows16,
                                        reference::gemv_q8_0_rows16,
                                        reference::gemv_q4_0_rows16,

@@ -13,6 +13,7 @@ namespace glassbox {
 // kernels/block_layouts.h).
 enum class Rows16Layout : uint8_t {
   Q4_K,
+  Q4_K_Quads,   // the Q4_K form, four groups of 16 rows interleaved block by block
   Q6_K_SixBit,  // three of every four values whole in bytes
   Q8_0,         // 16 rows' scales together, four values per row per 32-bit lane
   Q4_0,         // the same for Q4_0: four bytes (eight values) per row per lane
