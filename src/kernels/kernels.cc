@@ -754,6 +754,12 @@ int64_t rows16_block_index(Rows16Layout layout, int64_t g, int64_t b, int64_t n_
   return g * n_blocks + b;
 }
 
+// The rows a one-token product of W works in: a group of 16, or a run of
+// its packed form's groups (the Q4_K quads' kernel reads whole runs).
+int64_t unit_rows(const TensorView& W) {
+  return W.rows16 != nullptr ? kRows16 * rows16_run_groups(W.rows16_layout) : kRows16;
+}
+
 // The kernel of `isa` for a packed matrix in `layout` (null for no form).
 detail::GemvRows16Fn rows16_kernel(const IsaKernels& isa, Rows16Layout layout) {
   const Rows16Form* f = rows16_form(layout);
@@ -799,8 +805,7 @@ void fast_block(const IsaKernels& isa, const TensorView& W, const Activations& X
   const QuantizedActs& q = X.quantized(format);
   if (q.rows() == 1) {
     const detail::QRow x = qrow(q, 0);
-    const int64_t run_rows = kRows16 * rows16_run_groups(W.rows16_layout);
-    if (W.rows16 != nullptr && r0 % run_rows == 0 && r1 % run_rows == 0) {
+    if (W.rows16 != nullptr && r0 % unit_rows(W) == 0 && r1 % unit_rows(W) == 0) {
       packed_rows16(isa, W.rows16_layout, W.rows16, n, r0, r1, x, Y);
       return;
     }
@@ -875,12 +880,6 @@ constexpr int kMaxStreamThreads = 256;
 constexpr int64_t kPiecesPerThread = 8;
 
 inline uint64_t pack_bounds(uint32_t front, uint32_t back) { return uint64_t{front} << 32 | back; }
-
-// Rows per unit: a group of 16, or a run of the packed form's groups (the
-// Q4_K quads' kernel reads whole runs).
-int64_t unit_rows(const TensorView& W) {
-  return W.rows16 != nullptr ? kRows16 * rows16_run_groups(W.rows16_layout) : kRows16;
-}
 
 int64_t units_of(const TensorView& W) { return (W.rows() + unit_rows(W) - 1) / unit_rows(W); }
 
@@ -1124,7 +1123,7 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
     int64_t chunk_rows;
     if (n_tokens == 1) {
       // Whole runs of the packed form (16 rows, or 64 in Q4_K quads).
-      const int64_t unit = W.rows16 != nullptr ? kRows16 * rows16_run_groups(W.rows16_layout) : kRows16;
+      const int64_t unit = unit_rows(W);
       chunk_rows = std::max<int64_t>(unit, total_rows / (threads * 16)) / unit * unit;
     } else if (act_format_for(W.type) == ActFormat::F32 || f32_tiles(isa, W.type)) {
       // Dequantized F32 tiles; F32 tokens (4 bytes a value) in blocks that
