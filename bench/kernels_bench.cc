@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -159,7 +160,10 @@ void bench_fast(benchmark::State& state, Case c) {
 // The one-token product on the packed copy the engine makes for generation
 // (kernels::pack_rows16, in the form this ISA reads), one thread: the
 // kernels' compute rate with the matrix in cache.
-void bench_packed(benchmark::State& state, Case c) {
+// `layout`: in that form rather than the one the loader would choose
+// (PackedForm/: the Q4_K form and the quads form side by side on the long
+// rows the quads are for).
+void bench_packed_in(benchmark::State& state, Case c, std::optional<glassbox::Rows16Layout> layout) {
   if (!kernels::force_isa(c.isa)) {
     state.SkipWithError("ISA not available");
     return;
@@ -169,7 +173,13 @@ void bench_packed(benchmark::State& state, Case c) {
   glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
                                                         glassbox::row_bytes(c.type, c.shape.cols));
   std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(W)));
-  kernels::attach_rows16(W, packed.data());
+  if (layout) {
+    kernels::pack_rows16(W, packed.data(), *layout);
+    W.rows16 = packed.data();
+    W.rows16_layout = *layout;
+  } else {
+    kernels::attach_rows16(W, packed.data());
+  }
   std::vector<float> X(static_cast<size_t>(c.shape.cols));
   std::uniform_real_distribution<float> value(-1.0f, 1.0f);
   for (float& v : X) v = value(rng);
@@ -184,34 +194,7 @@ void bench_packed(benchmark::State& state, Case c) {
   set_counters(state, c, static_cast<int64_t>(packed.size()), 1);
 }
 
-// One Q4_K matrix in a given packed form (PackedForm/): the Q4_K form and
-// the quads form side by side on the long rows the quads are for.
-void bench_packed_form(benchmark::State& state, Case c, glassbox::Rows16Layout layout) {
-  if (!kernels::force_isa(c.isa)) {
-    state.SkipWithError("ISA not available");
-    return;
-  }
-  std::mt19937 rng(42);
-  const auto weights = random_weights(c.type, c.shape, rng);
-  glassbox::TensorView W = glassbox::TensorView::matrix(c.type, weights.data(), c.shape.cols, c.shape.rows,
-                                                        glassbox::row_bytes(c.type, c.shape.cols));
-  std::vector<uint8_t> packed(static_cast<size_t>(kernels::rows16_bytes(W)));
-  kernels::pack_rows16(W, packed.data(), layout);
-  W.rows16 = packed.data();
-  W.rows16_layout = layout;
-  std::vector<float> X(static_cast<size_t>(c.shape.cols));
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  for (float& v : X) v = value(rng);
-  std::vector<float> Y(static_cast<size_t>(c.shape.rows));
-  kernels::Activations acts;
-  for (auto _ : state) {
-    acts.set(X.data(), c.shape.cols, 1, c.shape.cols);
-    kernels::matmul_fast(W, acts, Y.data(), nullptr);
-    benchmark::DoNotOptimize(Y.data());
-    benchmark::ClobberMemory();
-  }
-  set_counters(state, c, static_cast<int64_t>(packed.size()), 1);
-}
+void bench_packed(benchmark::State& state, Case c) { bench_packed_in(state, c, std::nullopt); }
 
 // The F32 tile product over token panels alone (kernels::gemm_f32_panels):
 // a tile of F32 rows against 64 tokens, one thread, everything in cache: the
@@ -475,7 +458,7 @@ int main(int argc, char** argv) {
                                   std::pair{"Q4_K_Quads", glassbox::Rows16Layout::Q4_K_Quads}}) {
         const std::string label = std::string("PackedForm/") + name + "/" + isa + "/" + std::to_string(shape.rows) +
                                   "x" + std::to_string(shape.cols);
-        benchmark::RegisterBenchmark(label.c_str(), bench_packed_form, Case{DType::Q4_K, shape, isa}, layout)
+        benchmark::RegisterBenchmark(label.c_str(), bench_packed_in, Case{DType::Q4_K, shape, isa}, layout)
             ->Unit(benchmark::kMicrosecond);
       }
     }
