@@ -982,6 +982,51 @@ int64_t swiglu_group_rows(DType down_type) {
   return group > 0 ? group : kSwigluRowsPerGroup;
 }
 
+// swiglu_streams' section: what its threads share. (Free functions rather
+// than lambdas: GCC 12 with the sanitizers took the copied empty closures
+// for uninitialised values.)
+struct SwigluJob {
+  const IsaKernels* isa;
+  const TensorView *W_gate, *W_up;
+  const Activations* X;
+  float *gate, *up;
+  Activations* hidden;
+  DType down_type;
+  int64_t group, gate_units;
+  std::atomic<int64_t>* rows_left;
+  UnitRange* ranges;
+  int64_t most;
+  int threads;
+};
+
+// Rows [r0, r1) of one matrix done: finish the groups this completes.
+void swiglu_finish(const SwigluJob& j, int64_t r0, int64_t r1) {
+  const int64_t rows = j.W_gate->rows();
+  for (int64_t g = r0 / j.group; g * j.group < r1; ++g) {
+    const int64_t c0 = g * j.group, c1 = std::min(rows, c0 + j.group);
+    const int64_t mine = std::min(r1, c1) - std::max(r0, c0);
+    if (j.rows_left[g].fetch_sub(mine, std::memory_order_acq_rel) != mine) continue;
+    j.isa->silu_mul(j.gate + c0, j.up + c0, c1 - c0);
+    j.hidden->prepare_columns(j.down_type, c0, c1);  // nothing to do for F32 activations
+  }
+}
+
+// Units [u, end) of the list: gate units, then up units.
+void swiglu_units(const SwigluJob& j, int64_t u, int64_t end) {
+  const int64_t rows = j.W_gate->rows(), unit = unit_rows(*j.W_gate);
+  if (u < j.gate_units) {
+    const int64_t r0 = u * unit, r1 = std::min(rows, std::min(end, j.gate_units) * unit);
+    fast_block(*j.isa, *j.W_gate, *j.X, r0, r1, 0, 1, j.gate, rows);
+    swiglu_finish(j, r0, r1);
+  }
+  if (end > j.gate_units) {
+    const int64_t r0 = (std::max(u, j.gate_units) - j.gate_units) * unit,
+                  r1 = std::min(rows, (end - j.gate_units) * unit);
+    fast_block(*j.isa, *j.W_up, *j.X, r0, r1, 0, 1, j.up, rows);
+    swiglu_finish(j, r0, r1);
+  }
+}
+
 void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const TensorView& W_up, const Activations& X,
                     float* gate, float* up, Activations& hidden, DType down_type, ThreadPool& pool) {
   const int threads = pool.size();
@@ -993,62 +1038,22 @@ void swiglu_streams(const IsaKernels& isa, const TensorView& W_gate, const Tenso
   std::atomic<int64_t> rows_left[kMaxSwigluGroups];
   for (int64_t g = 0; g < n_groups; ++g)
     rows_left[g].store(2 * (std::min(rows, (g + 1) * group) - g * group), std::memory_order_relaxed);
-  struct Job {
-    const IsaKernels* isa;
-    const TensorView *W_gate, *W_up;
-    const Activations* X;
-    float *gate, *up;
-    Activations* hidden;
-    DType down_type;
-    int64_t group, gate_units;
-    std::atomic<int64_t>* rows_left;
-    UnitRange* ranges;
-    int64_t most;
-    int threads;
-  };
-  const Job job{.isa = &isa,
-                .W_gate = &W_gate,
-                .W_up = &W_up,
-                .X = &X,
-                .gate = gate,
-                .up = up,
-                .hidden = &hidden,
-                .down_type = down_type,
-                .group = group,
-                .gate_units = gate_units,
-                .rows_left = rows_left,
-                .ranges = ranges,
-                .most = std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
-                .threads = threads};
-  // Rows [r0, r1) of one matrix done: finish the groups this completes.
-  auto finish = [](const Job& j, int64_t r0, int64_t r1) {
-    const int64_t rows = j.W_gate->rows();
-    for (int64_t g = r0 / j.group; g * j.group < r1; ++g) {
-      const int64_t c0 = g * j.group, c1 = std::min(rows, c0 + j.group);
-      const int64_t mine = std::min(r1, c1) - std::max(r0, c0);
-      if (j.rows_left[g].fetch_sub(mine, std::memory_order_acq_rel) != mine) continue;
-      j.isa->silu_mul(j.gate + c0, j.up + c0, c1 - c0);
-      j.hidden->prepare_columns(j.down_type, c0, c1);  // nothing to do for F32 activations
-    }
-  };
-  // Units [u, end) of the list: gate units, then up units.
-  auto run_units = [finish](const Job& j, int64_t u, int64_t end) {
-    const int64_t rows = j.W_gate->rows(), unit = unit_rows(*j.W_gate);
-    if (u < j.gate_units) {
-      const int64_t r0 = u * unit, r1 = std::min(rows, std::min(end, j.gate_units) * unit);
-      fast_block(*j.isa, *j.W_gate, *j.X, r0, r1, 0, 1, j.gate, rows);
-      finish(j, r0, r1);
-    }
-    if (end > j.gate_units) {
-      const int64_t r0 = (std::max(u, j.gate_units) - j.gate_units) * unit,
-                    r1 = std::min(rows, (end - j.gate_units) * unit);
-      fast_block(*j.isa, *j.W_up, *j.X, r0, r1, 0, 1, j.up, rows);
-      finish(j, r0, r1);
-    }
-  };
-  auto work = [j = &job, run_units](int64_t, int64_t, int thread) {
-    run_claims(j->ranges, j->threads, j->most, thread,
-               [j, run_units](int64_t u, int64_t end) { run_units(*j, u, end); });
+  const SwigluJob job{.isa = &isa,
+                      .W_gate = &W_gate,
+                      .W_up = &W_up,
+                      .X = &X,
+                      .gate = gate,
+                      .up = up,
+                      .hidden = &hidden,
+                      .down_type = down_type,
+                      .group = group,
+                      .gate_units = gate_units,
+                      .rows_left = rows_left,
+                      .ranges = ranges,
+                      .most = std::max<int64_t>(1, n_units / (threads * kPiecesPerThread)),
+                      .threads = threads};
+  auto work = [j = &job](int64_t, int64_t, int thread) {
+    run_claims(j->ranges, j->threads, j->most, thread, [j](int64_t u, int64_t end) { swiglu_units(*j, u, end); });
   };
   pool.ParallelFor(threads, work);
 }
