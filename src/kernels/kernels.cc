@@ -1280,6 +1280,9 @@ void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& 
   const int64_t group = swiglu_group_rows(down_type);
   const IsaKernels& isa = active();
   const int threads = pool != nullptr ? pool->size() : 1;
+  // The section's units cover the gate and up matrices alike: packed forms
+  // with different run sizes (a Q4_K quads gate beside a Q6_K up) take the
+  // two products one after the other.
   if (threads < 2 || threads > kMaxStreamThreads || (rows + group - 1) / group > kMaxSwigluGroups ||
       unit_rows(W_gate) != unit_rows(W_up)) {
     const MatmulTask tasks[] = {{&W_gate, &X, gate, rows}, {&W_up, &X, up, rows}};

@@ -256,7 +256,8 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout);
 // Packs W into out (rows16_bytes(W) bytes) in rows16_layout(W) and makes
 // that W's packed copy (rows16, rows16_layout).
 void attach_rows16(TensorView& W, uint8_t* out);
-// y[r] for r in [r0, r1) (multiples of 16) of the packed matrix in `layout`
+// y[r] for r in [r0, r1) (whole runs of the form: multiples of 16 rows, of
+// 64 in the Q4_K quads) of the packed matrix in `layout`
 // (n columns) times row 0 of x, prepared for that type. Single-threaded,
 // like matmul_fast_rows.
 void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x,

@@ -525,8 +525,9 @@ void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
 // Block b of group g at 4 b + g % 4 blocks into its run of four
 // (block_layouts.h, "Q4_K quads").
 void gemv_q4_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q4_k_packed(packed, n_groups, n, x, y,
-                   [](int64_t g, int64_t b, int64_t n_blocks) { return g / 4 * 4 * n_blocks + 4 * b + g % 4; });
+  gemv_q4_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) {
+    return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
+  });
 }
 
 // Element e (0..15) of a six-bit packed Q6_K sub-block whose row bytes start

@@ -567,15 +567,17 @@ void Context::attention_layer(int il, int n, bool prepare, const TensorView* qua
       // first positions of their cached keys and values, last read a token
       // ago, into L2 (the kernel prefetches the rest as it goes).
       constexpr int64_t kCacheRunBytes = 32 * 1024;
-      const int64_t cached_bytes =
-          std::min<int64_t>(kCacheRunBytes, static_cast<int64_t>(ctx.kv_bytes(static_cast<size_t>(ctx.n_past_) * hk)));
+      auto cached_bytes = [&](int head_dim) {
+        return std::min<int64_t>(kCacheRunBytes,
+                                 static_cast<int64_t>(ctx.kv_bytes(static_cast<size_t>(ctx.n_past_) * head_dim)));
+      };
       for (int64_t item = begin; item < end; ++item) {
         const auto kvh = static_cast<size_t>(item % c.n_head_kv);
         prefetch_lines<3>(&b.q[kvh * group * hk], static_cast<int64_t>(sizeof(float)) * group * hk);
         prefetch_lines<3>(&b.k[kvh * hk], static_cast<int64_t>(sizeof(float)) * hk);
         prefetch_lines<3>(&b.v[kvh * hv], static_cast<int64_t>(sizeof(float)) * hv);
-        prefetch_lines<2>(&b.k_cache[ctx.kv_bytes(k_layer + kvh * ctx.n_ctx_ * hk)], cached_bytes);
-        prefetch_lines<2>(&b.v_cache[ctx.kv_bytes(v_layer + kvh * ctx.n_ctx_ * hv)], cached_bytes);
+        prefetch_lines<2>(&b.k_cache[ctx.kv_bytes(k_layer + kvh * ctx.n_ctx_ * hk)], cached_bytes(hk));
+        prefetch_lines<2>(&b.v_cache[ctx.kv_bytes(v_layer + kvh * ctx.n_ctx_ * hv)], cached_bytes(hv));
       }
     }
     for (int64_t item = begin; item < end; ++item) {
