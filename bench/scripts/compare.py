@@ -8,7 +8,10 @@ written by run_bench.sh. Several rounds of one model and test are pooled:
 the table shows the mean and sample standard deviation of all repetitions,
 and for glassbox's tg tests the mean (and range) of each run's fraction of
 the read bandwidth it measured, from its mean speed and from its median
-token time.
+token time; then every repetition against the probe reads just before and
+after it (glassbox bench reads the probe beside each tg repetition): the
+median and range over the repetitions whose two reads agree within 10% (the
+memory kept one speed), and the one beside the fastest reads.
 """
 import collections
 import json
@@ -34,6 +37,7 @@ def main():
     ts = collections.defaultdict(list)  # (model, test, engine) -> samples
     fractions = collections.defaultdict(list)  # (model, test) -> one per glassbox run
     at_median = collections.defaultdict(list)  # the same at each run's median token time
+    beside = collections.defaultdict(list)  # (model, test) -> steady repetitions' (fraction, faster read)
     for path in sorted(results.glob("*.json")):
         parts = path.name.split(".")
         if len(parts) < 4 or parts[-3] not in ("glassbox", "llama"):
@@ -45,6 +49,10 @@ def main():
                 fractions[(model, name)].append(t["fraction_of_read_bandwidth"])
             if engine == "glassbox" and "fraction_of_read_bandwidth_at_median_token" in t:
                 at_median[(model, name)].append(t["fraction_of_read_bandwidth_at_median_token"])
+            for r in t.get("repetitions_against_reads_beside", []) if engine == "glassbox" else []:
+                if r["steady"]:
+                    faster = max(r["read_bytes_per_second_before"], r["read_bytes_per_second_after"])
+                    beside[(model, name)].append((r["fraction_of_read_beside"], faster))
 
     def cell(values):
         if not values:
@@ -53,8 +61,9 @@ def main():
         return f"{statistics.mean(values):.2f} ± {sd:.2f}"
 
     print("| model | test | glassbox t/s | llama.cpp t/s | glassbox / llama.cpp "
-          "| glassbox weight reads / measured bandwidth | the same at the median token |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+          "| glassbox weight reads / measured bandwidth | the same at the median token "
+          "| each repetition / the reads beside it (steady) | the same at the fastest reads |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
     def fraction_cell(fr):
         # Each run divides its own speed by its own probe: the mean over the
@@ -71,7 +80,15 @@ def main():
         ratio = f"{statistics.mean(g) / statistics.mean(l):.2f}" if g and l else "-"
         frac_s = fraction_cell(fractions.get((model, test), []))
         median_s = fraction_cell(at_median.get((model, test), []))
-        print(f"| {model} | {test} | {cell(g)} | {cell(l)} | {ratio} | {frac_s} | {median_s} |")
+        reps = beside.get((model, test), [])
+        beside_s = fastest_s = ""
+        if reps:
+            fr = [f for f, _ in reps]
+            beside_s = f"{100 * statistics.median(fr):.0f}% ({100 * min(fr):.0f}–{100 * max(fr):.0f}%, {len(fr)})"
+            f, read = max(reps, key=lambda r: r[1])
+            fastest_s = f"{100 * f:.0f}% at {read / 1e9:.0f} GB/s"
+        print(f"| {model} | {test} | {cell(g)} | {cell(l)} | {ratio} | {frac_s} | {median_s} "
+              f"| {beside_s} | {fastest_s} |")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,33 @@ TraceCost trace_cost(const bench::TestResult& plain, const bench::TestResult& tr
 
 double gbps(double bytes_per_second) { return bytes_per_second / 1e9; }
 
+// The fractions of the steady repetitions (RepetitionShare::steady).
+std::vector<double> steady_fractions(const std::vector<bench::RepetitionShare>& shares) {
+  std::vector<double> f;
+  for (const bench::RepetitionShare& s : shares)
+    if (s.steady) f.push_back(s.fraction);
+  return f;
+}
+
+// Each tg repetition against the probe reads just before and after it.
+void print_repetition_shares(const bench::TestResult& t, uint64_t bytes_per_token) {
+  const std::vector<bench::RepetitionShare> shares = bench::repetition_shares(t, bytes_per_token);
+  if (shares.empty()) return;
+  std::printf("    per repetition, of the faster probe read just before / after it:");
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const bench::RepetitionShare& s = shares[i];
+    std::printf("%s %.1f%% (%.1f / %.1f GB/s%s)", i == 0 ? "" : ",", 100.0 * s.fraction, gbps(s.read_before),
+                gbps(s.read_after), s.steady ? "" : ", memory speed changed");
+  }
+  std::printf("\n");
+  const std::vector<double> steady = steady_fractions(shares);
+  if (!steady.empty()) {
+    std::printf("    in a steady memory phase (reads beside it within %.0f%%): median %.1f%%, best %.1f%% of %zu\n",
+                100.0 * (1.0 - bench::kSteadyReadRatio), 100.0 * quantile(steady, 0.5), 100.0 * quantile(steady, 1.0),
+                steady.size());
+  }
+}
+
 void print_table(const Model& model, const bench::WeightFootprint& fp, const std::vector<ThreadResults>& results) {
   const std::string label = model_label(model, fp.n_params);
   const std::string backend = "CPU " + std::string(kernels::active_isa());
@@ -210,6 +237,7 @@ void print_table(const Model& model, const bench::WeightFootprint& fp, const std
             1e3 * median, 1e3 * quantile(t.token_seconds, 0.9), 1e3 * quantile(t.token_seconds, 0.99),
             1e3 * quantile(t.token_seconds, 1.0), gbps(at_median), limit > 0 ? 100.0 * at_median / limit : 0.0);
       }
+      print_repetition_shares(t, fp.bytes_per_token);
     }
     for (const ThreadResults::TracePair& pair : tr.trace_pairs) {
       const bench::TestResult& plain = tr.tests[pair.plain];
@@ -278,6 +306,20 @@ void print_json(const BenchArgs& a, const Model& model, const bench::WeightFootp
             median > 0 && tr.bandwidth.bytes_per_second > 0
                 ? static_cast<double>(fp.bytes_per_token) / median / tr.bandwidth.bytes_per_second
                 : 0.0;
+        const std::vector<bench::RepetitionShare> shares = bench::repetition_shares(t, fp.bytes_per_token);
+        if (!shares.empty()) {
+          json reps = json::array();
+          for (const bench::RepetitionShare& s : shares) {
+            reps.push_back({{"weight_read_bytes_per_second", s.weight_bytes_per_second},
+                            {"read_bytes_per_second_before", s.read_before},
+                            {"read_bytes_per_second_after", s.read_after},
+                            {"fraction_of_read_beside", s.fraction},
+                            {"steady", s.steady}});
+          }
+          j["repetitions_against_reads_beside"] = std::move(reps);
+          const std::vector<double> steady = steady_fractions(shares);
+          if (!steady.empty()) j["fraction_of_read_beside_steady_median"] = quantile(steady, 0.5);
+        }
       }
       for (const ThreadResults::TracePair& pair : tr.trace_pairs) {
         if (pair.traced != ti) continue;
@@ -358,6 +400,9 @@ void run_bench(const BenchArgs& a) {
     bench::SpeedOptions so;
     so.repetitions = a.repetitions;
     so.seed = a.seed;
+    // One read of the probe beside each tg repetition (20-40 ms a read on
+    // the development VM, against a second or more a repetition).
+    so.read_beside = [&] { return probe->measure(ctx.pool(), 1).bytes_per_second; };
     so.progress = [&](std::string_view test, int rep, int reps) {
       line.show("bench: " + std::string(test) +
                 (rep < 0    ? std::string()

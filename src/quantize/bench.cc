@@ -219,7 +219,27 @@ void generation_warm_up(Context& ctx, std::mt19937_64& rng, int n_gen, const Spe
   for (TokenId t : random_tokens(rng, std::min(n_gen, 4), ctx.n_vocab())) ctx.eval(std::span(&t, 1));
 }
 
+void read_beside(const SpeedOptions& options, TestResult& r) {
+  if (options.read_beside) r.reads_beside.push_back(options.read_beside());
+}
+
 }  // namespace
+
+std::vector<RepetitionShare> repetition_shares(const TestResult& t, uint64_t bytes_per_token, double steady_ratio) {
+  std::vector<RepetitionShare> shares;
+  if (t.reads_beside.size() != t.tokens_per_sec.size() + 1) return shares;
+  for (size_t i = 0; i < t.tokens_per_sec.size(); ++i) {
+    RepetitionShare s;
+    s.weight_bytes_per_second = t.tokens_per_sec[i] * static_cast<double>(bytes_per_token);
+    s.read_before = t.reads_beside[i];
+    s.read_after = t.reads_beside[i + 1];
+    const double faster = std::max(s.read_before, s.read_after);
+    s.fraction = faster > 0 ? s.weight_bytes_per_second / faster : 0.0;
+    s.steady = faster > 0 && std::min(s.read_before, s.read_after) >= steady_ratio * faster;
+    shares.push_back(s);
+  }
+  return shares;
+}
 
 TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options) {
   TestResult r = generation_result(n_gen, options);
@@ -227,9 +247,11 @@ TestResult bench_generation(Context& ctx, int n_gen, const SpeedOptions& options
   generation_warm_up(ctx, rng, n_gen, options, r.name);
   report(options, r.name, 0, options.repetitions);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
+    read_beside(options, r);
     generation_repetition(ctx, options.depth, random_tokens(rng, n_gen, ctx.n_vocab()), nullptr, r);
     report(options, r.name, rep, options.repetitions);
   }
+  read_beside(options, r);
   finish(r, n_gen);
   return r;
 }
@@ -245,9 +267,12 @@ std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_ge
   generation_warm_up(ctx, rng, n_gen, options, name);
   report(options, name, 0, options.repetitions);
   for (int rep = 1; rep <= options.repetitions; ++rep) {
+    read_beside(options, plain);
     generation_repetition(ctx, options.depth, random_tokens(rng, n_gen, ctx.n_vocab()), &hook, plain, &hooked);
     report(options, name, rep, options.repetitions);
   }
+  read_beside(options, plain);
+  hooked.reads_beside = plain.reads_beside;
   finish(plain, n_gen - n_gen / 2);
   finish(hooked, n_gen / 2);
   return {std::move(plain), std::move(hooked)};

@@ -49,6 +49,9 @@ struct TestResult {
   // undisturbed step; the mean above also carries the moments another
   // process or the hypervisor took a core away.
   std::vector<double> token_seconds;
+  // tg with SpeedOptions::read_beside: the probe's read (bytes per second)
+  // just before each repetition and after the last, repetitions + 1.
+  std::vector<double> reads_beside;
 };
 
 // (test name, repetition done, repetitions); repetition 0 is the warm-up,
@@ -62,6 +65,13 @@ struct SpeedOptions {
   // as llama-bench's -d: the test then runs at that depth of context.
   int depth = 0;
   BenchProgressFn progress;
+  // tg: when set, called just before each timed repetition and after the
+  // last (TestResult::reads_beside): one read of the bandwidth probe, so
+  // that each repetition can be set against the memory's speed at its own
+  // time. On a virtual machine whose read bandwidth changes by half from
+  // one minute to the next, a probe before and after all tests cannot say
+  // which speed the tests met.
+  std::function<double()> read_beside;
 };
 
 // pp: `n_prompt` random tokens evaluated as one batch in an empty context
@@ -86,6 +96,21 @@ using TokenHook = std::function<void(const float* logits, int n_vocab, TokenId c
 // speed from those; the hooked result is named as the plain one + `suffix`.
 std::pair<TestResult, TestResult> bench_generation_paired(Context& ctx, int n_gen, const SpeedOptions& options,
                                                           const TokenHook& hook, const std::string& suffix);
+
+// A tg repetition set against the probe reads beside it: its weight bytes
+// per second over the faster of the read just before and the one just
+// after. `steady`: the two reads within steady_ratio of each other, so the
+// memory kept one speed through the repetition (or changed and changed
+// back). Empty without reads_beside.
+struct RepetitionShare {
+  double weight_bytes_per_second = 0;
+  double read_before = 0, read_after = 0;
+  double fraction = 0;
+  bool steady = false;
+};
+constexpr double kSteadyReadRatio = 0.9;
+std::vector<RepetitionShare> repetition_shares(const TestResult& t, uint64_t bytes_per_token,
+                                               double steady_ratio = kSteadyReadRatio);
 
 struct Bandwidth {
   double bytes_per_second = 0;               // best run

@@ -623,6 +623,52 @@ TEST(Bench, TestsRunAtADepthOfContext) {
   EXPECT_THROW(bench::bench_generation(ctx, 8, o), Error);
 }
 
+// With read_beside, one probe read just before each timed tg repetition
+// (after the warm-up's tokens, after the previous repetition's) and one
+// after the last; prompt tests take none. The paired test shares its reads.
+TEST(Bench, GenerationReadsTheProbeBesideEachRepetition) {
+  const auto model = Model::load(kModels + "rand-qwen3-kq.q4_k_m.gguf");
+  Context ctx(*model, ContextOptions{.n_ctx = 32, .n_batch = 16, .n_threads = 2});
+  bench::SpeedOptions o;
+  o.repetitions = 2;
+  std::vector<int> past_at_read;
+  o.read_beside = [&] {
+    past_at_read.push_back(ctx.n_past());
+    return 1e9 * static_cast<double>(past_at_read.size());
+  };
+  bench::bench_prompt(ctx, 16, o);
+  EXPECT_TRUE(past_at_read.empty());
+  const bench::TestResult tg = bench::bench_generation(ctx, 8, o);
+  EXPECT_EQ(tg.reads_beside, (std::vector<double>{1e9, 2e9, 3e9}));
+  EXPECT_EQ(past_at_read, (std::vector<int>{4, 8, 8}));  // 4 warm-up tokens, then 8 a repetition
+  past_at_read.clear();
+  const auto [plain, hooked] = bench::bench_generation_paired(
+      ctx, 8, o, [](const float*, int, TokenId) {}, "+hook");
+  EXPECT_EQ(plain.reads_beside, (std::vector<double>{1e9, 2e9, 3e9}));
+  EXPECT_EQ(hooked.reads_beside, plain.reads_beside);
+}
+
+// Each repetition's weight bytes per second over the faster read beside it;
+// steady when the two reads are within 10% of each other.
+TEST(Bench, RepetitionSharesSetEachRepetitionAgainstItsReads) {
+  bench::TestResult t;
+  t.tokens_per_sec = {100.0, 80.0, 50.0};
+  t.reads_beside = {50e9, 48e9, 30e9, 29e9};
+  const auto shares = bench::repetition_shares(t, 400'000'000);
+  ASSERT_EQ(shares.size(), 3u);
+  EXPECT_DOUBLE_EQ(shares[0].weight_bytes_per_second, 40e9);
+  EXPECT_DOUBLE_EQ(shares[0].fraction, 40e9 / 50e9);
+  EXPECT_TRUE(shares[0].steady);
+  EXPECT_DOUBLE_EQ(shares[1].fraction, 32e9 / 48e9);  // the faster of 48 and 30
+  EXPECT_FALSE(shares[1].steady);                     // the memory changed speed
+  EXPECT_DOUBLE_EQ(shares[2].read_before, 30e9);
+  EXPECT_DOUBLE_EQ(shares[2].read_after, 29e9);
+  EXPECT_DOUBLE_EQ(shares[2].fraction, 20e9 / 30e9);
+  EXPECT_TRUE(shares[2].steady);
+  t.reads_beside.pop_back();  // not one read per boundary: nothing to set against
+  EXPECT_TRUE(bench::repetition_shares(t, 400'000'000).empty());
+}
+
 TEST(Bench, ReadBandwidthProbe) {
   ThreadPool pool(2);
   const bench::Bandwidth b = bench::ReadProbe(pool, 8u << 20).measure(pool, 2);
