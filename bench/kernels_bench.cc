@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -445,21 +446,23 @@ int main(int argc, char** argv) {
         }
       }
     }
-    // The Q4_K form against the quads form on the down projections' rows
+    // Each type's form against its quads form on the down projections' rows
     // (qwen3-0.6b: 1024 x 3072; r1-distill-1.5b: 1536 x 8960), where this
     // ISA packs the quads.
-    for (Shape shape : {Shape{1024, 3072}, Shape{1536, 8960}}) {
-      // The choice reads the shape only.
-      if (kernels::rows16_layout(glassbox::TensorView::matrix(DType::Q4_K, nullptr, shape.cols, shape.rows,
-                                                              glassbox::row_bytes(DType::Q4_K, shape.cols))) !=
-          glassbox::Rows16Layout::Q4_K_Quads)
-        break;
-      for (auto [name, layout] : {std::pair{"Q4_K", glassbox::Rows16Layout::Q4_K},
-                                  std::pair{"Q4_K_Quads", glassbox::Rows16Layout::Q4_K_Quads}}) {
-        const std::string label = std::string("PackedForm/") + name + "/" + isa + "/" + std::to_string(shape.rows) +
-                                  "x" + std::to_string(shape.cols);
-        benchmark::RegisterBenchmark(label.c_str(), bench_packed_in, Case{DType::Q4_K, shape, isa}, layout)
-            ->Unit(benchmark::kMicrosecond);
+    for (auto [type, plain, quads] :
+         {std::tuple{DType::Q4_K, glassbox::Rows16Layout::Q4_K, glassbox::Rows16Layout::Q4_K_Quads},
+          std::tuple{DType::Q6_K, glassbox::Rows16Layout::Q6_K_SixBit, glassbox::Rows16Layout::Q6_K_Quads}}) {
+      for (Shape shape : {Shape{1024, 3072}, Shape{1536, 8960}}) {
+        // The choice reads the shape only.
+        if (kernels::rows16_layout(glassbox::TensorView::matrix(type, nullptr, shape.cols, shape.rows,
+                                                                glassbox::row_bytes(type, shape.cols))) != quads)
+          break;
+        for (auto [name, layout] : {std::pair{"", plain}, std::pair{"_Quads", quads}}) {
+          const std::string label = std::string("PackedForm/") + std::string(glassbox::dtype_name(type)) + name + "/" +
+                                    isa + "/" + std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
+          benchmark::RegisterBenchmark(label.c_str(), bench_packed_in, Case{type, shape, isa}, layout)
+              ->Unit(benchmark::kMicrosecond);
+        }
       }
     }
     for (DType kv_type : {DType::F16, DType::Q8_0}) {

@@ -69,6 +69,8 @@ inline constexpr int kRows16Bytes = kRows16Qs + 2048;  // per block of 256 colum
 // while they are still in L1: along a row of 3072 columns one group
 // streams 27 KB (along 8960, 80 KB) through L1 between two uses of the
 // same activations, which evicts them. Matrices of a multiple of 64 rows.
+// The Q6_K quads (Rows16Layout::Q6_K_Quads) place the six-bit Q6_K blocks
+// below (kRows16Q6Bytes) the same way.
 inline constexpr int kQuadGroups = 4;
 
 // Q6_K: 256 elements in 16 sub-blocks of 16. 128 bytes ql (low 4 bits),

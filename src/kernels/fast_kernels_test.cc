@@ -537,33 +537,31 @@ TEST(FastMatmul, OneTokenStreamsCoverEveryRowForAnyThreadCount) {
 // the fused SwiGLU section (a down product in Q8_0: column groups of 512
 // rows, here one partial group over all five runs), on
 // each instruction set that packs the form.
-TEST(FastMatmul, Q4KQuadsEqualTheQ4KFormForAnyThreadCount) {
-  IsaGuard guard;
+void quads_equal_their_types_form(DType type, DType other, Rows16Layout quads, Rows16Layout plain, int& tested) {
   std::mt19937 rng(21);
   const int64_t cols = 2048, rows = 320;
-  const auto a_rows = random_rows(DType::Q4_K, cols, rows, row_bytes(DType::Q4_K, cols), rng);
-  const auto u_rows = random_rows(DType::Q4_K, cols, rows, row_bytes(DType::Q4_K, cols), rng);
-  const auto b_rows = random_rows(DType::Q6_K, cols, 48, row_bytes(DType::Q6_K, cols), rng);
+  const auto a_rows = random_rows(type, cols, rows, row_bytes(type, cols), rng);
+  const auto u_rows = random_rows(type, cols, rows, row_bytes(type, cols), rng);
+  const auto b_rows = random_rows(other, cols, 48, row_bytes(other, cols), rng);
   const auto X = random_floats(cols, rng);
-  int tested = 0;
   for (const std::string& isa : available_isas()) {
     ASSERT_TRUE(force_isa(isa));
     SCOPED_TRACE(isa);
-    TensorView A{DType::Q4_K, a_rows.data(), {cols, rows, 1, 1}, row_bytes(DType::Q4_K, cols)};
-    TensorView U{DType::Q4_K, u_rows.data(), {cols, rows, 1, 1}, row_bytes(DType::Q4_K, cols)};
-    TensorView B{DType::Q6_K, b_rows.data(), {cols, 48, 1, 1}, row_bytes(DType::Q6_K, cols)};
-    if (rows16_layout(A) != Rows16Layout::Q4_K_Quads || !have_fast_rows16(DType::Q6_K)) continue;
+    TensorView A{type, a_rows.data(), {cols, rows, 1, 1}, row_bytes(type, cols)};
+    TensorView U{type, u_rows.data(), {cols, rows, 1, 1}, row_bytes(type, cols)};
+    TensorView B{other, b_rows.data(), {cols, 48, 1, 1}, row_bytes(other, cols)};
+    if (rows16_layout(A) != quads || !have_fast_rows16(other)) continue;
     ++tested;
     std::vector<uint8_t> a_quads(static_cast<size_t>(rows16_bytes(A))), u_quads(a_quads.size()),
         a_plain(a_quads.size()), u_plain(a_quads.size()), b_packed(static_cast<size_t>(rows16_bytes(B)));
     attach_rows16(B, b_packed.data());
-    // The Q4_K form's products, on one thread: what the quads must give.
-    pack_rows16(A, a_plain.data(), Rows16Layout::Q4_K);
-    pack_rows16(U, u_plain.data(), Rows16Layout::Q4_K);
+    // The type's form's products, on one thread: what the quads must give.
+    pack_rows16(A, a_plain.data(), plain);
+    pack_rows16(U, u_plain.data(), plain);
     A.rows16 = a_plain.data();
-    A.rows16_layout = Rows16Layout::Q4_K;
+    A.rows16_layout = plain;
     U.rows16 = u_plain.data();
-    U.rows16_layout = Rows16Layout::Q4_K;
+    U.rows16_layout = plain;
     Activations acts;
     acts.set(X.data(), cols, 1, cols);
     std::vector<float> want_a(rows), want_b(48), want_gate(rows), want_up(rows);
@@ -575,7 +573,7 @@ TEST(FastMatmul, Q4KQuadsEqualTheQ4KFormForAnyThreadCount) {
 
     attach_rows16(A, a_quads.data());
     attach_rows16(U, u_quads.data());
-    ASSERT_EQ(A.rows16_layout, Rows16Layout::Q4_K_Quads);
+    ASSERT_EQ(A.rows16_layout, quads);
     ASSERT_NE(a_quads, a_plain);  // the blocks are where the form puts them
     std::vector<float> single(rows, NAN);
     matmul_fast(A, acts, single.data(), nullptr);
@@ -595,7 +593,23 @@ TEST(FastMatmul, Q4KQuadsEqualTheQ4KFormForAnyThreadCount) {
       }
     }
   }
-  if (tested == 0) GTEST_SKIP() << "no instruction set here packs the Q4_K quads form";
+}
+
+// The quads forms of Q4_K and Q6_K (one type's matrices A and U), each beside
+// a matrix B of the other type in its own form (48 rows: no quads).
+TEST(FastMatmul, QuadsEqualTheirTypesFormForAnyThreadCount) {
+  IsaGuard guard;
+  struct Case {
+    DType type, other;
+    Rows16Layout quads, plain;
+  };
+  int tested = 0;
+  for (const Case& c : {Case{DType::Q4_K, DType::Q6_K, Rows16Layout::Q4_K_Quads, Rows16Layout::Q4_K},
+                        Case{DType::Q6_K, DType::Q4_K, Rows16Layout::Q6_K_Quads, Rows16Layout::Q6_K_SixBit}}) {
+    SCOPED_TRACE(dtype_name(c.type));
+    quads_equal_their_types_form(c.type, c.other, c.quads, c.plain, tested);
+  }
+  if (tested == 0) GTEST_SKIP() << "no instruction set here packs a quads form";
 }
 
 // The fused SwiGLU section gives the bits of the three steps one after
@@ -1044,7 +1058,7 @@ std::vector<Rows16Layout> rows16_layouts(DType type) {
   if (type == DType::Q8_0) return {Rows16Layout::Q8_0};
   if (type == DType::Q4_0) return {Rows16Layout::Q4_0};
   if (type == DType::Q5_0) return {Rows16Layout::Q5_0_AsQ8_0};
-  return {Rows16Layout::Q6_K_SixBit};
+  return {Rows16Layout::Q6_K_SixBit, Rows16Layout::Q6_K_Quads};
 }
 
 // Q8_0 rows as ggml's quantizer writes them: no value -128 (the packed
@@ -1062,7 +1076,7 @@ void clear_minus_128(DType type, std::vector<uint8_t>& rows, int64_t n, int64_t 
 // The packed matrix-vector products equal the scalar fast-path reference on
 // the original rows, on every ISA (the scalar table runs the packed
 // references), for every row range of whole groups (of whole runs of four
-// in the Q4_K quads form), in each packed form of the type (an ISA given
+// in the quads forms), in each packed form of the type (an ISA given
 // the form of another runs that form's reference).
 class Rows16 : public ::testing::TestWithParam<DType> {};
 
@@ -1100,7 +1114,8 @@ TEST_P(Rows16, EqualsReferenceOnOriginalRows) {
         for (const CpuTuning tuning : tunings_for(isa)) {
           ASSERT_TRUE(force_isa(isa));
           force_cpu_tuning(tuning);
-          const int64_t run = layout == Rows16Layout::Q4_K_Quads ? 64 : 16;
+          const bool quads = layout == Rows16Layout::Q4_K_Quads || layout == Rows16Layout::Q6_K_Quads;
+          const int64_t run = quads ? 64 : 16;
           for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {run, 2 * run}, {rows - run, rows}, {run, run}}) {
             SCOPED_TRACE(isa + (tuning.prefetch_packed ? " prefetching" : "") + " form " +
                          std::to_string(static_cast<int>(layout)) + " cols=" + std::to_string(cols) + " rows " +
@@ -1170,22 +1185,26 @@ TEST(Rows16Types, EachIsaPacksTheFormItReads) {
     EXPECT_EQ(W.rows16, attached.data());
     EXPECT_EQ(W.rows16_layout, rows16_layout(DType::Q6_K));
     EXPECT_EQ(attached, packed);
-    // Q4_K rows of 2048 columns or more, in runs of 64 rows, in the quads
-    // form where the ISA has its kernel (the AVX-512 ones); shorter rows or
-    // other row counts in the Q4_K form.
+    // Q4_K and Q6_K rows of 2048 columns or more, in runs of 64 rows, in
+    // their quads forms where the ISA has their kernels (the AVX-512 ones);
+    // shorter rows or other row counts in the type's form.
     const bool quads = isa == "avx512" || isa == "avx512vnni";
-    const auto q4k = random_rows(DType::Q4_K, 2048, 64, row_bytes(DType::Q4_K, 2048), rng);
-    TensorView L = TensorView::matrix(DType::Q4_K, q4k.data(), 2048, 64, row_bytes(DType::Q4_K, 2048));
-    EXPECT_EQ(rows16_layout(L), quads ? Rows16Layout::Q4_K_Quads : Rows16Layout::Q4_K);
-    std::vector<uint8_t> l_attached(static_cast<size_t>(rows16_bytes(L))), l_packed(l_attached.size());
-    attach_rows16(L, l_attached.data());
-    pack_rows16(L, l_packed.data(), rows16_layout(L));
-    EXPECT_EQ(L.rows16_layout, rows16_layout(L));
-    EXPECT_EQ(l_attached, l_packed);
-    EXPECT_EQ(rows16_layout(TensorView::matrix(DType::Q4_K, q4k.data(), 1792, 64, row_bytes(DType::Q4_K, 1792))),
-              Rows16Layout::Q4_K);
-    EXPECT_EQ(rows16_layout(TensorView::matrix(DType::Q4_K, q4k.data(), 2048, 48, row_bytes(DType::Q4_K, 2048))),
-              Rows16Layout::Q4_K);
+    for (const auto& [type, quads_form] :
+         {std::pair{DType::Q4_K, Rows16Layout::Q4_K_Quads}, std::pair{DType::Q6_K, Rows16Layout::Q6_K_Quads}}) {
+      SCOPED_TRACE(dtype_name(type));
+      const auto rows = random_rows(type, 2048, 64, row_bytes(type, 2048), rng);
+      TensorView L = TensorView::matrix(type, rows.data(), 2048, 64, row_bytes(type, 2048));
+      EXPECT_EQ(rows16_layout(L), quads ? quads_form : rows16_layout(type));
+      std::vector<uint8_t> l_attached(static_cast<size_t>(rows16_bytes(L))), l_packed(l_attached.size());
+      attach_rows16(L, l_attached.data());
+      pack_rows16(L, l_packed.data(), rows16_layout(L));
+      EXPECT_EQ(L.rows16_layout, rows16_layout(L));
+      EXPECT_EQ(l_attached, l_packed);
+      EXPECT_EQ(rows16_layout(TensorView::matrix(type, rows.data(), 1792, 64, row_bytes(type, 1792))),
+                rows16_layout(type));
+      EXPECT_EQ(rows16_layout(TensorView::matrix(type, rows.data(), 2048, 48, row_bytes(type, 2048))),
+                rows16_layout(type));
+    }
   }
 }
 
@@ -1209,10 +1228,11 @@ TEST_P(Rows16, RejectsShapesItCannotPack) {
   EXPECT_THROW(gemv_rows16(layout, out.data(), 256, 0, 8, acts, y), Error);                         // not a whole group
   EXPECT_THROW(gemv_rows16(layout, out.data(), 512, 0, 16, acts, y), Error);                        // n differs from x
   EXPECT_THROW(gemv_rows16(static_cast<Rows16Layout>(7), out.data(), 256, 0, 16, acts, y), Error);  // no such form
-  if (type == DType::Q4_K) {
-    // The quads form takes runs of 64 rows only.
-    EXPECT_THROW(pack_rows16(W, out.data(), Rows16Layout::Q4_K_Quads), Error);  // 16 rows
-    EXPECT_THROW(gemv_rows16(Rows16Layout::Q4_K_Quads, out.data(), 256, 0, 16, acts, y), Error);
+  for (const Rows16Layout quads : {Rows16Layout::Q4_K_Quads, Rows16Layout::Q6_K_Quads}) {
+    if ((quads == Rows16Layout::Q4_K_Quads ? DType::Q4_K : DType::Q6_K) != type) continue;
+    // The quads forms take runs of 64 rows only.
+    EXPECT_THROW(pack_rows16(W, out.data(), quads), Error);  // 16 rows
+    EXPECT_THROW(gemv_rows16(quads, out.data(), 256, 0, 16, acts, y), Error);
   }
 }
 

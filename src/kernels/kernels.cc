@@ -683,6 +683,8 @@ constexpr Rows16Form kRows16Forms[] = {
      &IsaKernels::gemv_q4_k_quads},
     {Rows16Layout::Q6_K_SixBit, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
      detail::reference::gemv_q6_k_rows16, &IsaKernels::gemv_q6_k_rows16},
+    {Rows16Layout::Q6_K_Quads, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
+     detail::reference::gemv_q6_k_quads, &IsaKernels::gemv_q6_k_quads},
     {Rows16Layout::Q8_0, DType::Q8_0, 32, layout::kRows16Q8Bytes, pack_block32<kQ8_0Bytes, kQ8_0Qs, 8>,
      detail::reference::gemv_q8_0_rows16, &IsaKernels::gemv_q8_0_rows16},
     {Rows16Layout::Q4_0, DType::Q4_0, 32, layout::kRows16Q4_0Bytes,
@@ -743,19 +745,21 @@ int64_t rows16_block_cols(DType type) {
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
 
+// Whether a packed form interleaves its groups in runs of kQuadGroups.
+bool is_quads(Rows16Layout layout) { return layout == Rows16Layout::Q4_K_Quads || layout == Rows16Layout::Q6_K_Quads; }
+
 // Groups of 16 rows a packed form interleaves (block_layouts.h): a product
 // over it starts and ends at a run of this many.
-int64_t rows16_run_groups(Rows16Layout layout) { return layout == Rows16Layout::Q4_K_Quads ? kQuadGroups : 1; }
+int64_t rows16_run_groups(Rows16Layout layout) { return is_quads(layout) ? kQuadGroups : 1; }
 
 // Where block b of group g lies in a packed matrix, in blocks from its start.
 int64_t rows16_block_index(Rows16Layout layout, int64_t g, int64_t b, int64_t n_blocks) {
-  if (layout == Rows16Layout::Q4_K_Quads)
-    return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
+  if (is_quads(layout)) return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
   return g * n_blocks + b;
 }
 
 // The rows a one-token product of W works in: a group of 16, or a run of
-// its packed form's groups (the Q4_K quads' kernel reads whole runs).
+// its packed form's groups (the quads forms' kernels read whole runs).
 int64_t unit_rows(const TensorView& W) {
   return W.rows16 != nullptr ? kRows16 * rows16_run_groups(W.rows16_layout) : kRows16;
 }
@@ -1127,7 +1131,7 @@ void matmul_fast(std::span<const MatmulTask> tasks, ThreadPool* pool) {
     const TensorView& W = *tasks[i].W;
     int64_t chunk_rows;
     if (n_tokens == 1) {
-      // Whole runs of the packed form (16 rows, or 64 in Q4_K quads).
+      // Whole runs of the packed form (16 rows, or 64 in the quads forms).
       const int64_t unit = unit_rows(W);
       chunk_rows = std::max<int64_t>(unit, total_rows / (threads * 16)) / unit * unit;
     } else if (act_format_for(W.type) == ActFormat::F32 || f32_tiles(isa, W.type)) {
@@ -1226,8 +1230,7 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   if (rows16_layout_type(layout) != W.type)
     throw Error("pack_rows16: that packed form is another type's than " + std::string(dtype_name(W.type)));
   if (W.rows() % (kRows16 * rows16_run_groups(layout)) != 0)
-    throw Error("pack_rows16: the Q4_K quads form needs a multiple of 64 rows; this matrix has " +
-                std::to_string(W.rows()));
+    throw Error("pack_rows16: the quads forms need a multiple of 64 rows; this matrix has " + std::to_string(W.rows()));
   const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -1237,9 +1240,11 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
 }
 
 Rows16Layout rows16_layout(const TensorView& W) {
-  if (W.type == DType::Q4_K && W.cols() >= kQuadsMinCols && W.rows() % (kRows16 * kQuadGroups) == 0 &&
-      active().gemv_q4_k_quads != detail::reference::gemv_q4_k_quads)
+  const bool long_rows = W.cols() >= kQuadsMinCols && W.rows() % (kRows16 * kQuadGroups) == 0;
+  if (long_rows && W.type == DType::Q4_K && active().gemv_q4_k_quads != detail::reference::gemv_q4_k_quads)
     return Rows16Layout::Q4_K_Quads;
+  if (long_rows && W.type == DType::Q6_K && active().gemv_q6_k_quads != detail::reference::gemv_q6_k_quads)
+    return Rows16Layout::Q6_K_Quads;
   return rows16_layout(W.type);
 }
 
@@ -1281,8 +1286,9 @@ void swiglu_fast(const TensorView& W_gate, const TensorView& W_up, Activations& 
   const IsaKernels& isa = active();
   const int threads = pool != nullptr ? pool->size() : 1;
   // The section's units cover the gate and up matrices alike: packed forms
-  // with different run sizes (a Q4_K quads gate beside a Q6_K up) take the
-  // two products one after the other.
+  // with different run sizes (a gate in a quads form beside an up matrix of
+  // the other type in its own form) take the two products one after the
+  // other.
   if (threads < 2 || threads > kMaxStreamThreads || (rows + group - 1) / group > kMaxSwigluGroups ||
       unit_rows(W_gate) != unit_rows(W_up)) {
     const MatmulTask tasks[] = {{&W_gate, &X, gate, rows}, {&W_up, &X, up, rows}};

@@ -243,21 +243,22 @@ bool can_pack_rows16(const TensorView& W);
 bool have_fast_rows16(DType type);
 // The packed form of `type` (every instruction set's kernel reads it).
 Rows16Layout rows16_layout(DType type);
-// The packed form for W: its type's, except Q4_K rows of kQuadsMinCols
-// columns or more (and a multiple of 64 rows) in the Q4_K quads form where
-// the active instruction set has a kernel for it (block_layouts.h).
+// The packed form for W: its type's, except Q4_K and Q6_K rows of
+// kQuadsMinCols columns or more (and a multiple of 64 rows) in their quads
+// forms where the active instruction set has kernels for them
+// (block_layouts.h).
 constexpr int64_t kQuadsMinCols = 2048;
 Rows16Layout rows16_layout(const TensorView& W);
 int64_t rows16_bytes(const TensorView& W);
 // Writes rows16_bytes(W) bytes to out in `layout`; throws glassbox::Error
 // when can_pack_rows16(W) is false, the layout is for another type, or
-// (Q4_K quads) the rows are not a multiple of 64.
+// (the quads forms) the rows are not a multiple of 64.
 void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout);
 // Packs W into out (rows16_bytes(W) bytes) in rows16_layout(W) and makes
 // that W's packed copy (rows16, rows16_layout).
 void attach_rows16(TensorView& W, uint8_t* out);
 // y[r] for r in [r0, r1) (whole runs of the form: multiples of 16 rows, of
-// 64 in the Q4_K quads) of the packed matrix in `layout`
+// 64 in the quads forms) of the packed matrix in `layout`
 // (n columns) times row 0 of x, prepared for that type. Single-threaded,
 // like matmul_fast_rows.
 void gemv_rows16(Rows16Layout layout, const uint8_t* packed, int64_t n, int64_t r0, int64_t r1, const Activations& x,

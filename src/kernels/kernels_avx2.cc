@@ -2012,6 +2012,7 @@ constexpr IsaKernels kAvx2Kernels = {
     gemv_q4_k_rows16,
     reference::gemv_q4_k_quads,  // not measured on AVX2: long rows stay in the Q4_K form
     gemv_q6_k_rows16,
+    reference::gemv_q6_k_quads,  // not measured on AVX2, as the Q4_K quads
     gemv_q8_0_rows16,
     gemv_q4_0_rows16,
     rms_norm_avx2,

@@ -198,6 +198,7 @@ struct IsaKernels {
   // (then the loader packs long Q4_K rows in the Q4_K form).
   GemvRows16Fn gemv_q4_k_quads;
   GemvRows16Fn gemv_q6_k_rows16;
+  GemvRows16Fn gemv_q6_k_quads;  // Rows16Layout::Q6_K_Quads, as gemv_q4_k_quads
   // Packed Q8_0 (Rows16Layout::Q8_0); the scalar reference where the stored
   // rows' kernel is as fast (then the loader does not pack Q8_0).
   GemvRows16Fn gemv_q8_0_rows16;
@@ -269,6 +270,7 @@ bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int6
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q4_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
+void gemv_q6_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q8_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void gemv_q4_0_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y);
 void attention(const AttentionArgs& args, AttentionScratch& scratch);

@@ -541,14 +541,18 @@ int q6_k_six_bit_value(const uint8_t* v, int e) {
 }
 }  // namespace
 
-// Exact integer sums per sub-block, scaled in double.
-void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+// Exact integer sums per sub-block, scaled in double, of six-bit Q6_K
+// blocks wherever block_index(g, b) puts them (in kRows16Q6Bytes).
+namespace {
+template <typename BlockIndex>
+void gemv_q6_k_packed(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y,
+                      BlockIndex block_index) {
   const int64_t n_blocks = n / kQ6_KElems;
   for (int64_t g = 0; g < n_groups; ++g) {
     for (int r = 0; r < kRows16; ++r) {
       double total = 0;
       for (int64_t b = 0; b < n_blocks; ++b) {
-        const uint8_t* block = packed + (g * n_blocks + b) * kRows16Q6Bytes;
+        const uint8_t* block = packed + block_index(g, b, n_blocks) * kRows16Q6Bytes;
         const int8_t* xq = x.qs + kQ6_KElems * b;
         int64_t scaled = 0;
         for (int s = 0; s < 16; ++s) {
@@ -563,6 +567,19 @@ void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const 
       y[g * kRows16 + r] = static_cast<float>(total);
     }
   }
+}
+}  // namespace
+
+void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  gemv_q6_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) { return g * n_blocks + b; });
+}
+
+// Block b of group g at 4 b + g % 4 blocks into its run of four
+// (block_layouts.h, "Q4_K quads"; the Q6_K quads place blocks alike).
+void gemv_q6_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
+  gemv_q6_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) {
+    return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
+  });
 }
 
 // The 32-value packed forms (Q8_0, Q4_0): exact integer sums per block of
@@ -639,6 +656,7 @@ constexpr IsaKernels kScalarKernels = {"scalar",
                                        reference::gemv_q4_k_rows16,
                                        reference::gemv_q4_k_quads,
                                        reference::gemv_q6_k_rows16,
+                                       reference::gemv_q6_k_quads,
                                        reference::gemv_q8_0_rows16,
                                        reference::gemv_q4_0_rows16,
                                        rms_norm_scalar,

@@ -15,6 +15,7 @@ enum class Rows16Layout : uint8_t {
   Q4_K,
   Q4_K_Quads,   // the Q4_K form, four groups of 16 rows interleaved block by block
   Q6_K_SixBit,  // three of every four values whole in bytes
+  Q6_K_Quads,   // the six-bit Q6_K form, four groups of 16 rows interleaved block by block
   Q8_0,         // 16 rows' scales together, four values per row per 32-bit lane
   Q4_0,         // the same for Q4_0: four bytes (eight values) per row per lane
   Q5_0_AsQ8_0,  // Q5_0's values widened to bytes, in the Q8_0 form (1.55x the rows)
