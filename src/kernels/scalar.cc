@@ -480,6 +480,18 @@ bool gemv(DType type, const uint8_t* w, int64_t row_stride, int64_t n_rows, int6
   return true;
 }
 
+// Where the packed references find block b of group g, in blocks from the
+// matrix's start: the groups one after another, or (the quads forms,
+// block_layouts.h) at 4 b + g % 4 blocks into the run of four groups. Written
+// here apart from the packer's rows16_block_index on purpose: the tests
+// check the two against each other through the original rows.
+namespace {
+int64_t plain_block_index(int64_t g, int64_t b, int64_t n_blocks) { return g * n_blocks + b; }
+int64_t quads_block_index(int64_t g, int64_t b, int64_t n_blocks) {
+  return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
+}
+}  // namespace
+
 // Exact integer sums per sub-block, scaled in double (as dot_q8_unchecked
 // does for the original blocks), of packed Q4_K blocks wherever
 // block_index(g, b) puts them (in kRows16Bytes).
@@ -519,15 +531,11 @@ void gemv_q4_k_packed(const uint8_t* packed, int64_t n_groups, int64_t n, const 
 }  // namespace
 
 void gemv_q4_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q4_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) { return g * n_blocks + b; });
+  gemv_q4_k_packed(packed, n_groups, n, x, y, plain_block_index);
 }
 
-// Block b of group g at 4 b + g % 4 blocks into its run of four
-// (block_layouts.h, "Q4_K quads").
 void gemv_q4_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q4_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) {
-    return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
-  });
+  gemv_q4_k_packed(packed, n_groups, n, x, y, quads_block_index);
 }
 
 // Element e (0..15) of a six-bit packed Q6_K sub-block whose row bytes start
@@ -571,15 +579,11 @@ void gemv_q6_k_packed(const uint8_t* packed, int64_t n_groups, int64_t n, const 
 }  // namespace
 
 void gemv_q6_k_rows16(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q6_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) { return g * n_blocks + b; });
+  gemv_q6_k_packed(packed, n_groups, n, x, y, plain_block_index);
 }
 
-// Block b of group g at 4 b + g % 4 blocks into its run of four
-// (block_layouts.h, "Q4_K quads"; the Q6_K quads place blocks alike).
 void gemv_q6_k_quads(const uint8_t* packed, int64_t n_groups, int64_t n, const QRow& x, float* y) {
-  gemv_q6_k_packed(packed, n_groups, n, x, y, [](int64_t g, int64_t b, int64_t n_blocks) {
-    return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
-  });
+  gemv_q6_k_packed(packed, n_groups, n, x, y, quads_block_index);
 }
 
 // The 32-value packed forms (Q8_0, Q4_0): exact integer sums per block of
