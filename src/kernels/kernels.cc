@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -661,8 +662,9 @@ void pack_q5_0_block(const TensorView& W, int64_t g, int64_t b, uint8_t* o) {
 }
 
 // Every packed form (block_layouts.h): the stored type it holds, its block
-// geometry, how a block of 16 rows is written, its scalar reference and the
-// IsaKernels entry of its SIMD kernel.
+// geometry, how a block of 16 rows is written, its scalar reference, the
+// IsaKernels entry of its SIMD kernel, and the groups of 16 rows it
+// interleaves block by block (kQuadGroups for the quads forms, else 1).
 using PackBlockFn = void (*)(const TensorView& W, int64_t g, int64_t b, uint8_t* out);
 struct Rows16Form {
   Rows16Layout layout;
@@ -672,19 +674,20 @@ struct Rows16Form {
   PackBlockFn pack_block;
   detail::GemvRows16Fn reference;
   detail::GemvRows16Fn IsaKernels::*kernel;
+  int run_groups = 1;
 };
 
 constexpr Rows16Form kRows16Forms[] = {
     {Rows16Layout::Q4_K, DType::Q4_K, 256, kRows16Bytes, pack_q4_k_block, detail::reference::gemv_q4_k_rows16,
      &IsaKernels::gemv_q4_k_rows16},
     // After the Q4_K form: the form of a type (rows16_form(DType)) is its
-    // first; attach_rows16 chooses this one for long rows.
+    // first; rows16_layout(W) chooses the quads forms for long rows.
     {Rows16Layout::Q4_K_Quads, DType::Q4_K, 256, kRows16Bytes, pack_q4_k_block, detail::reference::gemv_q4_k_quads,
-     &IsaKernels::gemv_q4_k_quads},
+     &IsaKernels::gemv_q4_k_quads, kQuadGroups},
     {Rows16Layout::Q6_K_SixBit, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
      detail::reference::gemv_q6_k_rows16, &IsaKernels::gemv_q6_k_rows16},
     {Rows16Layout::Q6_K_Quads, DType::Q6_K, 256, layout::kRows16Q6Bytes, pack_q6_k_block,
-     detail::reference::gemv_q6_k_quads, &IsaKernels::gemv_q6_k_quads},
+     detail::reference::gemv_q6_k_quads, &IsaKernels::gemv_q6_k_quads, kQuadGroups},
     {Rows16Layout::Q8_0, DType::Q8_0, 32, layout::kRows16Q8Bytes, pack_block32<kQ8_0Bytes, kQ8_0Qs, 8>,
      detail::reference::gemv_q8_0_rows16, &IsaKernels::gemv_q8_0_rows16},
     {Rows16Layout::Q4_0, DType::Q4_0, 32, layout::kRows16Q4_0Bytes,
@@ -696,11 +699,19 @@ constexpr Rows16Form kRows16Forms[] = {
 };
 static_assert(layout::kRows16Q8Qs == 32 && layout::kRows16Q4_0Qs == 32, "pack_block32 writes the values at 32");
 
+// The table lists the forms in the order of Rows16Layout, so that a form is
+// found by its layout directly (one-token products ask for it per claim).
+constexpr bool forms_in_layout_order() {
+  for (size_t i = 0; i < std::size(kRows16Forms); ++i)
+    if (static_cast<size_t>(kRows16Forms[i].layout) != i) return false;
+  return true;
+}
+static_assert(forms_in_layout_order(), "kRows16Forms must list the forms in the order of Rows16Layout");
+
 // The form `layout` names (null: none).
 const Rows16Form* rows16_form(Rows16Layout layout) {
-  for (const Rows16Form& f : kRows16Forms)
-    if (f.layout == layout) return &f;
-  return nullptr;
+  const auto i = static_cast<size_t>(layout);
+  return i < std::size(kRows16Forms) ? &kRows16Forms[i] : nullptr;
 }
 
 // The form of a type (null: the type has no packed form).
@@ -745,17 +756,18 @@ int64_t rows16_block_cols(DType type) {
 // Bytes of one packed group of 16 rows of n columns.
 int64_t rows16_group_bytes(DType type, int64_t n) { return n / rows16_block_cols(type) * rows16_block_bytes(type); }
 
-// Whether a packed form interleaves its groups in runs of kQuadGroups.
-bool is_quads(Rows16Layout layout) { return layout == Rows16Layout::Q4_K_Quads || layout == Rows16Layout::Q6_K_Quads; }
-
 // Groups of 16 rows a packed form interleaves (block_layouts.h): a product
 // over it starts and ends at a run of this many.
-int64_t rows16_run_groups(Rows16Layout layout) { return is_quads(layout) ? kQuadGroups : 1; }
+int64_t rows16_run_groups(Rows16Layout layout) {
+  const Rows16Form* f = rows16_form(layout);
+  return f != nullptr ? f->run_groups : 1;
+}
 
-// Where block b of group g lies in a packed matrix, in blocks from its start.
+// Where block b of group g lies in a packed matrix, in blocks from its start:
+// block b of each group of a run in turn.
 int64_t rows16_block_index(Rows16Layout layout, int64_t g, int64_t b, int64_t n_blocks) {
-  if (is_quads(layout)) return g / kQuadGroups * kQuadGroups * n_blocks + kQuadGroups * b + g % kQuadGroups;
-  return g * n_blocks + b;
+  const int64_t run = rows16_run_groups(layout);
+  return g / run * run * n_blocks + run * b + g % run;
 }
 
 // The rows a one-token product of W works in: a group of 16, or a run of
@@ -1230,7 +1242,9 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
   if (rows16_layout_type(layout) != W.type)
     throw Error("pack_rows16: that packed form is another type's than " + std::string(dtype_name(W.type)));
   if (W.rows() % (kRows16 * rows16_run_groups(layout)) != 0)
-    throw Error("pack_rows16: the quads forms need a multiple of 64 rows; this matrix has " + std::to_string(W.rows()));
+    throw Error("pack_rows16: that packed form needs a multiple of " +
+                std::to_string(kRows16 * rows16_run_groups(layout)) + " rows; this matrix has " +
+                std::to_string(W.rows()));
   const int64_t n_blocks = W.cols() / rows16_block_cols(W.type), block_bytes = rows16_block_bytes(W.type);
   for (int64_t g = 0; g < W.rows() / kRows16; ++g) {
     for (int64_t b = 0; b < n_blocks; ++b) {
@@ -1240,11 +1254,14 @@ void pack_rows16(const TensorView& W, uint8_t* out, Rows16Layout layout) {
 }
 
 Rows16Layout rows16_layout(const TensorView& W) {
-  const bool long_rows = W.cols() >= kQuadsMinCols && W.rows() % (kRows16 * kQuadGroups) == 0;
-  if (long_rows && W.type == DType::Q4_K && active().gemv_q4_k_quads != detail::reference::gemv_q4_k_quads)
-    return Rows16Layout::Q4_K_Quads;
-  if (long_rows && W.type == DType::Q6_K && active().gemv_q6_k_quads != detail::reference::gemv_q6_k_quads)
-    return Rows16Layout::Q6_K_Quads;
+  if (W.cols() >= kQuadsMinCols) {
+    // The type's form that interleaves groups, where W's rows are whole runs
+    // of it and the active instruction set has its own kernel for it.
+    for (const Rows16Form& f : kRows16Forms)
+      if (f.type == W.type && f.run_groups > 1 && W.rows() % (kRows16 * f.run_groups) == 0 &&
+          active().*(f.kernel) != f.reference)
+        return f.layout;
+  }
   return rows16_layout(W.type);
 }
 
