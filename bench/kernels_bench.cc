@@ -3,7 +3,11 @@
 // computable type and every ISA this CPU runs, on random weights shaped
 // 1024x1024 and 1024x3072 (rows x cols); the fast path (Fast/), its
 // one-token products on the packed copies (Packed/),
-// attention, and products streaming from memory (Stream/, LongRows/).
+// attention, and products streaming from memory (Stream/, LongRows/); the
+// row kernels between the products (RmsNorm/, SiluMul/, QuantizeActs/,
+// Dequantize/, SoftmaxSums/, FindAbove/, F32ToF16/, F16ToF32/) per ISA, the
+// scalar reference among them, and the fused SwiGLU section against its
+// steps apart (Swiglu/).
 //
 //   kernels_bench --benchmark_filter='Dot/Q4_K'   (one family)
 //   kernels_bench --benchmark_min_time=0.05       (a quick pass)
@@ -387,6 +391,167 @@ void bench_attention(benchmark::State& state, AttentionCase c) {
                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
+// The row kernels between the products, one thread, in cache: each ISA's
+// variant beside the scalar reference (the "scalar" ISA runs it).
+std::vector<float> random_floats(int64_t n, uint32_t seed, float lo = -4.0f, float hi = 4.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> value(lo, hi);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = value(rng);
+  return x;
+}
+
+bool use_isa(benchmark::State& state, const std::string& isa) {
+  if (kernels::force_isa(isa)) return true;
+  state.SkipWithError("ISA not available");
+  return false;
+}
+
+// Bytes read and written per call and values per call, as rates.
+void set_row_bytes(benchmark::State& state, int64_t bytes) {
+  state.SetBytesProcessed(state.iterations() * bytes);
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
+void bench_rms_norm(benchmark::State& state, std::string isa) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  const auto x = random_floats(n, 1), w = random_floats(n, 2, 0.5f, 1.5f);
+  std::vector<float> out(static_cast<size_t>(n));
+  for (auto _ : state) {
+    kernels::rms_norm(x.data(), w.data(), out.data(), n, 1e-6f);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_row_bytes(state, 3 * 4 * n);
+}
+
+void bench_silu_mul(benchmark::State& state, std::string isa) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  const auto g0 = random_floats(n, 1), u = random_floats(n, 2);
+  std::vector<float> g(g0);
+  for (auto _ : state) {
+    // In place: restore the gate values each time (a copy in L1, small
+    // beside the exponentials).
+    std::memcpy(g.data(), g0.data(), g.size() * sizeof(float));
+    kernels::silu_mul(g.data(), u.data(), n);
+    benchmark::DoNotOptimize(g.data());
+    benchmark::ClobberMemory();
+  }
+  set_row_bytes(state, 3 * 4 * n);
+}
+
+// One token's activations quantized for a product with `weight_type`
+// (Activations::prepare_for: the blocks and every derived array the
+// active ISA's kernels read), as the forward pass does before each product.
+void bench_quantize_acts(benchmark::State& state, std::string isa, DType weight_type) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  const auto x = random_floats(n, 3);
+  kernels::Activations acts;
+  acts.reserve(1, n);
+  for (auto _ : state) {
+    acts.set(x.data(), n, 1, n);
+    acts.prepare_for(weight_type, nullptr);
+    benchmark::DoNotOptimize(&acts);
+    benchmark::ClobberMemory();
+  }
+  set_row_bytes(state, 4 * n);
+}
+
+void bench_dequantize(benchmark::State& state, std::string isa, DType type) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  std::mt19937 rng(5);
+  const auto row = random_weights(type, Shape{1, n}, rng);
+  std::vector<float> out(static_cast<size_t>(n));
+  for (auto _ : state) {
+    kernels::dequantize_row(type, row.data(), out.data(), n);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_row_bytes(state, static_cast<int64_t>(row.size()) + 4 * n);
+}
+
+// A row of logits (a vocabulary's worth): the sums behind a token's
+// log-probability and the entropy, and the top-k scan.
+void bench_softmax_sums(benchmark::State& state, std::string isa) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  const auto x = random_floats(n, 4, -20.0f, 20.0f);
+  for (auto _ : state) benchmark::DoNotOptimize(kernels::softmax_sums(x.data(), n));
+  set_row_bytes(state, 4 * n);
+}
+
+void bench_find_above(benchmark::State& state, std::string isa) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  const auto x = random_floats(n, 4, -20.0f, 20.0f);
+  // Above every value: the whole row is scanned, as after the first k.
+  for (auto _ : state) benchmark::DoNotOptimize(kernels::find_above(x.data(), 0, n, 21.0f));
+  set_row_bytes(state, 4 * n);
+}
+
+void bench_f16_rows(benchmark::State& state, std::string isa, bool to_f16) {
+  if (!use_isa(state, isa)) return;
+  const int64_t n = state.range(0);
+  const auto x = random_floats(n, 6);
+  std::vector<uint16_t> h(static_cast<size_t>(n));
+  kernels::f32_to_f16_row(x.data(), h.data(), n);
+  std::vector<float> back(static_cast<size_t>(n));
+  for (auto _ : state) {
+    if (to_f16) {
+      kernels::f32_to_f16_row(x.data(), h.data(), n);
+      benchmark::DoNotOptimize(h.data());
+    } else {
+      kernels::f16_to_f32_row(h.data(), back.data(), n);
+      benchmark::DoNotOptimize(back.data());
+    }
+    benchmark::ClobberMemory();
+  }
+  set_row_bytes(state, 6 * n);
+}
+
+// One token's gate and up products with SwiGLU and the down product's
+// quantizing, packed Q4_K matrices of rows x cols (in cache): the fused
+// section (kernels::swiglu_fast, fused = 1) against the same work as three
+// steps (both products in one section, then SiLU times up and the
+// quantizing on the calling thread, fused = 0).
+void bench_swiglu(benchmark::State& state, Shape shape) {
+  const bool fused = state.range(0) != 0;
+  const int threads = static_cast<int>(state.range(1));
+  kernels::force_isa("auto");
+  std::mt19937 rng(8);
+  const auto gate_rows = random_weights(DType::Q4_K, shape, rng), up_rows = random_weights(DType::Q4_K, shape, rng);
+  const int64_t stride = glassbox::row_bytes(DType::Q4_K, shape.cols);
+  glassbox::TensorView G = glassbox::TensorView::matrix(DType::Q4_K, gate_rows.data(), shape.cols, shape.rows, stride);
+  glassbox::TensorView U = glassbox::TensorView::matrix(DType::Q4_K, up_rows.data(), shape.cols, shape.rows, stride);
+  std::vector<uint8_t> packed_g(static_cast<size_t>(kernels::rows16_bytes(G))), packed_u(packed_g.size());
+  kernels::attach_rows16(G, packed_g.data());
+  kernels::attach_rows16(U, packed_u.data());
+  const auto x = random_floats(shape.cols, 9, -1.0f, 1.0f);
+  std::vector<float> gate(static_cast<size_t>(shape.rows)), up(gate.size());
+  glassbox::ThreadPool pool(threads);
+  kernels::Activations acts, hidden;
+  hidden.reserve(1, shape.rows);
+  for (auto _ : state) {
+    acts.set(x.data(), shape.cols, 1, shape.cols);
+    hidden.set(gate.data(), shape.rows, 1, shape.rows);
+    if (fused) {
+      kernels::swiglu_fast(G, U, acts, gate.data(), up.data(), hidden, DType::Q4_K, &pool);
+    } else {
+      const kernels::MatmulTask tasks[] = {{&G, &acts, gate.data(), shape.rows}, {&U, &acts, up.data(), shape.rows}};
+      kernels::matmul_fast(tasks, &pool);
+      kernels::silu_mul(gate.data(), up.data(), shape.rows);
+      hidden.prepare_for(DType::Q4_K, nullptr);
+    }
+    benchmark::DoNotOptimize(&hidden);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(packed_g.size() + packed_u.size()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -473,6 +638,36 @@ int main(int argc, char** argv) {
           ->ArgNames({"tokens", "past"})
           ->Unit(benchmark::kMicrosecond);
     }
+  }
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!kernels::force_isa(isa)) continue;
+    const std::string is(isa);
+    auto row_bench = [](const std::string& name, auto fn, std::initializer_list<int64_t> sizes) {
+      auto* b = benchmark::RegisterBenchmark(name.c_str(), fn)->ArgName("n")->Unit(benchmark::kNanosecond);
+      for (int64_t n : sizes) b->Arg(n);
+    };
+    // The 0.6B and 1.5B models' hidden sizes, FFN sizes, vocabulary.
+    row_bench("RmsNorm/" + is, [is](benchmark::State& s) { bench_rms_norm(s, is); }, {1024, 1536});
+    row_bench("SiluMul/" + is, [is](benchmark::State& s) { bench_silu_mul(s, is); }, {3072, 8960});
+    for (auto [label, weight_type] : {std::pair{"Q8_32", DType::Q8_0}, std::pair{"Q8_256", DType::Q4_K}})
+      row_bench(std::string("QuantizeActs/") + label + "/" + is,
+                [is, weight_type](benchmark::State& s) { bench_quantize_acts(s, is, weight_type); },
+                {1024, 3072, 8960});
+    for (DType type : {DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K})
+      row_bench(std::string("Dequantize/") + std::string(glassbox::dtype_name(type)) + "/" + is,
+                [is, type](benchmark::State& s) { bench_dequantize(s, is, type); }, {1024, 8960 / 256 * 256});
+    row_bench("SoftmaxSums/" + is, [is](benchmark::State& s) { bench_softmax_sums(s, is); }, {151936});
+    row_bench("FindAbove/" + is, [is](benchmark::State& s) { bench_find_above(s, is); }, {151936});
+    row_bench("F32ToF16/" + is, [is](benchmark::State& s) { bench_f16_rows(s, is, true); }, {4096});
+    row_bench("F16ToF32/" + is, [is](benchmark::State& s) { bench_f16_rows(s, is, false); }, {4096});
+  }
+  for (Shape shape : {Shape{3072, 1024}, Shape{8960, 1536}}) {
+    benchmark::RegisterBenchmark(
+        ("Swiglu/Q4_K/" + std::to_string(shape.rows) + "x" + std::to_string(shape.cols)).c_str(),
+        [shape](benchmark::State& s) { bench_swiglu(s, shape); })
+        ->ArgsProduct({{0, 1}, {1, 2}})
+        ->ArgNames({"fused", "threads"})
+        ->Unit(benchmark::kMicrosecond);
   }
   kernels::force_isa("auto");
   for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0}) {
