@@ -711,15 +711,25 @@ struct AttentionCase {
 };
 
 // Attention of c's queries q over a cache (k, v) of kv_type, rows kv_stride
-// values apart, by the scalar reference or the active ISA.
+// values apart, by the scalar reference or the active ISA. The query heads
+// lie kHeadGap values apart with NaN between them and after the last, and
+// the output heads likewise with a marker: a kernel that reads a query past
+// its head size (the last one's past its buffer) gets NaN scores, and one
+// that writes past an output head fails here.
+constexpr int64_t kHeadGap = 3, kGuard = 64;
 std::vector<float> attend(const AttentionCase& c, const std::vector<float>& q, DType kv_type, const void* k,
                           const void* v, int64_t kv_stride, bool reference) {
-  std::vector<float> out(q.size(), NAN);
+  const int64_t heads = static_cast<int64_t>(c.n_tokens) * c.n_heads, stride = c.head_dim + kHeadGap;
+  std::vector<float> q_gapped(static_cast<size_t>(heads * stride + kGuard), NAN);
+  for (int64_t h = 0; h < heads; ++h)
+    std::copy_n(q.begin() + h * c.head_dim, c.head_dim, q_gapped.begin() + h * stride);
+  constexpr float kMarker = -12345.0f;
+  std::vector<float> out_gapped(q_gapped.size(), kMarker);
   AttentionArgs a;
-  a.q = q.data();
-  a.q_head_stride = c.head_dim;
-  a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
-  a.out = out.data();
+  a.q = q_gapped.data();
+  a.q_head_stride = stride;
+  a.q_token_stride = static_cast<int64_t>(c.n_heads) * stride;
+  a.out = out_gapped.data();
   a.out_head_stride = a.q_head_stride;
   a.out_token_stride = a.q_token_stride;
   a.n_tokens = c.n_tokens;
@@ -737,6 +747,14 @@ std::vector<float> attend(const AttentionCase& c, const std::vector<float>& q, D
     AttentionScratch scratch;
     attention(a, scratch);
   }
+  std::vector<float> out(q.size(), NAN);
+  for (int64_t h = 0; h < heads; ++h) {
+    std::copy_n(out_gapped.begin() + h * stride, c.head_dim, out.begin() + h * c.head_dim);
+    for (int64_t i = h * stride + c.head_dim; i < (h + 1) * stride; ++i)
+      EXPECT_EQ(out_gapped[static_cast<size_t>(i)], kMarker) << "written past output head " << h;
+  }
+  for (size_t i = static_cast<size_t>(heads * stride); i < out_gapped.size(); ++i)
+    EXPECT_EQ(out_gapped[i], kMarker) << "written past the last output head";
   return out;
 }
 
@@ -746,11 +764,17 @@ std::vector<float> run_attention(const AttentionCase& c, DType kv_type, const st
                                  const std::vector<float>& k, const std::vector<float>& v, bool reference) {
   const int64_t kv_stride = c.head_dim + 5;  // rows of a wider cache
   const int64_t positions = c.n_past + c.n_tokens;
-  if (kv_type != DType::F16) return attend(c, q, kv_type, k.data(), v.data(), kv_stride, reference);
+  // NaN in the 5 values after each row's head: a kernel that reads a key or
+  // value past the head size gets NaN.
+  std::vector<float> k_gapped(k), v_gapped(v);
+  for (int64_t j = 0; j < positions; ++j)
+    for (int64_t i = c.head_dim; i < kv_stride; ++i)
+      k_gapped[static_cast<size_t>(j * kv_stride + i)] = v_gapped[static_cast<size_t>(j * kv_stride + i)] = NAN;
+  if (kv_type != DType::F16) return attend(c, q, kv_type, k_gapped.data(), v_gapped.data(), kv_stride, reference);
   std::vector<uint16_t> k16(static_cast<size_t>(positions * kv_stride)), v16(k16.size());
   for (size_t i = 0; i < k16.size(); ++i) {
-    k16[i] = f32_to_fp16(k[i]);
-    v16[i] = f32_to_fp16(v[i]);
+    k16[i] = f32_to_fp16(k_gapped[i]);
+    v16[i] = f32_to_fp16(v_gapped[i]);
   }
   return attend(c, q, kv_type, k16.data(), v16.data(), kv_stride, reference);
 }

@@ -556,9 +556,11 @@ inline __m512 load_chunk(const KvRows& r, int64_t row, int c) {
 // argument so that the 4 R sums stay in registers: with a run-time row count
 // they lived on the stack and every multiply-add also loaded and stored
 // (kernels_bench Attention/avx512: 1.25-1.45x faster for 1 and 64 tokens).
+// `hd` is the head size: the query rows hold that many values (a converted
+// block's key rows are longer, padded with zeros, and the query must not be
+// read past its own values: the last row's would be past its buffer).
 template <int R>
-void score_block(const RowState* rows, const KvRows& k_rows, int64_t row0, int nj, int chunks, float* probs) {
-  const int hd = k_rows.hd;
+void score_block(const RowState* rows, const KvRows& k_rows, int hd, int64_t row0, int nj, int chunks, float* probs) {
   for (int j = 0; j < nj; j += 4) {
     __m512 acc[R][4];
     for (int i = 0; i < R; ++i)
@@ -578,21 +580,21 @@ void score_block(const RowState* rows, const KvRows& k_rows, int64_t row0, int n
   }
 }
 
-void score_block_any(const RowState* rows, int n_rows, const KvRows& k_rows, int64_t row0, int nj, int chunks,
+void score_block_any(const RowState* rows, int n_rows, const KvRows& k_rows, int hd, int64_t row0, int nj, int chunks,
                      float* probs) {
   static_assert(kRowGroup == 4);
   switch (n_rows) {
     case 4:
-      score_block<4>(rows, k_rows, row0, nj, chunks, probs);
+      score_block<4>(rows, k_rows, hd, row0, nj, chunks, probs);
       break;
     case 3:
-      score_block<3>(rows, k_rows, row0, nj, chunks, probs);
+      score_block<3>(rows, k_rows, hd, row0, nj, chunks, probs);
       break;
     case 2:
-      score_block<2>(rows, k_rows, row0, nj, chunks, probs);
+      score_block<2>(rows, k_rows, hd, row0, nj, chunks, probs);
       break;
     default:
-      score_block<1>(rows, k_rows, row0, nj, chunks, probs);
+      score_block<1>(rows, k_rows, hd, row0, nj, chunks, probs);
       break;
   }
 }
@@ -751,7 +753,7 @@ void attention_impl(const AttentionArgs& a, AttentionScratch& scratch) {
         any = any || rows[i].n_keys > j0;
       }
       if (!any) continue;  // the whole block is in these rows' future
-      score_block_any(rows, n_rows, k_rows, row0, nj, chunks, probs);
+      score_block_any(rows, n_rows, k_rows, hd, row0, nj, chunks, probs);
       // Online softmax per row: masked scores get probability 0.
       for (int i = 0; i < n_rows; ++i) {
         RowState& row = rows[i];
