@@ -13,29 +13,16 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_test_support.h"
 #include "tensor/fp16.h"
 
 namespace glassbox::kernels {
 namespace {
 
-const char* const kAllIsas[] = {"scalar", "avx2", "avx512", "avx512vnni"};
+using test_support::available_isas;
+using test_support::IsaGuard;
+using test_support::kAllTypes;
 const DType kQuantTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
-const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
-                           DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
-
-class IsaGuard {
- public:
-  ~IsaGuard() { force_isa("auto"); }
-};
-
-// The ISAs of kAllIsas this CPU runs (forcing each in turn).
-std::vector<std::string> available_isas() {
-  IsaGuard guard;
-  std::vector<std::string> out;
-  for (const char* isa : kAllIsas)
-    if (force_isa(isa)) out.push_back(isa);
-  return out;
-}
 
 // The CPU tunings to run an ISA's kernels with (kernels::CpuTuning): on
 // AVX-512 both ways, whatever this CPU would choose, so that every variant

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "kernels/kernels_test_support.h"
 #include "tensor/fp16.h"
 
 namespace glassbox::kernels {
@@ -67,22 +68,9 @@ struct Guarded {
   GuardedBytes bytes;
 };
 
-const char* const kAllIsas[] = {"scalar", "avx2", "avx512", "avx512vnni"};
-const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
-                           DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
-
-class IsaGuard {
- public:
-  ~IsaGuard() { force_isa("auto"); }
-};
-
-std::vector<std::string> available_isas() {
-  IsaGuard guard;
-  std::vector<std::string> out;
-  for (const char* isa : kAllIsas)
-    if (force_isa(isa)) out.push_back(isa);
-  return out;
-}
+using test_support::available_isas;
+using test_support::IsaGuard;
+using test_support::kAllTypes;
 
 std::vector<float> random_floats(int64_t n, std::mt19937& rng, float lo = -2.0f, float hi = 2.0f) {
   std::uniform_real_distribution<float> value(lo, hi);

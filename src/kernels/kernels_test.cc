@@ -19,6 +19,7 @@
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "kernels/block_layouts.h"
+#include "kernels/kernels_test_support.h"
 #include "tensor/fp16.h"
 
 namespace glassbox::kernels {
@@ -26,15 +27,9 @@ namespace {
 
 const std::string kModels = std::string(GLASSBOX_TEST_DATA) + "/reference/models/";
 
-const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0,
-                           DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
+using test_support::IsaGuard;
+using test_support::kAllTypes;
 const char* const kSimdIsas[] = {"avx2", "avx512", "avx512vnni"};
-
-// Restores automatic ISA selection when a test that forces one ends.
-class IsaGuard {
- public:
-  ~IsaGuard() { force_isa("auto"); }
-};
 
 std::string hex(const unsigned char* bytes, size_t n) {
   static const char* digits = "0123456789abcdef";
