@@ -712,22 +712,8 @@ std::vector<float> attend(const AttentionCase& c, const std::vector<float>& q, D
     std::copy_n(q.begin() + h * c.head_dim, c.head_dim, q_gapped.begin() + h * stride);
   constexpr float kMarker = -12345.0f;
   std::vector<float> out_gapped(q_gapped.size(), kMarker);
-  AttentionArgs a;
-  a.q = q_gapped.data();
-  a.q_head_stride = stride;
-  a.q_token_stride = static_cast<int64_t>(c.n_heads) * stride;
-  a.out = out_gapped.data();
-  a.out_head_stride = a.q_head_stride;
-  a.out_token_stride = a.q_token_stride;
-  a.n_tokens = c.n_tokens;
-  a.n_heads = c.n_heads;
-  a.head_dim = c.head_dim;
-  a.n_past = c.n_past;
-  a.kv_type = kv_type;
-  a.k = k;
-  a.v = v;
-  a.kv_stride = kv_stride;
-  a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const AttentionArgs a = test_support::attention_args({c.n_tokens, c.n_heads, c.head_dim, c.n_past}, q_gapped.data(),
+                                                       out_gapped.data(), stride, kv_type, k, v, kv_stride);
   if (reference) {
     scalar::attention(a);
   } else {

@@ -326,24 +326,9 @@ TEST(GuardedReads, Attention) {
       store(v, v_bytes);
       Guarded<float> gq(q, Edge::End);
       Guarded<uint8_t> gk(k_bytes, Edge::End), gv(v_bytes, Edge::End);
+      const test_support::AttentionShape shape{c.n_tokens, c.n_heads, c.head_dim, c.n_past};
       auto args = [&](const float* q_data, const void* k_data, const void* v_data, float* out) {
-        AttentionArgs a;
-        a.q = q_data;
-        a.q_head_stride = c.head_dim;
-        a.q_token_stride = static_cast<int64_t>(c.n_heads) * c.head_dim;
-        a.out = out;
-        a.out_head_stride = a.q_head_stride;
-        a.out_token_stride = a.q_token_stride;
-        a.n_tokens = c.n_tokens;
-        a.n_heads = c.n_heads;
-        a.head_dim = c.head_dim;
-        a.n_past = c.n_past;
-        a.kv_type = kv_type;
-        a.k = k_data;
-        a.v = v_data;
-        a.kv_stride = c.head_dim;
-        a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-        return a;
+        return test_support::attention_args(shape, q_data, out, c.head_dim, kv_type, k_data, v_data, c.head_dim);
       };
       std::vector<float> want(q.size()), got(q.size());
       scalar::attention(args(q.data(), k_bytes.data(), v_bytes.data(), want.data()));

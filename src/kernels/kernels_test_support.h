@@ -3,6 +3,7 @@
 // that forces one ends.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,33 @@ inline std::vector<std::string> available_isas() {
   for (const char* isa : kAllIsas)
     if (force_isa(isa)) out.push_back(isa);
   return out;
+}
+
+// Attention over a cache of kv_type (rows kv_stride values apart): query and
+// output heads head_stride values apart, every token's heads after the
+// previous token's, scores scaled by 1 / sqrt(head_dim).
+struct AttentionShape {
+  int n_tokens, n_heads, head_dim, n_past;
+};
+inline AttentionArgs attention_args(const AttentionShape& s, const float* q, float* out, int64_t head_stride,
+                                    DType kv_type, const void* k, const void* v, int64_t kv_stride) {
+  AttentionArgs a;
+  a.q = q;
+  a.q_head_stride = head_stride;
+  a.q_token_stride = static_cast<int64_t>(s.n_heads) * head_stride;
+  a.out = out;
+  a.out_head_stride = head_stride;
+  a.out_token_stride = a.q_token_stride;
+  a.n_tokens = s.n_tokens;
+  a.n_heads = s.n_heads;
+  a.head_dim = s.head_dim;
+  a.n_past = s.n_past;
+  a.kv_type = kv_type;
+  a.k = k;
+  a.v = v;
+  a.kv_stride = kv_stride;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  return a;
 }
 
 }  // namespace glassbox::kernels::test_support
