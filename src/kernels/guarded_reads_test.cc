@@ -16,6 +16,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -213,42 +214,48 @@ TEST(GuardedReads, FastProducts) {
   std::mt19937 rng(7);
   for (const std::string& isa : available_isas()) {
     for (const DType type : kAllTypes) {
+      // A few blocks a row, and for the K types also rows long enough for
+      // the quads forms (kQuadsMinCols, whole runs of 64 rows).
       const int64_t block = traits(type).block_elems;
-      const int64_t cols = block == 1 ? 200 : block == 256 ? 512 : 96, rows = 48;
-      const int64_t stride = row_bytes(type, cols);
-      SCOPED_TRACE(isa + " " + std::string(dtype_name(type)));
-      ASSERT_TRUE(force_isa(isa));
-      const auto data = random_rows(type, cols, rows, rng);
-      Guarded<uint8_t> gdata(data, Edge::End);
-      const TensorView plain = TensorView::matrix(type, data.data(), cols, rows, stride);
-      TensorView guarded = TensorView::matrix(type, gdata.get(), cols, rows, stride);
-      for (const int64_t n_tokens : {int64_t{1}, int64_t{5}}) {
-        const auto X = random_floats(n_tokens * cols, rng);
-        Guarded<float> gX(X, Edge::End);
-        Activations acts, gacts;
-        acts.set(X.data(), cols, n_tokens, cols);
-        gacts.set(gX.get(), cols, n_tokens, cols);
-        std::vector<float> want(static_cast<size_t>(n_tokens * rows)), got(want.size());
-        matmul_fast(plain, acts, want.data(), nullptr);
-        matmul_fast(guarded, gacts, got.data(), nullptr);
-        for (size_t i = 0; i < want.size(); ++i)
-          ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << n_tokens << " tokens, " << i;
-      }
-      if (can_pack_rows16(plain)) {
-        // The packed copy, as generation reads it, ending at the guard.
-        std::vector<uint8_t> packed_plain(static_cast<size_t>(rows16_bytes(plain)));
-        TensorView packed = plain;
-        attach_rows16(packed, packed_plain.data());
-        Guarded<uint8_t> gpacked(packed_plain, Edge::End);
-        TensorView packed_guarded = packed;
-        packed_guarded.rows16 = gpacked.get();
-        const auto X = random_floats(cols, rng);
-        Activations acts;
-        acts.set(X.data(), cols, 1, cols);
-        std::vector<float> want(static_cast<size_t>(rows)), got(want.size());
-        matmul_fast(packed, acts, want.data(), nullptr);
-        matmul_fast(packed_guarded, acts, got.data(), nullptr);
-        ASSERT_EQ(got, want);
+      std::vector<std::pair<int64_t, int64_t>> shapes = {{block == 1 ? 200 : block == 256 ? 512 : 96, 48}};
+      if (block == 256) shapes.emplace_back(kQuadsMinCols, 64);
+      for (const auto& [cols, rows] : shapes) {
+        const int64_t stride = row_bytes(type, cols);
+        SCOPED_TRACE(isa + " " + std::string(dtype_name(type)) + " " + std::to_string(rows) + "x" +
+                     std::to_string(cols));
+        ASSERT_TRUE(force_isa(isa));
+        const auto data = random_rows(type, cols, rows, rng);
+        Guarded<uint8_t> gdata(data, Edge::End);
+        const TensorView plain = TensorView::matrix(type, data.data(), cols, rows, stride);
+        TensorView guarded = TensorView::matrix(type, gdata.get(), cols, rows, stride);
+        for (const int64_t n_tokens : {int64_t{1}, int64_t{5}}) {
+          const auto X = random_floats(n_tokens * cols, rng);
+          Guarded<float> gX(X, Edge::End);
+          Activations acts, gacts;
+          acts.set(X.data(), cols, n_tokens, cols);
+          gacts.set(gX.get(), cols, n_tokens, cols);
+          std::vector<float> want(static_cast<size_t>(n_tokens * rows)), got(want.size());
+          matmul_fast(plain, acts, want.data(), nullptr);
+          matmul_fast(guarded, gacts, got.data(), nullptr);
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << n_tokens << " tokens, " << i;
+        }
+        if (can_pack_rows16(plain)) {
+          // The packed copy, as generation reads it, ending at the guard.
+          std::vector<uint8_t> packed_plain(static_cast<size_t>(rows16_bytes(plain)));
+          TensorView packed = plain;
+          attach_rows16(packed, packed_plain.data());
+          Guarded<uint8_t> gpacked(packed_plain, Edge::End);
+          TensorView packed_guarded = packed;
+          packed_guarded.rows16 = gpacked.get();
+          const auto X = random_floats(cols, rng);
+          Activations acts;
+          acts.set(X.data(), cols, 1, cols);
+          std::vector<float> want(static_cast<size_t>(rows)), got(want.size());
+          matmul_fast(packed, acts, want.data(), nullptr);
+          matmul_fast(packed_guarded, acts, got.data(), nullptr);
+          ASSERT_EQ(got, want);
+        }
       }
     }
   }
