@@ -33,15 +33,15 @@ enum class Edge { End, Start };
 class GuardedBytes {
  public:
   GuardedBytes(size_t bytes, Edge edge) {
-    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t body = (bytes + page_ - 1) / page_ * page_;
-    size_ = body + 2 * page_;
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t body = (bytes + page - 1) / page * page;
+    size_ = body + 2 * page;
     void* base = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) throw std::runtime_error("mmap failed");
     base_ = static_cast<uint8_t*>(base);
-    if (mprotect(base_, page_, PROT_NONE) != 0 || mprotect(base_ + page_ + body, page_, PROT_NONE) != 0)
+    if (mprotect(base_, page, PROT_NONE) != 0 || mprotect(base_ + page + body, page, PROT_NONE) != 0)
       throw std::runtime_error("mprotect failed");
-    data_ = edge == Edge::End ? base_ + page_ + body - bytes : base_ + page_;
+    data_ = edge == Edge::End ? base_ + page + body - bytes : base_ + page;
   }
   ~GuardedBytes() { munmap(base_, size_); }
   GuardedBytes(const GuardedBytes&) = delete;
@@ -54,7 +54,7 @@ class GuardedBytes {
   }
 
  private:
-  size_t page_ = 0, size_ = 0;
+  size_t size_ = 0;
   uint8_t* base_ = nullptr;
   uint8_t* data_ = nullptr;
 };
@@ -73,54 +73,16 @@ using test_support::available_isas;
 using test_support::IsaGuard;
 using test_support::kAllTypes;
 
-std::vector<float> random_floats(int64_t n, std::mt19937& rng, float lo = -2.0f, float hi = 2.0f) {
-  std::uniform_real_distribution<float> value(lo, hi);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (float& v : x) v = value(rng);
-  return x;
-}
+using test_support::random_floats;
 
-// Random stored rows with finite, moderate scales (random bytes elsewhere).
+// Random rows of `rows` x n values of `type`, rows back to back. Q8_0 without
+// the value -128, as ggml writes it and the packed form needs it.
 std::vector<uint8_t> random_rows(DType type, int64_t n, int64_t rows, std::mt19937& rng) {
-  const int64_t stride = row_bytes(type, n);
-  std::vector<uint8_t> bytes(static_cast<size_t>(stride * rows));
-  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
-  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-  auto put16 = [&](size_t at, uint16_t v) { std::memcpy(&bytes[at], &v, 2); };
-  const size_t block = static_cast<size_t>(traits(type).block_bytes);
-  for (size_t at = 0; at < bytes.size(); at += block) {
-    switch (type) {
-      case DType::F32: {
-        const float f = value(rng);
-        std::memcpy(&bytes[at], &f, 4);
-        break;
-      }
-      case DType::F16:
-        put16(at, f32_to_fp16(value(rng)));
-        break;
-      case DType::BF16:
-        put16(at, f32_to_bf16(value(rng)));
-        break;
-      case DType::Q4_0:
-      case DType::Q5_0:
-        put16(at, f32_to_fp16(0.01f * value(rng)));
-        break;
-      case DType::Q8_0:
-        put16(at, f32_to_fp16(0.01f * value(rng)));
-        for (size_t i = at + 2; i < at + 34; ++i)
-          if (bytes[i] == 0x80) bytes[i] = 0x81;  // as ggml writes them (the packed form needs it)
-        break;
-      case DType::Q4_K:
-        put16(at, f32_to_fp16(0.01f * value(rng)));
-        put16(at + 2, f32_to_fp16(0.01f * value(rng)));
-        break;
-      case DType::Q6_K:
-        put16(at + 208, f32_to_fp16(0.01f * value(rng)));
-        break;
-      default:
-        break;
-    }
-  }
+  auto bytes = test_support::random_rows(type, n, rows, row_bytes(type, n), rng);
+  if (type == DType::Q8_0)
+    for (size_t at = 0; at < bytes.size(); at += 34)
+      for (size_t i = at + 2; i < at + 34; ++i)
+        if (bytes[i] == 0x80) bytes[i] = 0x81;
   return bytes;
 }
 
@@ -139,7 +101,9 @@ TEST(GuardedReads, RowKernels) {
     for (const Edge edge : {Edge::End, Edge::Start}) {
       for (const int64_t n : odd_lengths()) {
         SCOPED_TRACE(isa + " n=" + std::to_string(n) + (edge == Edge::End ? " end" : " start"));
-        const auto x = random_floats(n, rng), w = random_floats(n, rng, 0.5f, 1.5f), u = random_floats(n, rng);
+        const auto x = random_floats(n, rng, 2.0f), u = random_floats(n, rng, 2.0f);
+        auto w = random_floats(n, rng, 0.5f);
+        for (float& v : w) v += 1.0f;  // weights 0.5 .. 1.5
         Guarded<float> gx(x, edge), gw(w, edge), gu(u, edge);
         ASSERT_TRUE(force_isa(isa));
 
@@ -188,7 +152,7 @@ TEST(GuardedReads, DequantizeAndDot) {
           SCOPED_TRACE(isa + " " + std::string(dtype_name(type)) + " n=" + std::to_string(n) +
                        (edge == Edge::End ? " end" : " start"));
           const auto row = random_rows(type, n, 1, rng);
-          const auto x = random_floats(n, rng);
+          const auto x = random_floats(n, rng, 2.0f);
           Guarded<uint8_t> grow(row, edge);
           Guarded<float> gx(x, edge);
           ASSERT_TRUE(force_isa(isa));
@@ -229,7 +193,7 @@ TEST(GuardedReads, FastProducts) {
         const TensorView plain = TensorView::matrix(type, data.data(), cols, rows, stride);
         TensorView guarded = TensorView::matrix(type, gdata.get(), cols, rows, stride);
         for (const int64_t n_tokens : {int64_t{1}, int64_t{5}}) {
-          const auto X = random_floats(n_tokens * cols, rng);
+          const auto X = random_floats(n_tokens * cols, rng, 2.0f);
           Guarded<float> gX(X, Edge::End);
           Activations acts, gacts;
           acts.set(X.data(), cols, n_tokens, cols);
@@ -248,7 +212,7 @@ TEST(GuardedReads, FastProducts) {
           Guarded<uint8_t> gpacked(packed_plain, Edge::End);
           TensorView packed_guarded = packed;
           packed_guarded.rows16 = gpacked.get();
-          const auto X = random_floats(cols, rng);
+          const auto X = random_floats(cols, rng, 2.0f);
           Activations acts;
           acts.set(X.data(), cols, 1, cols);
           std::vector<float> want(static_cast<size_t>(rows)), got(want.size());
@@ -273,7 +237,7 @@ TEST(GuardedReads, LongRowProducts) {
         SCOPED_TRACE(isa + " " + std::string(dtype_name(type)) + " n=" + std::to_string(n));
         const int64_t rows = 5, stride = row_bytes(type, n);
         const auto w = random_rows(type, n, rows, rng);
-        const auto x = random_floats(n, rng);
+        const auto x = random_floats(n, rng, 2.0f);
         Guarded<uint8_t> gw(w, Edge::End);
         Guarded<float> gx(x, Edge::End);
         ASSERT_TRUE(force_isa(isa));
@@ -307,8 +271,9 @@ TEST(GuardedReads, Attention) {
                         {3, 2, 72, 40}, {1, 2, 96, 70}, {5, 2, 128, 61}};
   for (const Case& c : cases) {
     const int64_t positions = c.n_past + c.n_tokens;
-    const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng);
-    const auto k = random_floats(positions * c.head_dim, rng), v = random_floats(positions * c.head_dim, rng);
+    const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng, 2.0f);
+    const auto k = random_floats(positions * c.head_dim, rng, 2.0f),
+               v = random_floats(positions * c.head_dim, rng, 2.0f);
     for (const DType kv_type : {DType::F32, DType::F16, DType::Q8_0}) {
       if (kv_type == DType::Q8_0 && c.head_dim % 32 != 0) continue;  // whole blocks only
       std::vector<uint8_t> k_bytes, v_bytes;

@@ -4,10 +4,14 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
+#include "tensor/fp16.h"
 
 namespace glassbox::kernels::test_support {
 
@@ -30,6 +34,59 @@ inline std::vector<std::string> available_isas() {
   for (const char* isa : kAllIsas)
     if (force_isa(isa)) out.push_back(isa);
   return out;
+}
+
+inline void put_u16(std::vector<uint8_t>& bytes, size_t at, uint16_t v) { std::memcpy(&bytes[at], &v, 2); }
+
+// Random stored rows: random bytes with finite scales of moderate size.
+inline std::vector<uint8_t> random_rows(DType type, int64_t n, int64_t rows, int64_t stride, std::mt19937& rng) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(stride * rows));
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+  std::uniform_real_distribution<float> scale(-0.1f, 0.1f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const size_t base = static_cast<size_t>(r * stride);
+    const size_t row_len = static_cast<size_t>(row_bytes(type, n));
+    auto half = [&](size_t at, float f) { put_u16(bytes, base + at, f32_to_fp16(f)); };
+    switch (type) {
+      case DType::F32:
+        for (int64_t i = 0; i < n; ++i) {
+          const float f = value(rng);
+          std::memcpy(&bytes[base + 4 * i], &f, 4);
+        }
+        break;
+      case DType::F16:
+        for (int64_t i = 0; i < n; ++i) half(2 * i, value(rng));
+        break;
+      case DType::BF16:
+        for (int64_t i = 0; i < n; ++i) put_u16(bytes, base + 2 * i, f32_to_bf16(value(rng)));
+        break;
+      case DType::Q4_0:
+      case DType::Q5_0:
+      case DType::Q8_0:
+        for (size_t at = 0; at < row_len; at += static_cast<size_t>(traits(type).block_bytes)) half(at, scale(rng));
+        break;
+      case DType::Q4_K:
+        for (size_t at = 0; at < row_len; at += 144) {
+          half(at, scale(rng) * 0.1f);
+          half(at + 2, scale(rng) * 0.1f);
+        }
+        break;
+      case DType::Q6_K:
+        for (size_t at = 0; at < row_len; at += 210) half(at + 208, scale(rng) * 0.1f);
+        break;
+      default:
+        break;
+    }
+  }
+  return bytes;
+}
+
+inline std::vector<float> random_floats(int64_t n, std::mt19937& rng, float range = 1.0f) {
+  std::uniform_real_distribution<float> value(-range, range);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = value(rng);
+  return x;
 }
 
 // Attention over a cache of kv_type (rows kv_stride values apart): query and
