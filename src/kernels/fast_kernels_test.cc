@@ -20,6 +20,7 @@ namespace glassbox::kernels {
 namespace {
 
 using test_support::available_isas;
+using test_support::clear_minus_128;
 using test_support::IsaGuard;
 using test_support::kAllTypes;
 const DType kQuantTypes[] = {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K};
@@ -644,9 +645,7 @@ TEST(FastMatmul, NextProductHintsPointAtEachThreadsRun) {
 
 // -------------------------------------------------------------- attention
 
-struct AttentionCase {
-  int n_tokens, n_heads, head_dim, n_past;
-};
+using AttentionCase = test_support::AttentionShape;
 
 // Attention of c's queries q over a cache (k, v) of kv_type, rows kv_stride
 // values apart, by the scalar reference or the active ISA. The query heads
@@ -663,8 +662,8 @@ std::vector<float> attend(const AttentionCase& c, const std::vector<float>& q, D
     std::copy_n(q.begin() + h * c.head_dim, c.head_dim, q_gapped.begin() + h * stride);
   constexpr float kMarker = -12345.0f;
   std::vector<float> out_gapped(q_gapped.size(), kMarker);
-  const AttentionArgs a = test_support::attention_args({c.n_tokens, c.n_heads, c.head_dim, c.n_past}, q_gapped.data(),
-                                                       out_gapped.data(), stride, kv_type, k, v, kv_stride);
+  const AttentionArgs a =
+      test_support::attention_args(c, q_gapped.data(), out_gapped.data(), stride, kv_type, k, v, kv_stride);
   if (reference) {
     scalar::attention(a);
   } else {
@@ -1007,18 +1006,6 @@ std::vector<Rows16Layout> rows16_layouts(DType type) {
   if (type == DType::Q4_0) return {Rows16Layout::Q4_0};
   if (type == DType::Q5_0) return {Rows16Layout::Q5_0_AsQ8_0};
   return {Rows16Layout::Q6_K_SixBit, Rows16Layout::Q6_K_Quads};
-}
-
-// Q8_0 rows as ggml's quantizer writes them: no value -128 (the packed
-// form cannot hold it; Rows16Q8.MinusOneTwentyEightStaysInStoredRows).
-void clear_minus_128(DType type, std::vector<uint8_t>& rows, int64_t n, int64_t n_rows, int64_t stride) {
-  if (type != DType::Q8_0) return;
-  for (int64_t r = 0; r < n_rows; ++r)
-    for (int64_t b = 0; b < n / 32; ++b)
-      for (int i = 0; i < 32; ++i) {
-        uint8_t& v = rows[static_cast<size_t>(r * stride + b * 34 + 2 + i)];
-        if (v == 0x80) v = 0x81;
-      }
 }
 
 // The packed matrix-vector products equal the scalar fast-path reference on

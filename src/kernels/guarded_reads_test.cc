@@ -72,17 +72,14 @@ struct Guarded {
 using test_support::available_isas;
 using test_support::IsaGuard;
 using test_support::kAllTypes;
-
+using test_support::put_u16;
 using test_support::random_floats;
 
 // Random rows of `rows` x n values of `type`, rows back to back. Q8_0 without
 // the value -128, as ggml writes it and the packed form needs it.
 std::vector<uint8_t> random_rows(DType type, int64_t n, int64_t rows, std::mt19937& rng) {
   auto bytes = test_support::random_rows(type, n, rows, row_bytes(type, n), rng);
-  if (type == DType::Q8_0)
-    for (size_t at = 0; at < bytes.size(); at += 34)
-      for (size_t i = at + 2; i < at + 34; ++i)
-        if (bytes[i] == 0x80) bytes[i] = 0x81;
+  test_support::clear_minus_128(type, bytes, n, rows, row_bytes(type, n));
   return bytes;
 }
 
@@ -264,12 +261,9 @@ TEST(GuardedReads, LongRowProducts) {
 TEST(GuardedReads, Attention) {
   IsaGuard guard;
   std::mt19937 rng(11);
-  struct Case {
-    int n_tokens, n_heads, head_dim, n_past;
-  };
-  const Case cases[] = {{1, 2, 8, 5},   {4, 2, 8, 33},  {1, 3, 40, 20}, {4, 2, 40, 33},
-                        {3, 2, 72, 40}, {1, 2, 96, 70}, {5, 2, 128, 61}};
-  for (const Case& c : cases) {
+  const test_support::AttentionShape cases[] = {{1, 2, 8, 5},   {4, 2, 8, 33},  {1, 3, 40, 20}, {4, 2, 40, 33},
+                                                {3, 2, 72, 40}, {1, 2, 96, 70}, {5, 2, 128, 61}};
+  for (const test_support::AttentionShape& c : cases) {
     const int64_t positions = c.n_past + c.n_tokens;
     const auto q = random_floats(static_cast<int64_t>(c.n_tokens) * c.n_heads * c.head_dim, rng, 2.0f);
     const auto k = random_floats(positions * c.head_dim, rng, 2.0f),
@@ -288,19 +282,15 @@ TEST(GuardedReads, Attention) {
           std::memcpy(out.data(), x.data(), out.size());
         } else {
           out.resize(x.size() * 2);
-          for (size_t i = 0; i < x.size(); ++i) {
-            const uint16_t h = f32_to_fp16(x[i]);
-            std::memcpy(&out[2 * i], &h, 2);
-          }
+          for (size_t i = 0; i < x.size(); ++i) put_u16(out, 2 * i, f32_to_fp16(x[i]));
         }
       };
       store(k, k_bytes);
       store(v, v_bytes);
       Guarded<float> gq(q, Edge::End);
       Guarded<uint8_t> gk(k_bytes, Edge::End), gv(v_bytes, Edge::End);
-      const test_support::AttentionShape shape{c.n_tokens, c.n_heads, c.head_dim, c.n_past};
       auto args = [&](const float* q_data, const void* k_data, const void* v_data, float* out) {
-        return test_support::attention_args(shape, q_data, out, c.head_dim, kv_type, k_data, v_data, c.head_dim);
+        return test_support::attention_args(c, q_data, out, c.head_dim, kv_type, k_data, v_data, c.head_dim);
       };
       std::vector<float> want(q.size()), got(q.size());
       scalar::attention(args(q.data(), k_bytes.data(), v_bytes.data(), want.data()));

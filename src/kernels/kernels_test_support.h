@@ -1,6 +1,7 @@
 // What the kernel tests share: the instruction sets and weight types they
-// run over, and a guard that restores automatic ISA selection when a test
-// that forces one ends.
+// run over, a guard that restores automatic ISA selection (and the CPU
+// tuning) when a test that forces one ends, random rows and activations,
+// and an attention call's arguments.
 #pragma once
 
 #include <cmath>
@@ -80,6 +81,18 @@ inline std::vector<uint8_t> random_rows(DType type, int64_t n, int64_t rows, int
     }
   }
   return bytes;
+}
+
+// Q8_0 rows as ggml's quantizer writes them: no value -128 (the packed
+// form cannot hold it; Rows16Q8.MinusOneTwentyEightStaysInStoredRows).
+inline void clear_minus_128(DType type, std::vector<uint8_t>& rows, int64_t n, int64_t n_rows, int64_t stride) {
+  if (type != DType::Q8_0) return;
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t b = 0; b < n / 32; ++b)
+      for (int i = 0; i < 32; ++i) {
+        uint8_t& v = rows[static_cast<size_t>(r * stride + b * 34 + 2 + i)];
+        if (v == 0x80) v = 0x81;
+      }
 }
 
 inline std::vector<float> random_floats(int64_t n, std::mt19937& rng, float range = 1.0f) {
